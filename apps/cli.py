@@ -1,0 +1,204 @@
+"""The ``affectstudio`` command line (contract: CLI.md).
+
+Every user mistake ends as one ``error: ...`` line on stderr and exit code 2: typed :class:`InputError`s from the
+library and click's usage errors alike. Commands import their heavy dependencies inside the function, so
+``affectstudio --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.exceptions import TyperException  # click's UsageError and kin (typer vendors click)
+
+from affectstudio.errors import AffectStudioError, DependencyError, InputError
+
+app = typer.Typer(
+    name="affectstudio",
+    help="Emotional media generation: talking portraits, dubbing and music for video.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EMOTION_HELP = ("a label ('happy', 'sad:0.5'), a mix ('happy:0.6,surprised:0.4'), free text ('a quiet, simmering "
+                "anger'), or a path to a speech .wav or a face image")
+DEVICE_HELP = "cpu, cuda, or auto (cuda when available)"
+
+
+def _not_available(feature: str) -> None:
+    raise InputError(f"{feature} is not available yet in this version of AffectStudio")
+
+
+# ---------------------------------------------------------------------------------------------- emotion
+
+
+@app.command()
+def emotion(
+    text: Optional[str] = typer.Option(None, "--text", help="a sentence or a description of a feeling"),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="a UTF-8 text file, one input per line"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="a speech recording (wav/flac/mp3/m4a/mp4)"),
+    image: Optional[Path] = typer.Option(None, "--image", help="a photo with a face"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per input"),
+) -> None:
+    """Read the emotion in text, speech or a face, in the shared emotion space."""
+    from affectstudio.apps.render import read_emotions
+
+    given = {"--text": text, "--text-file": text_file, "--audio": audio, "--image": image}
+    chosen = [k for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise InputError("give exactly one of --text, --text-file, --audio, --image"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    results = read_emotions(text=text, text_file=text_file, audio=audio, image=image)
+    for emb in results:
+        typer.echo(json.dumps(emb.to_dict()) if as_json else emb.describe())
+
+
+# ----------------------------------------------------------------------------------------------- portrait
+
+
+@app.command()
+def portrait(
+    image: Path = typer.Option(..., "--image", help="portrait photo with one clearly visible face"),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="speech to lip-sync (wav/flac/mp3/m4a/mp4)"),
+    text: Optional[str] = typer.Option(None, "--text", help="a script to speak instead of --audio"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP + "; default: read from the speech"),
+    intensity: Optional[float] = typer.Option(None, "--intensity", min=0.0, max=1.0, help="emotion intensity 0..1"),
+    seed: int = typer.Option(0, "--seed"),
+    steps: int = typer.Option(10, "--steps", min=1, max=200, help="diffusion sampling steps"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
+) -> None:
+    """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
+    from affectstudio.apps.render import render_portrait
+
+    path = render_portrait(image=image, audio=audio, text=text, emotion=emotion, intensity=intensity, seed=seed,
+                           steps=steps, device=device, size=size, output=output)
+    typer.echo(f"wrote {path}")
+
+
+# ------------------------------------------------------------------------------------- later generators
+
+
+@app.command()
+def dub(
+    video: Path = typer.Option(..., "--video"),
+    text: str = typer.Option(..., "--text"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP),
+    intensity: Optional[float] = typer.Option(None, "--intensity", min=0.0, max=1.0),
+    voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav"),
+    language: str = typer.Option("en", "--language"),
+    seed: int = typer.Option(0, "--seed"),
+    output: Path = typer.Option(..., "-o", "--output"),
+    wav: Optional[Path] = typer.Option(None, "--wav"),
+) -> None:
+    """Dub a silent clip: emotional speech timed to the speaker's lips."""
+    _not_available("dubbing (affectstudio dub)")
+
+
+@app.command()
+def music(
+    video: Path = typer.Option(..., "--video"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP),
+    style: Optional[str] = typer.Option(None, "--style"),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont"),
+    seed: int = typer.Option(0, "--seed"),
+    output: Path = typer.Option(..., "-o", "--output"),
+    wav: Optional[Path] = typer.Option(None, "--wav"),
+    midi: Optional[Path] = typer.Option(None, "--midi"),
+) -> None:
+    """Score a video: music that follows its mood and lands changes on the cuts."""
+    _not_available("music for video (affectstudio music)")
+
+
+@app.command()
+def batch(
+    jobs: Path = typer.Argument(..., help="job file (YAML)"),
+    out_dir: Path = typer.Option(..., "--out-dir"),
+    resume: bool = typer.Option(False, "--resume"),
+    processes: int = typer.Option(1, "--processes", min=1),
+) -> None:
+    """Render many jobs from a YAML file, resumably, with a manifest."""
+    _not_available("batch rendering (affectstudio batch)")
+
+
+@app.command()
+def studio(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(7860, "--port")) -> None:
+    """Open the Gradio studio."""
+    _not_available("the studio (affectstudio studio)")
+
+
+# ----------------------------------------------------------------------------------------- demo & bench
+
+
+@app.command()
+def demo(output_dir: Path = typer.Option(Path("demo_output"), "-o", "--output-dir")) -> None:
+    """Render the showcase from the bundled assets."""
+    from affectstudio.apps.demo import run_demo
+
+    for line in run_demo(output_dir):
+        typer.echo(line)
+
+
+@app.command()
+def bench(
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
+    pipelines: str = typer.Option("all", "--pipelines", help="comma-separated: emotion,portrait (default all)"),
+) -> None:
+    """Measure speed (fps, real-time factor, memory) and print JSON."""
+    from affectstudio.apps.bench import run_bench
+
+    result = run_bench(device=device, names=[p.strip() for p in pipelines.split(",") if p.strip()])
+    text = json.dumps(result, indent=2)
+    typer.echo(text)
+    if json_out is not None:
+        from affectstudio.media import atomic_path
+
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(text + "\n")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="what to train: portrait, emotion-text, emotion-speech, emotion-face"),
+) -> None:
+    """Train or retrain a model (extra options go to the trainer; see `affectstudio train TARGET --help`)."""
+    from affectstudio.apps.train import run_trainer
+
+    run_trainer(target, list(ctx.args))
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def _error(message: str, code: int) -> int:
+    first, *rest = str(message).strip().splitlines() or ["unknown error"]
+    sys.stderr.write(f"error: {first}\n" + "".join(f"  {line}\n" for line in rest))
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="affectstudio", standalone_mode=False)
+    except typer.Abort:
+        return sys.exit(_error("aborted", 130))
+    except TyperException as e:
+        return sys.exit(_error(e.format_message() if hasattr(e, "format_message") else str(e), 2))
+    except InputError as e:
+        return sys.exit(_error(str(e), 2))
+    except DependencyError as e:
+        return sys.exit(_error(str(e), 3))
+    except AffectStudioError as e:
+        return sys.exit(_error(str(e), 1))
+    except KeyboardInterrupt:
+        return sys.exit(_error("interrupted", 130))
+    sys.exit(rv if isinstance(rv, int) else 0)
