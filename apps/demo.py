@@ -1,0 +1,74 @@
+"""``affectstudio demo``: the showcase rendered from bundled assets only (no network, no user files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from affectstudio.assets import asset_path
+
+
+def emotion_showcase(output_dir: Path) -> Iterator[str]:
+    """Read the emotion of the bundled sentences, speech sample and portrait; write JSON and a valence–arousal plot."""
+    from affectstudio.apps.render import read_emotions
+    from affectstudio.media import atomic_path
+
+    sentences_file = asset_path("samples", "sentences.txt")
+    sentences = [s for s in sentences_file.read_text().splitlines() if s.strip()]
+    readings = [{"source": "text", "input": s, **e.to_dict()}
+                for s, e in zip(sentences, read_emotions(text_file=sentences_file))]
+    speech = asset_path("samples", "speech.wav")
+    readings.append({"source": "speech", "input": speech.name, **read_emotions(audio=speech)[0].to_dict()})
+    face = asset_path("samples", "portrait.jpg")
+    readings.append({"source": "face", "input": face.name, **read_emotions(image=face)[0].to_dict()})
+
+    json_path = output_dir / "emotion.json"
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(readings, indent=2) + "\n")
+    yield f"wrote {json_path} ({len(readings)} emotion readings: {len(sentences)} sentences, 1 speech clip, 1 face)"
+    png_path = output_dir / "emotion_valence_arousal.png"
+    plot_valence_arousal(readings, png_path)
+    yield f"wrote {png_path}"
+
+
+def plot_valence_arousal(readings: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from affectstudio.conditioning.emotion import VAD_ANCHORS
+    from affectstudio.media import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
+    ax.axhline(0, color="0.8", lw=1)
+    ax.axvline(0, color="0.8", lw=1)
+    for label, (v, a, _) in VAD_ANCHORS.items():
+        ax.scatter(v, a, marker="x", color="0.5")
+        ax.annotate(label, (v, a), textcoords="offset points", xytext=(4, -10), color="0.4", fontsize=9)
+    colors = {"text": "tab:blue", "speech": "tab:orange", "face": "tab:green", "portrait": "tab:red"}
+    for r in readings:
+        ax.scatter(r["valence"], r["arousal"], s=40 + 120 * r["intensity"], color=colors.get(r["source"], "k"),
+                   alpha=0.8, label=r["source"])
+        text = r["input"] if len(r["input"]) < 28 else r["input"][:26] + "…"
+        ax.annotate(f"{text} → {r['label']}", (r["valence"], r["arousal"]), fontsize=7,
+                    textcoords="offset points", xytext=(5, 4))
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="lower right")
+    ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence", ylabel="arousal",
+           title="AffectStudio demo: emotion readings (size = intensity)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def run_demo(output_dir: Path) -> Iterator[str]:
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    yield from emotion_showcase(output_dir)
+    yield f"demo finished: outputs are in {output_dir.resolve()}"
