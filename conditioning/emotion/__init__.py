@@ -1,0 +1,40 @@
+"""The shared emotion space and its encoders.
+
+Importing this package is cheap: MiniLM loads on the first text encode, and the speech/face encoders
+(heavy dependencies) are imported on first attribute access.
+"""
+
+from __future__ import annotations
+
+from .embedding import CONDITION_DIM, EMOTIONS, VAD_ANCHORS, EmotionEmbedding
+
+
+from .text import TextEmotionEncoder
+
+__all__ = [
+    "CONDITION_DIM",
+    "EMOTIONS",
+    "VAD_ANCHORS",
+    "EmotionEmbedding",
+    "FaceEmotionEncoder",
+    "SpeechEmotionEncoder",
+    "TextEmotionEncoder",
+    "encode_emotion",
+    "fuse_emotions",
+    "parse_emotion_spec",
+]
+
+_LAZY = {
+    "SpeechEmotionEncoder": "affectstudio.conditioning.emotion.speech",
+    "FaceEmotionEncoder": "affectstudio.conditioning.emotion.face",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

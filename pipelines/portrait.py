@@ -1,0 +1,300 @@
+"""TalkingPortraitPipeline: one photo + speech (or a script) + an emotion → a lip-synced emotional video.
+
+Read like diffusers' ``pipeline_dit.py``: components registered with ``register_modules``, ``check_inputs``,
+numbered steps in ``__call__``, randomness only from ``generator``, a ``BaseOutput`` dataclass.
+
+The ``AffectDiT`` generates face motion (articulation, expression action units, head pose — the channels in
+``config.motion_channels``) at 25 fps from audio features and the emotion condition, in normalised units
+``(motion - motion_mean) / motion_std``. Blinks and gaze are idle motion drawn here from the generator (at
+``blink_rate``), not by the DiT. ``PortraitRenderer`` then warps the reference photo frame by frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from affectstudio.conditioning.emotion import EmotionEmbedding, parse_emotion_spec
+from affectstudio.conditioning.face import analyze_face
+from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features, prosody_for, synthesize
+from affectstudio.errors import InputError, NoSpeechError
+from affectstudio.media import VideoWriter, load_audio, load_image, write_video
+from affectstudio.models.dit import AffectDiT, sample_windowed
+from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer
+
+SIZES = (256, 512, 0)
+
+
+@dataclass
+class TalkingPortraitOutput(BaseOutput):
+    """``frames`` uint8 ``(t, h, w, 3)`` (``(b, t, h, w, 3)`` for a batch of emotions; ``None`` when streamed to
+    ``output_path``), ``audio`` float32 mono at ``sample_rate``, ``motion`` ``(t, len(MOTION_CHANNELS))``
+    (``(b, t, ...)`` for a batch), the ``emotion`` used, and ``output_path`` when the video was written."""
+
+    frames: Optional[np.ndarray]
+    audio: np.ndarray
+    sample_rate: int
+    fps: float
+    motion: np.ndarray
+    emotion: Union[EmotionEmbedding, list]
+    output_path: Optional[Path] = None
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write the clip as an H.264/AAC mp4."""
+        if self.frames is None:
+            raise InputError("these frames were streamed to output_path and are not held in memory")
+        if self.frames.ndim == 5:
+            raise InputError("a batch holds several clips: save each, e.g. write_video(path, out.frames[i], ...)")
+        return write_video(path, self.frames, self.fps, self.audio, self.sample_rate)
+
+
+class TalkingPortraitPipeline(DiffusionPipeline):
+    r"""Talking portrait generation.
+
+    Components:
+        dit (`AffectDiT`): motion generator over time, conditioned on audio features (content) and emotion.
+        scheduler: a diffusers flow-matching scheduler (`FlowMatchEulerDiscreteScheduler` by default).
+        codec (`MotionCodec`): motion channels ↔ face-mesh landmarks.
+        renderer (`PortraitRenderer`): warps the reference photo to the landmarks, synthesises the mouth.
+    """
+
+    model_cpu_offload_seq = "dit"
+
+    def __init__(self, dit: AffectDiT, scheduler, codec: MotionCodec, renderer: PortraitRenderer,
+                 motion_channels: Sequence[str] = (), motion_mean: Sequence[float] = (),
+                 motion_std: Sequence[float] = (), fps: float = 25.0, window: int = 250, overlap: int = 25,
+                 max_audio_seconds: float = 600.0):
+        super().__init__()
+        self.register_modules(dit=dit, scheduler=scheduler, codec=codec, renderer=renderer)
+        channels = list(motion_channels) or list(MOTION_CHANNELS[: dit.config.in_channels])
+        unknown = [c for c in channels if c not in MOTION_CHANNELS]
+        if unknown or len(channels) != dit.config.in_channels:
+            raise ValueError(f"motion_channels {channels} must be {dit.config.in_channels} names from MOTION_CHANNELS")
+        mean = list(motion_mean) or [0.0] * len(channels)
+        std = list(motion_std) or [1.0] * len(channels)
+        self.register_to_config(motion_channels=channels, motion_mean=[float(m) for m in mean],
+                                motion_std=[float(s) for s in std], fps=float(fps), window=int(window),
+                                overlap=int(overlap), max_audio_seconds=float(max_audio_seconds))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Optional[Union[str, Path]] = None, **kwargs):
+        """With no path, load the bundled default checkpoint (offline)."""
+        if pretrained_model_name_or_path is None:
+            from affectstudio.assets import asset_path
+
+            pretrained_model_name_or_path = asset_path("talking_portrait")
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ inputs
+
+    def check_inputs(self, image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
+                     output_path, emotions):
+        if image is None:
+            raise InputError("image is required: a portrait photo with one clearly visible face")
+        if (audio is None) == (text is None):
+            raise InputError("give exactly one of audio (speech to lip-sync) or text (a script to speak)")
+        if size not in SIZES:
+            raise InputError(f"size must be 256, 512 or 0 (the source crop), got {size}")
+        if not 1 <= int(num_inference_steps) <= 200:
+            raise InputError(f"num_inference_steps must be in 1..200, got {num_inference_steps}")
+        if emotion_intensity is not None and not 0.0 <= float(emotion_intensity) <= 1.0:
+            raise InputError(f"emotion intensity must be in [0, 1], got {emotion_intensity}")
+        if pose_scale < 0 or blink_rate < 0:
+            raise InputError("pose_scale and blink_rate must be ≥ 0")
+        if output_path is not None and len(emotions) > 1:
+            raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
+        if output_path is not None and Path(output_path).suffix.lower() != ".mp4":
+            raise InputError(f"output must be an .mp4 file, got {output_path}")
+
+    def prepare_audio(self, audio, text, emotions: list) -> tuple[np.ndarray, int]:
+        """Speech at 24 kHz: the given audio, or the script spoken by espeak-ng with the emotion's prosody."""
+        if text is not None:
+            first = emotions[0] if emotions[0] is not None else None
+            emb = parse_emotion_spec(first) if first is not None else EmotionEmbedding.neutral()
+            label = emb.label if isinstance(emb.label, str) else emb.mean().label
+            prosody = prosody_for(label, float(np.mean(emb.intensity)))
+            return synthesize(text, **prosody.as_kwargs()).wave, SPEECH_SAMPLE_RATE
+        return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=self.config.max_audio_seconds)
+
+    def encode_emotion(self, emotion, intensity: Optional[float], wave: np.ndarray, sr: int) -> EmotionEmbedding:
+        """The emotion spec given, or — with none — the speech encoder's reading of the audio (neutral if silent)."""
+        if emotion is not None:
+            return parse_emotion_spec(emotion, intensity=intensity)
+        from affectstudio.conditioning.emotion import SpeechEmotionEncoder
+
+        try:
+            emb = SpeechEmotionEncoder.from_pretrained().encode((wave, sr))
+        except NoSpeechError:
+            emb = EmotionEmbedding.neutral()
+        return emb if intensity is None else emb.with_intensity(intensity)
+
+    def idle_motion(self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator]) -> torch.Tensor:
+        """Blinks (``blink_rate`` per minute, 0.1–0.3 s each) and slow gaze shifts, ``(t, 3)``: blink, gaze_x, gaze_y."""
+        fps = self.config.fps
+        out = torch.zeros(num_frames, 3)
+        rand = lambda *s: torch.rand(*s, generator=generator)  # noqa: E731
+        t = float(rand(1)) * 2.0
+        while blink_rate > 0 and t * fps < num_frames:
+            dur = 0.1 + 0.2 * float(rand(1))
+            start = int(t * fps)
+            n = max(2, int(round(dur * fps)))
+            phase = torch.linspace(0, 1, n)
+            shape = torch.where(phase < 0.35, phase / 0.35, 1 - (phase - 0.35) / 0.65)  # fast close, slower open
+            end = min(num_frames, start + n)
+            out[start:end, 0] = torch.maximum(out[start:end, 0], shape[: end - start])
+            t += -math.log(1 - float(rand(1)) * 0.999) * 60.0 / blink_rate + dur  # Poisson process
+        t = 0.0
+        while t * fps < num_frames:  # fixations of 1–4 s, small saccades
+            start, hold = int(t * fps), 1.0 + 3.0 * float(rand(1))
+            out[start:, 1:] = (rand(2) - 0.5) * torch.tensor([0.3, 0.15])
+            t += hold
+        return out
+
+    # -------------------------------------------------------------------------------------------- call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        audio=None,
+        text: Optional[str] = None,
+        emotion=None,
+        emotion_intensity: Optional[float] = None,
+        num_inference_steps: int = 10,
+        audio_guidance_scale: float = 1.5,
+        emotion_guidance_scale: float = 1.5,
+        negative_emotion=None,
+        pose_scale: float = 1.0,
+        blink_rate: float = 15.0,
+        size: int = 256,
+        generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
+        callback_on_step_end: Optional[Callable[..., dict]] = None,
+        output_type: str = "np",
+        output_path: Optional[Union[str, Path]] = None,
+        render_batch_size: int = 32,
+        return_dict: bool = True,
+    ):
+        r"""Animate ``image``.
+
+        Args:
+            image: portrait photo (path, PIL image or uint8 array); the largest face is animated.
+            audio: speech to lip-sync (path or ``(wave, sr)``); or ``text`` to speak (espeak-ng, with the
+                emotion's prosody). Silent audio is valid: closed mouth, idle motion.
+            emotion: a spec (label, ``label:intensity``, mix, free text, path to a speech/face reference), an
+                ``EmotionEmbedding`` (a curve gives per-frame emotion), or a list of those for a batch of
+                clips. ``None``: read from the speech.
+            emotion_intensity: overrides the intensity of ``emotion`` (0..1).
+            audio_guidance_scale / emotion_guidance_scale: separate classifier-free guidance scales; with
+                ``emotion_guidance_scale > 1`` the emotion is pushed away from ``negative_emotion`` (default:
+                its valence mirror).
+            pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute.
+            size: 256, 512, or 0 (the source crop's own size).
+            generator: ``torch.Generator`` (or one per clip of a batch) — the only source of randomness.
+            callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each denoising step.
+            output_type: ``"np"`` (frames in memory) or ``"none"`` (only write ``output_path``).
+            output_path: an .mp4 to stream frames into as they are rendered (memory stays flat).
+        """
+        emotions = list(emotion) if isinstance(emotion, (list, tuple)) else [emotion]
+        self.check_inputs(image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
+                          output_path, emotions)
+        device, dtype = self.dit.device, self.dit.dtype
+        fps = self.config.fps
+
+        # 1. Speech and its features at the video frame rate.
+        wave, sr = self.prepare_audio(audio, text, emotions)
+        content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
+        num_frames = content.shape[0]
+
+        # 2. Emotion conditions, one per clip (curves resampled to the frame count).
+        embs = [self.encode_emotion(e, emotion_intensity, wave, sr) for e in emotions]
+        cond = torch.stack([e.as_condition(num_frames) for e in embs])  # (b, t, 12)
+        negs = None
+        if emotion_guidance_scale != 1.0:
+            negs = [parse_emotion_spec(negative_emotion) if negative_emotion is not None else e.mirror() for e in embs]
+            negs = torch.stack([n.as_condition(num_frames) for n in negs])
+        batch = len(embs)
+        if isinstance(generator, list) and len(generator) != batch:
+            raise InputError(f"got {len(generator)} generators for {batch} clips")
+
+        # 3. The face: analysis, estimated neutral and render state.
+        image = load_image(image)
+        analysis = analyze_face(image)
+        state = self.renderer.prepare(image, analysis, size=size)
+
+        # 4. Motion: DiT sampling in overlapping windows, then idle motion and pose scaling.
+        total = math.ceil(num_frames / max(1, self.config.window - self.config.overlap)) * num_inference_steps
+        with self.progress_bar(total=total) as bar:
+
+            def on_step(model, i, t, kwargs):
+                bar.update()
+                if callback_on_step_end is not None:
+                    out = callback_on_step_end(self, i, t, kwargs)
+                    kwargs.update(out or {})
+                return kwargs
+
+            latents = sample_windowed(
+                self.dit, self.scheduler, (batch, num_frames, self.dit.config.in_channels),
+                content[None].expand(batch, -1, -1).to(device, dtype), cond.to(device, dtype),
+                window=self.config.window, overlap=self.config.overlap,
+                negative_emotion=None if negs is None else negs.to(device, dtype),
+                content_guidance_scale=audio_guidance_scale, emotion_guidance_scale=emotion_guidance_scale,
+                num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=on_step,
+            )  # (b, t, c) normalised
+        motion = self.assemble_motion(latents.float().cpu(), pose_scale, blink_rate, generator)  # (b, t, D)
+
+        # 5. Render in chunks; stream into the encoder when writing a file.
+        frames = self.render(state, motion, output_path, wave, sr, keep=output_type != "none",
+                             chunk=render_batch_size)
+        out_motion = motion[0].numpy() if batch == 1 else motion.numpy()
+        out_frames = None if frames is None else (frames[0] if batch == 1 else frames)
+        output = TalkingPortraitOutput(frames=out_frames, audio=wave, sample_rate=sr, fps=fps, motion=out_motion,
+                                       emotion=embs[0] if batch == 1 else embs,
+                                       output_path=Path(output_path) if output_path is not None else None)
+        self.maybe_free_model_hooks()
+        return output if return_dict else (output.frames, output.audio)
+
+    def assemble_motion(self, latents: torch.Tensor, pose_scale: float, blink_rate: float,
+                        generator) -> torch.Tensor:
+        """Denormalise the DiT's channels into the full motion vector and add idle motion; ``(b, t, D)``."""
+        b, t, _ = latents.shape
+        mean = torch.tensor(self.config.motion_mean)
+        std = torch.tensor(self.config.motion_std)
+        motion = torch.zeros(b, t, len(MOTION_CHANNELS))
+        idx = [MOTION_CHANNELS.index(c) for c in self.config.motion_channels]
+        motion[..., idx] = latents * std + mean
+        gens = generator if isinstance(generator, list) else [generator] * b
+        idle_idx = [MOTION_CHANNELS.index(c) for c in ("blink", "gaze_x", "gaze_y")]
+        for i in range(b):
+            motion[i][:, idle_idx] = self.idle_motion(t, blink_rate, gens[i])
+        pose_idx = [MOTION_CHANNELS.index(c) for c in ("yaw", "pitch", "roll")]
+        motion[..., pose_idx] *= pose_scale
+        return motion
+
+    def render(self, state, motion: torch.Tensor, output_path, wave, sr, keep: bool, chunk: int):
+        """Render ``motion (b, t, D)``; frames are written to ``output_path`` as they come (one clip) or kept."""
+        b, t, _ = motion.shape
+        device = state.device
+        kept = [] if keep else None
+        writer = VideoWriter(output_path, self.config.fps, audio=wave, sample_rate=sr) if output_path else None
+        with (writer or contextlib.nullcontext()), self.progress_bar(total=t * b) as bar:
+            for i in range(b):
+                clip = []
+                for s in range(0, t, chunk):
+                    frames = self.renderer.render(state, motion=motion[i, s : s + chunk].to(device))
+                    if writer is not None:
+                        writer.write(frames)
+                    if keep:
+                        clip.append(frames)
+                    bar.update(frames.shape[0])
+                if keep:
+                    kept.append(np.concatenate(clip))
+        return None if kept is None else np.stack(kept)
+
