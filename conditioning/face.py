@@ -123,8 +123,8 @@ def to_face_coords(landmarks: np.ndarray) -> np.ndarray:
     return local / np.maximum(iod, 1e-9)[:, None, None]
 
 
-# Pitch of the face frame measured on frontal studio portraits (astronaut, Grace Hopper): the
-# nose-bridge→subnasale line leans this far out of the image plane when the head is level.
+# Pitch of the face frame on level, frontal studio portraits: the frame reads -0.3° (astronaut) and -1.7°
+# (matplotlib's Grace Hopper), so no offset is applied.
 _PITCH_OFFSET_DEG = 0.0
 
 
@@ -232,9 +232,9 @@ def _detect(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
     tile = min(h, w) // 2
     if max(h, w) > 640 and tile >= 192:
         step = tile // 2
-        for y0 in range(0, max(1, h - tile) + 1, step):
-            for x0 in range(0, max(1, w - tile) + 1, step):
-                windows.append((x0, y0, min(w, x0 + tile), min(h, y0 + tile)))
+        ys = sorted(set(range(0, h - tile + 1, step)) | {h - tile})  # the last tile touches the edge
+        xs = sorted(set(range(0, w - tile + 1, step)) | {w - tile})
+        windows += [(x0, y0, x0 + tile, y0 + tile) for y0 in ys for x0 in xs]
     boxes: list[tuple[np.ndarray, float]] = []
     for x0, y0, x1, y1 in windows:
         sub = np.ascontiguousarray(image[y0:y1, x0:x1])
@@ -492,7 +492,8 @@ def expression_features(landmarks: np.ndarray) -> dict[str, np.ndarray]:
 # Population-typical neutral geometry (interocular units). No canonical head model ships in the mediapipe
 # wheel, so these were measured with :func:`expression_features` on the neutral-looking real faces on hand
 # (Grace Hopper in matplotlib's sample data, the woman at the back of insightface's t1.jpg, the mouth and
-# brows of Tom Hanks in insightface's sample) and rounded; see apps/train/emotion_face.py.
+# brows of Tom Hanks in insightface's sample) and rounded by hand. Per-person differences are large
+# (±0.05 on most entries): pass the person's own neutral mesh to measure_action_units when there is one.
 NEUTRAL_FEATURES: dict[str, float] = {
     "brow_inner": 0.26, "brow_outer": 0.20, "brow_mean": 0.27, "eye_open": 0.27, "lower_lid": 0.04,
     "cheek": 0.40, "nose_wing": 0.62, "corner_elev": 0.01, "corner_depth": 0.28, "brow_gap": 0.47,

@@ -228,6 +228,24 @@ def _split_stress(sym: str) -> tuple[str, int]:
     return sym.replace("'", "").replace(",", ""), stress
 
 
+def _token_at(text: str, i: int) -> tuple[int, str]:
+    """The written token (whitespace-delimited, outer punctuation stripped) holding character ``i``:
+    ``(token start, token text)``. espeak reports several words inside one token ("3:45", "2024") and
+    short spans for contractions ("didn" of "didn't"); both map back to the whole token."""
+    i = min(max(i, 0), max(len(text) - 1, 0))
+    a, b = i, i
+    while a > 0 and not text[a - 1].isspace():
+        a -= 1
+    while b < len(text) and not text[b].isspace():
+        b += 1
+    tok = text[a:b]
+    lead = len(tok) - len(tok.lstrip(_PUNCT))
+    return a + lead, tok.strip(_PUNCT) or tok
+
+
+_PUNCT = "\"'“”‘’.,;:!?()[]{}<>«»-–—…"
+
+
 def _resolve_voice(voice: str, language: str | None) -> str:
     eng = _engine()
     base, _, variant = (voice or "").partition("+")
@@ -292,14 +310,22 @@ def synthesize(
         a.end = b.start
     phonemes[-1].end = duration
 
-    # words: text span from the WORD event; end = end of that word's last sounding phoneme
-    words = []
-    for kind, s, pos, length, _ in events:
+    # words: written tokens; start/end from their own sounding phonemes (several espeak words in one
+    # token, as in numbers, are merged)
+    words: list[tuple[str, float, float]] = []
+    last_token = -1
+    for kind, s, pos, _length, _ in events:
         if kind != _EV_WORD:
             continue
         own = [p for p, o in zip(phonemes, owner) if o == pos]
         start, end = (own[0].start, own[-1].end) if own else (to_s(s), to_s(s))
-        words.append((text[pos - 1 : pos - 1 + length], start, max(end, start)))
+        tok_start, tok = _token_at(text, pos - 1)
+        if tok_start == last_token and words:
+            w, s0, e0 = words[-1]
+            words[-1] = (w, s0, max(e0, end))
+        else:
+            words.append((tok, start, max(end, start)))
+        last_token = tok_start
     return SpeechSynthesis(wave=wave, sample_rate=SPEECH_SAMPLE_RATE, phonemes=phonemes, words=words)
 
 

@@ -124,7 +124,7 @@ def _interp(xq: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tenso
     xk = xk.expand(*lead, xk.shape[-1]).contiguous()
     yk = yk.expand(*lead, yk.shape[-1])
     k = xk.shape[-1]
-    hi = torch.searchsorted(xk, xq).clamp(1, k - 1)
+    hi = (xq[..., :, None] > xk[..., None, :]).sum(-1).clamp(1, k - 1)  # few knots: cheaper than searchsorted
     lo = hi - 1
     x0, x1 = xk.gather(-1, lo), xk.gather(-1, hi)
     y0, y1 = yk.gather(-1, lo), yk.gather(-1, hi)
@@ -132,8 +132,18 @@ def _interp(xq: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tenso
     return y0 + t * (y1 - y0)
 
 
+def _gexp(sq: torch.Tensor) -> torch.Tensor:
+    """exp(-sq / 2), clamped so far-away points give exact zeros instead of slow denormals."""
+    return torch.exp(-0.5 * sq.clamp(max=60.0)).masked_fill(sq > 60.0, 0.0)
+
+
+def _sig(x: torch.Tensor) -> torch.Tensor:
+    """Sigmoid without denormal tails."""
+    return torch.sigmoid(x.clamp(-25.0, 25.0)).masked_fill(x < -25.0, 0.0)
+
+
 def _gauss(x: torch.Tensor, y: torch.Tensor, cx, cy, sx: float, sy: float) -> torch.Tensor:
-    return torch.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+    return _gexp(((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2)
 
 
 def _rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -273,7 +283,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
         y_line = _interp(x, mid[:, 0], mid[:, 1])
         gap_half = ((_interp(x, li[:, 0], li[:, 1]) - _interp(x, ui[:, 0], ui[:, 1])) / 2).clamp_min(0)
         outside = (x - mx).abs() - half_w
-        ramp = 0.03 + 0.4 * outside.clamp_min(0)
+        ramp = 0.1 + 0.4 * outside.clamp_min(0)
         below = _smoothstep(-0.5, 1.0, (y - y_line) / ramp)  # 1 under the mouth line
         rows_up = (LIPS_UPPER_INNER, LIPS_UPPER_OUTER, LIPS_UPPER_SEMI_OUTER, LIPS_UPPER_SEMI_INNER)
         rows_lo = (LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_LOWER_SEMI_OUTER, LIPS_LOWER_SEMI_INNER)
@@ -282,7 +292,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
         for row in rows_lo:
             below[row[1:-1]] = 1.0
         below[[61, 291, 78, 308, 76, 306, 62, 292]] = 0.5
-        in_face_x = torch.exp(-0.5 * (outside.clamp_min(0) / 0.55) ** 2)
+        in_face_x = _gexp((outside.clamp_min(0) / 0.55) ** 2)
         mouth_g = _gauss(x, y, mx, my, half_w * 1.25, 0.28)
         lips = _gauss(x, y, mx, my, half_w * 1.05, 0.16)
         upper = 1 - below
@@ -313,7 +323,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
         t[:, 0] = -0.04 * (x - mx) * press_w
 
         t = out["lips_part"]
-        part_w = _gauss(x, y, mx, my, half_w * 1.0, 0.13) * torch.exp(-0.5 * (outside.clamp_min(0) / 0.05) ** 2)
+        part_w = _gauss(x, y, mx, my, half_w * 1.0, 0.13) * _gexp((outside.clamp_min(0) / 0.05) ** 2)
         t[:, 1] = (0.06 * below - 0.035 * upper) * part_w
         t[:, 0] = -0.02 * (x - mx) * part_w
 
@@ -324,15 +334,15 @@ class MotionCodec(ModelMixin, ConfigMixin):
         # brows: region around each brow and the forehead above, falling off towards the eyes
         brow_pts = torch.cat([p[RIGHT_BROW], p[LEFT_BROW]])
         brow_y = brow_pts[:, 1].mean()
-        above_eye = _smoothstep(-0.08, -0.25, y) * torch.exp(-0.5 * ((y - brow_y).clamp_min(-10) / 0.45) ** 2)
-        inner = torch.exp(-0.5 * ((x.abs() - 0.18) / 0.16) ** 2)
-        outer = torch.exp(-0.5 * ((x.abs() - 0.62) / 0.18) ** 2)
+        above_eye = _smoothstep(-0.08, -0.25, y) * _gexp(((y - brow_y).clamp_min(-10) / 0.45) ** 2)
+        inner = _gexp(((x.abs() - 0.18) / 0.16) ** 2)
+        outer = _gexp(((x.abs() - 0.62) / 0.18) ** 2)
         out["AU1"][:, 1] = -0.13 * inner * above_eye
         out["AU2"][:, 1] = -0.12 * outer * above_eye
-        brows = _smoothstep(-0.06, -0.2, y) * torch.exp(-0.5 * ((y - brow_y) / 0.25) ** 2)
-        glabella = torch.exp(-0.5 * (x / 0.35) ** 2)
+        brows = _smoothstep(-0.06, -0.2, y) * _gexp(((y - brow_y) / 0.25) ** 2)
+        glabella = _gexp((x / 0.35) ** 2)
         out["AU4"][:, 1] = 0.09 * brows * (0.5 + 0.5 * glabella)
-        out["AU4"][:, 0] = -0.07 * torch.sign(x) * brows * torch.exp(-0.5 * ((x.abs() - 0.2) / 0.25) ** 2)
+        out["AU4"][:, 0] = -0.07 * torch.sign(x) * brows * _gexp(((x.abs() - 0.2) / 0.25) ** 2)
 
         # eyes: lid curves per eye
         blink = out["blink"]
@@ -342,7 +352,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
             ex0, ex1 = up[:, 0].min(), up[:, 0].max()
             ecx = (ex0 + ex1) / 2
             ehw = (ex1 - ex0) / 2
-            x_fade = torch.exp(-0.5 * (((x - ecx).abs() - ehw).clamp_min(0) / 0.06) ** 2)
+            x_fade = _gexp((((x - ecx).abs() - ehw).clamp_min(0) / 0.06) ** 2)
             # knots sorted by x
             uo, lo_o = up[up[:, 0].argsort()], lo[lo[:, 0].argsort()]
             y_up = _interp(x, uo[:, 0], uo[:, 1])
@@ -352,8 +362,8 @@ class MotionCodec(ModelMixin, ConfigMixin):
             h_below = (y - y_lo).clamp_min(0)
             inside = ((y >= y_up) & (y <= y_lo)).float()
             near = x_fade * (1 - inside)
-            dy = torch.where(y < y_up, (y_c - y_up) * torch.exp(-0.5 * (h_above / 0.09) ** 2),
-                             (y_c - y_lo) * torch.exp(-0.5 * (h_below / 0.05) ** 2)) * near
+            dy = torch.where(y < y_up, (y_c - y_up) * _gexp((h_above / 0.09) ** 2),
+                             (y_c - y_lo) * _gexp((h_below / 0.05) ** 2)) * near
             dy = dy + inside * x_fade * (y_c - y)
             idx_up = torch.tensor(up_idx, device=p.device)
             idx_lo = torch.tensor(lo_idx, device=p.device)
@@ -363,9 +373,9 @@ class MotionCodec(ModelMixin, ConfigMixin):
             eye_region = _gauss(x, y, ecx, (y_up + y_lo).mean() * 0 + up[:, 1].mean(), ehw * 1.6, 0.35)
             blink[:, 1] += dy * (eye_region > 0.02).float()
             # AU5: upper lid up; AU7: lower lid up, upper lid down a little; AU6 narrows from below
-            lid_up = torch.exp(-0.5 * (h_above / 0.07) ** 2) * x_fade * (1 - inside) * (y <= y_up).float()
+            lid_up = _gexp((h_above / 0.07) ** 2) * x_fade * (1 - inside) * (y <= y_up).float()
             lid_up[idx_up] = 1.0
-            lid_lo = torch.exp(-0.5 * (h_below / 0.06) ** 2) * x_fade * (1 - inside) * (y >= y_lo).float()
+            lid_lo = _gexp((h_below / 0.06) ** 2) * x_fade * (1 - inside) * (y >= y_lo).float()
             lid_lo[idx_lo] = 1.0
             lid_lo[idx_up] = 0.0
             lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
@@ -454,7 +464,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
         return vt.transpose(1, 2) @ torch.diag_embed(diag) @ u.transpose(1, 2)
 
     @torch.no_grad()
-    def fit(self, landmarks, neutral_landmarks, iterations: int = 12) -> torch.Tensor:
+    def fit(self, landmarks, neutral_landmarks, iterations: int = 6) -> torch.Tensor:
         """Least-squares motion from landmarks (t, 478, 3) (pixels) given the neutral (478, 3) -> (t, D).
 
         Alternates: rigid pose (Kabsch on the residual after the current expression) and linear least
@@ -475,16 +485,33 @@ class MotionCodec(ModelMixin, ConfigMixin):
         ata = a.T @ a + self.config.fit_ridge * torch.eye(e, device=lm.device)
         solve = torch.linalg.solve(ata, a.T)  # (E, n*3)
         c = torch.tensor(self.config.head_center, device=lm.device)
-        coef = torch.zeros(lm.shape[0], e, device=lm.device)
+        t_n = lm.shape[0]
+        # Gauss-Newton on (expression, small rotation, translation), starting from Kabsch on the neutral
+        rot = self._kabsch(n0.expand_as(obs), obs)
+        trans = (obs - (torch.einsum("tij,nj->tni", rot, n0 - c) + c)).mean(1, keepdim=True)
+        q = n0 - c
+        gens = torch.stack([torch.cross(torch.eye(3, device=lm.device)[i].expand_as(q), q, dim=-1)
+                            for i in range(3)])  # (3, n, 3): d/domega of omega x q
+        shifts = torch.eye(3, device=lm.device)[:, None, :].expand(3, NUM_LANDMARKS, 3)
+        full = torch.cat([tmpl, gens, shifts]) * w  # (E+6, n, 3)
+        a = rearrange(full, "e n k -> (n k) e")
+        ata = a.T @ a + self.config.fit_ridge * torch.eye(e + 6, device=lm.device)
+        solve = torch.linalg.solve(ata, a.T)  # (E+6, n*3)
+        coef = torch.zeros(t_n, e, device=lm.device)
         for _ in range(iterations):
-            shaped = n0 + torch.einsum("te,enk->tnk", coef, tmpl)  # (t, n, 3) expression, no pose
-            rot = self._kabsch(shaped, obs)
-            # translation: match centroids after rotation about c
-            rotated = torch.einsum("tij,tnj->tni", rot, shaped - c) + c
-            trans = (obs - rotated).mean(1, keepdim=True)
-            unrot = torch.einsum("tji,tnj->tni", rot, obs - trans - c) + c  # R^T
-            resid = (unrot - n0) * w
-            coef = torch.einsum("em,tm->te", solve, rearrange(resid, "t n k -> t (n k)"))
+            unrot = torch.einsum("tji,tnj->tni", rot, obs - trans - c) + c  # R^T (x - t - c) + c
+            x = torch.einsum("em,tm->te", solve, rearrange((unrot - n0) * w, "t n k -> t (n k)"))
+            coef = x[:, :e]
+            omega, dt = x[:, e:e + 3], x[:, e + 3:]
+            ang = omega.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            kx = torch.zeros(t_n, 3, 3, device=lm.device)
+            k = omega / ang
+            kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+            kx = kx - kx.transpose(1, 2)
+            s_, c_ = torch.sin(ang)[..., None], torch.cos(ang)[..., None]
+            d_rot = torch.eye(3, device=lm.device) + s_ * kx + (1 - c_) * kx @ kx  # Rodrigues
+            rot = rot @ d_rot
+            trans = trans + torch.einsum("tij,tj->ti", rot, dt)[:, None]
         pose = _angles_from_matrix(rot)
         motion = torch.cat([coef, pose], -1)
         return motion[0] if single else motion
@@ -542,9 +569,9 @@ class MotionCodec(ModelMixin, ConfigMixin):
         frame = FaceFrame.from_landmarks(lm)
         ref_n = frame.to_norm(lm)
         neutral_n = ref_n.clone()
-        for _ in range(8):
+        for _ in range(20):  # damped fixed point: neutral = ref - sum_k c_k T_k(neutral)
             tm = self.templates(neutral_n)
-            neutral_n = ref_n - torch.einsum("e,enk->nk", coef, tm)
+            neutral_n = 0.65 * neutral_n + 0.35 * (ref_n - torch.einsum("e,enk->nk", coef, tm))
         # close whatever gap remains between the inner lips (and lips that opened without the jaw)
         ui, li = torch.tensor(LIPS_UPPER_INNER[1:-1]), torch.tensor(LIPS_LOWER_INNER[1:-1])
         half = ((neutral_n[li, 1] - neutral_n[ui, 1]) / 2).clamp_min(0)
@@ -603,7 +630,7 @@ class PortraitState:
 def _gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (b, c, h, w) with reflect padding."""
     r = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=img.dtype, device=img.device) / sigma) ** 2)
+    k = _gexp((torch.arange(-r, r + 1, dtype=img.dtype, device=img.device) / sigma) ** 2)
     k = k / k.sum()
     c = img.shape[1]
     img = F.pad(img, (r, r, 0, 0), mode="reflect")
@@ -760,7 +787,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             outward = torch.sign(b[0] - mouth_c[0])
             for u in torch.linspace(0, 1.25, 12):
                 c = a + u * (b - a) + torch.tensor([outward * 0.09 * iod, 0.0])
-                fold = torch.maximum(fold, torch.exp(-0.5 * ((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (0.08 * iod) ** 2))
+                fold = torch.maximum(fold, _gexp(((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (0.08 * iod) ** 2))
         blurred = _gaussian_blur(img, self.config.fold_blur * iod)
         stack = torch.cat([img, blurred, fold[None, None]], 1)
 
@@ -903,13 +930,15 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             rearrange(u, "b h w k -> (b h w) k"),
             rearrange(mouth["src_up"], "b h w k -> (b h w) k"),
             rearrange(mouth["src_lo"], "b h w k -> (b h w) k"),
+            rearrange(mouth["src_lip"], "b h w k -> (b h w) k"),
         ])
         sampled = F.grid_sample(state.stack, self._to_grid(grids, s).view(1, 1, -1, 2), mode="bilinear",
                                 padding_mode="border", align_corners=False)[0, :, 0]  # (C, M)
         n_main, n_roi = b * s * s, b * rh * rw
         main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)
         own_up = rearrange(sampled[:3, n_main:n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        own_lo = rearrange(sampled[:3, n_main + n_roi:], "c (b h w) -> b c h w", b=b, h=rh)
+        own_lo = rearrange(sampled[:3, n_main + n_roi:n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        lip_tex = rearrange(sampled[:3, n_main + 2 * n_roi:], "c (b h w) -> b c h w", b=b, h=rh)
 
         # 5. taking a smile off: smooth the cheek folds toward the surrounding skin
         ref_au12 = state.reference_motion[MotionCodec.index("AU12")]
@@ -923,6 +952,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth
         alpha = mouth["alpha"]
         roi = frame[:, :, ry0:ry1, rx0:rx1]
+        w_band = mouth["w_band"]
+        roi = roi * (1 - w_band) + lip_tex * w_band
         frame = frame.clone()
         frame[:, :, ry0:ry1, rx0:rx1] = roi * (1 - alpha) + inside * alpha
         return frame.clamp(0, 1)
@@ -973,7 +1004,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         gap = vl - vu
         tau = max(0.5, 0.012 * state.iod)  # soft, slightly blurred inner-lip edge
         sig = (sp / hw[:, None, None]).clamp(-1, 1)  # position along the mouth, -1..1
-        alpha = torch.sigmoid((vp - vu) / tau) * torch.sigmoid((vl - vp) / tau)
+        alpha = _sig((vp - vu) / tau) * _sig((vl - vp) / tau)
         alpha = alpha * (gap / (2.5 * tau)).clamp(0, 1) * (1 - sig.abs() ** 8)
         # reference correspondences at the same relative position along the mouth
         ref = state.ref_mouth  # (3, 11)
@@ -990,10 +1021,21 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         dl = (vl - vp) * k
         src_up = r_o + s_ref[..., None] * r_a + (r_vu + du)[..., None] * r_n
         src_lo = r_o + s_ref[..., None] * r_a + (r_vl - dl)[..., None] * r_n
+        # lips: texture rigidly attached to each inner-lip edge (never the reference's teeth), so a closing
+        # mouth shows lip over the old teeth region instead of a compressed white line
+        off = 0.02 * state.iod
+        upper_half = (vp < (vu + vl) / 2)
+        v_lip = torch.where(upper_half, r_vu + torch.minimum(du, torch.zeros_like(du)) - off,
+                            r_vl - torch.minimum(dl, torch.zeros_like(dl)) + off)
+        src_lip = r_o + s_ref[..., None] * r_a + v_lip[..., None] * r_n
+        band = 0.07 * state.iod
+        dist = torch.maximum(vu - vp, vp - vl).clamp_min(0)  # distance outside the gap
+        w_band = _sig((band - dist) / max(0.7, 0.02 * state.iod)) * (1 - sig.abs() ** 6)
         soft = max(1.0, 0.02 * state.iod)
-        w_up = torch.sigmoid((0.58 * r_gap - du) / soft) * (r_gap > 1.0).float()
-        w_lo = torch.sigmoid((0.42 * r_gap - dl) / soft) * (r_gap > 1.0).float() * (1 - w_up)
-        return dict(alpha=alpha[:, None], src_up=src_up, src_lo=src_lo, w_up=w_up[:, None], w_lo=w_lo[:, None],
+        w_up = _sig((0.58 * r_gap - du) / soft) * (r_gap > 1.0).float()
+        w_lo = _sig((0.42 * r_gap - dl) / soft) * (r_gap > 1.0).float() * (1 - w_up)
+        return dict(alpha=alpha[:, None], src_up=src_up, src_lo=src_lo, src_lip=src_lip, w_band=w_band[:, None],
+                    w_up=w_up[:, None], w_lo=w_lo[:, None],
                     du=vp - vu, dl=vl - vp, gap=gap, sig=sig)
 
     def _synth_mouth(self, state: PortraitState, m: dict) -> torch.Tensor:
@@ -1010,19 +1052,19 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         cavity = edge * (1 - d) + back * d
         # tongue: a dim, reddish bulge in the lower part of a wide opening
         tongue_h = (0.35 * gap).clamp(max=0.22 * iod)
-        tongue = torch.sigmoid((tongue_h - dl) / max(1.0, 0.02 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
+        tongue = _sig((tongue_h - dl) / max(1.0, 0.02 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
         tongue = tongue * ((gap - 0.15 * iod) / (0.2 * iod)).clamp(0, 1)
         t_col = lip * 0.55 + 0.03
         cavity = cavity * (1 - 0.7 * tongue[:, None]) + t_col * (0.7 * tongue[:, None])
         # upper teeth: band under the upper lip, height grows with the opening, shaded toward the corners
         band = (0.32 * gap).clamp(max=0.15 * iod)
-        teeth_a = torch.sigmoid((band - du) / max(0.7, 0.015 * iod))
+        teeth_a = _sig((band - du) / max(0.7, 0.015 * iod))
         teeth_a = teeth_a * (1 - sig.abs() ** 2.5).clamp_min(0) * ((gap - 0.03 * iod) / (0.08 * iod)).clamp(0, 1)
         shade = (0.55 + 0.45 * (1 - sig.abs() ** 2)) * (1 - 0.25 * (du / band.clamp_min(1e-3)).clamp(0, 1))
         teeth = state.teeth_color.to(dev).view(1, 3, 1, 1) * shade[:, None]
         # lower teeth: thin band just above the lower lip when the mouth is wide open
         lband = (0.12 * gap).clamp(max=0.06 * iod)
-        lower_a = torch.sigmoid((lband - dl) / max(0.7, 0.015 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
+        lower_a = _sig((lband - dl) / max(0.7, 0.015 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
         lower_a = lower_a * ((gap - 0.2 * iod) / (0.2 * iod)).clamp(0, 1) * 0.8
         teeth_a = teeth_a[:, None]
         lower_a = lower_a[:, None]

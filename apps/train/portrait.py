@@ -1,0 +1,413 @@
+"""Train the talking-portrait motion DiT (``affectstudio train portrait``), with accelerate.
+
+Synthetic mode (default) trains on the data engine (:mod:`affectstudio.apps.train.portrait_data`), cached as an
+npz under ``--work-dir`` (default ``~/.cache/affectstudio``). Real-data mode (``--data DIR``) reads talking-face
+videos in the MEAD layout (``<speaker>/video/front/<emotion>/level_<k>/<nnn>.mp4``) or the CREMA-D layout
+(``<actor>_<sentence>_<EMO>_<level>.flv|mp4``): emotion (and intensity) from the path, face-mesh tracks
+(:func:`track_faces`) fitted to motion by :meth:`MotionCodec.fit`, audio features from the video's own track.
+
+Both modes run the same loop: random windows of ``window`` frames, :func:`flow_matching_loss` with condition
+dropout (classifier-free guidance), AdamW, warm-up + cosine learning rate, EMA; the loss curve goes to
+``loss_curve.json``/``.png`` in the output folder. The output is a full :class:`TalkingPortraitPipeline`
+(``save_pretrained``) plus ``TRAINING.md``.
+
+    affectstudio train portrait [--config configs/portrait_tiny.yaml] [--output DIR] [--steps N] [--data DIR]
+    accelerate launch -m affectstudio.apps.train.portrait --data /data/MEAD --output runs/mead   # GPUs / DDP
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from affectstudio.errors import InputError
+
+from .portrait_data import DIT_CHANNELS, FPS, load_or_build_dataset
+
+__all__ = ["DIT_CHANNELS", "VideoItem", "build_parser", "load_config", "main", "parse_video_folder", "train"]
+
+_CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgusted", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+_CREMA_LEVELS = {"LO": 0.33, "MD": 0.67, "HI": 1.0, "XX": 0.67}
+_VIDEO_EXT = {".mp4", ".flv", ".avi", ".mov", ".mkv", ".webm"}
+
+
+# -------------------------------------------------------------------------------------------------- config
+
+
+def load_config(path: str | Path | None = None) -> dict:
+    """The recipe (YAML): ``path`` or the bundled ``configs/portrait_tiny.yaml``."""
+    import yaml
+
+    text = (Path(path).read_text() if path is not None
+            else resources.files("affectstudio.configs").joinpath("portrait_tiny.yaml").read_text())
+    cfg = yaml.safe_load(text)
+    if not isinstance(cfg, dict):
+        raise InputError(f"training config {path} is not a YAML mapping")
+    return cfg
+
+
+def default_output() -> Path:
+    return Path(str(resources.files("affectstudio.assets"))) / "talking_portrait"
+
+
+# ----------------------------------------------------------------------------------------------- real data
+
+
+@dataclass
+class VideoItem:
+    path: Path
+    emotion: str  # canonical label
+    intensity: float
+    speaker: str
+
+
+def parse_video_folder(root: str | Path) -> list[VideoItem]:
+    """Talking-face videos under ``root`` with their emotion from the MEAD or CREMA-D naming.
+
+    MEAD: ``<speaker>/video/front/<emotion>/level_<k>/<nnn>.mp4`` (k = 1..3 → intensity k/3; only the frontal
+    view is used). CREMA-D: ``<actor>_<sentence>_<EMO>_<level>.<ext>`` with EMO in ANG DIS FEA HAP NEU SAD and
+    level LO/MD/HI/XX (→ 0.33/0.67/1.0/0.67). Other files are ignored; no video at all is an error.
+    """
+    from affectstudio.conditioning.emotion.embedding import canonical_label
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"--data {root} is not a folder of talking-face videos")
+    items = []
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in _VIDEO_EXT or not p.is_file():
+            continue
+        parts = p.relative_to(root).parts
+        m = re.fullmatch(r"([^_]+)_([^_]+)_([A-Z]{3})_([A-Z]{2})", p.stem)
+        if m and m.group(3) in _CREMA_EMOTIONS:
+            items.append(VideoItem(p, _CREMA_EMOTIONS[m.group(3)], _CREMA_LEVELS.get(m.group(4), 0.67), m.group(1)))
+            continue
+        if len(parts) >= 6 and parts[-5] == "video" and parts[-4] == "front" and parts[-2].startswith("level_"):
+            try:
+                label = canonical_label(parts[-3])
+                level = int(parts[-2].split("_", 1)[1])
+            except (InputError, ValueError):
+                continue
+            items.append(VideoItem(p, label, float(np.clip(level / 3.0, 0.0, 1.0)), parts[-6]))
+    if not items:
+        raise InputError(f"no MEAD (<speaker>/video/front/<emotion>/level_<k>/*.mp4) or CREMA-D "
+                         f"(<actor>_<sentence>_<EMO>_<level>.mp4) videos found under {root}")
+    return items
+
+
+def _resample_frames(x: np.ndarray, src_fps: float, n: int) -> np.ndarray:
+    """Linear resampling of per-frame rows ``(t, ...)`` from ``src_fps`` to ``n`` frames at 25 fps."""
+    ts = np.arange(x.shape[0]) / src_fps
+    td = np.arange(n) / FPS
+    flat = x.reshape(x.shape[0], -1)
+    out = np.stack([np.interp(td, ts, flat[:, j]) for j in range(flat.shape[1])], 1)
+    return out.reshape(n, *x.shape[1:]).astype(np.float32)
+
+
+def extract_video(item: VideoItem, codec) -> dict:
+    """One real video → ``content (t, F)``, ``motion (t, C)``, ``emotion (t, 12)`` at 25 fps."""
+    from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
+    from affectstudio.conditioning.face import track_faces
+    from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features
+    from affectstudio.media import load_audio, read_video
+    from affectstudio.models.portrait import MOTION_CHANNELS
+
+    frames, fps = read_video(item.path)
+    lm = track_faces(frames)  # (t, 478, 3)
+    neutral, _ = codec.estimate_neutral(lm[0])
+    motion = codec.fit(torch.from_numpy(lm), neutral).numpy()  # (t, D)
+    motion = motion[:, [MOTION_CHANNELS.index(c) for c in DIT_CHANNELS]]
+    wave, sr = load_audio(item.path, sample_rate=SPEECH_SAMPLE_RATE)
+    content = audio_features(wave, sr, fps=FPS)
+    n = min(content.shape[0], int(math.floor(len(frames) / fps * FPS + 1e-6)) or 1)
+    motion = _resample_frames(motion, fps, n) if abs(fps - FPS) > 1e-3 else motion[:n]
+    emotion = EmotionEmbedding.from_label(item.emotion, item.intensity).as_condition(n).numpy()
+    return {"content": content[:n], "motion": motion, "emotion": emotion}
+
+
+def build_real_dataset(root: str | Path, log=print) -> dict:
+    """All videos of ``root`` (see :func:`parse_video_folder`) concatenated like the synthetic dataset."""
+    from affectstudio.errors import NoFaceError
+    from affectstudio.models.portrait import MotionCodec
+
+    codec = MotionCodec()
+    clips, meta = [], []
+    for item in parse_video_folder(root):
+        try:
+            c = extract_video(item, codec)
+        except NoFaceError as e:
+            log(f"skipping {item.path}: {e}")
+            continue
+        clips.append(c)
+        meta.append({"path": str(item.path), "emotion": item.emotion, "intensity": item.intensity})
+    if not clips:
+        raise InputError(f"no usable video (with a face) under {root}")
+    lengths = [c["content"].shape[0] for c in clips]
+    return {
+        "content": np.concatenate([c["content"] for c in clips]),
+        "motion": np.concatenate([c["motion"] for c in clips]),
+        "emotion": np.concatenate([c["emotion"] for c in clips]),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "meta": meta,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+
+class WindowSampler:
+    """Random training windows ``(b, window, ·)`` from concatenated clips; short clips are padded and masked."""
+
+    def __init__(self, data: dict, mean: np.ndarray, std: np.ndarray, window: int):
+        self.content = torch.from_numpy(np.ascontiguousarray(data["content"], dtype=np.float32))
+        self.x0 = torch.from_numpy(((data["motion"] - mean) / std).astype(np.float32))
+        self.emotion = torch.from_numpy(np.ascontiguousarray(data["emotion"], dtype=np.float32))
+        self.offsets = data["offsets"]
+        self.lengths = np.diff(self.offsets)
+        self.window = window
+        # clips are drawn in proportion to how many windows they hold (at least one)
+        w = np.maximum(self.lengths - window + 1, 1).astype(np.float64)
+        self.prob = torch.from_numpy(w / w.sum())
+
+    def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        n = self.window
+        clips = torch.multinomial(self.prob, batch, replacement=True, generator=generator).numpy()
+        u = torch.rand(batch, generator=generator).numpy()
+        x0 = torch.zeros(batch, n, self.x0.shape[1])
+        content = torch.zeros(batch, n, self.content.shape[1])
+        emotion = torch.zeros(batch, n, self.emotion.shape[1])
+        mask = torch.zeros(batch, n, dtype=torch.bool)
+        for i, (c, ui) in enumerate(zip(clips, u)):
+            length = int(self.lengths[c])
+            start = int(self.offsets[c]) + int(ui * max(length - n + 1, 1))
+            k = min(n, length)
+            x0[i, :k] = self.x0[start : start + k]
+            content[i, :k] = self.content[start : start + k]
+            emotion[i, :k] = self.emotion[start : start + k]
+            emotion[i, k:] = self.emotion[start + k - 1]
+            mask[i, :k] = True
+        return {"x0": x0, "content": content, "emotion": emotion, "mask": mask}
+
+
+def motion_stats(motion: np.ndarray, std_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    mean = motion.mean(0).astype(np.float32)
+    std = np.maximum(motion.std(0), std_floor).astype(np.float32)
+    return mean, std
+
+
+# --------------------------------------------------------------------------------------------------- train
+
+
+def _lr_lambda(warmup: int, total: int, min_ratio: float):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+    return f
+
+
+@torch.no_grad()
+def heldout_loss(model, sampler: WindowSampler, batches: int, batch_size: int, seed: int, p_drop=(0.0, 0.0)) -> float:
+    """Mean flow-matching loss on fixed random windows/noise of a held-out sampler (deterministic)."""
+    from affectstudio.models.dit import flow_matching_loss
+
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    losses = []
+    for _ in range(batches):
+        b = sampler.sample(batch_size, g)
+        loss = flow_matching_loss(model, b["x0"].to(device), b["content"].to(device), b["emotion"].to(device),
+                                  generator=g, p_drop_content=p_drop[0], p_drop_emotion=p_drop[1],
+                                  frame_mask=b["mask"].to(device), content_mask=b["mask"].to(device))
+        losses.append(float(loss))
+    return float(np.mean(losses))
+
+
+def train(cfg: dict, data: dict, heldout: dict | None = None, log=print) -> dict:
+    """The training loop. Returns ``{"model": EMA AffectDiT, "mean", "std", "curve", "final_loss", ...}``."""
+    from accelerate import Accelerator
+
+    from affectstudio.conditioning.speech import FEATURE_DIM
+    from affectstudio.models.dit import AffectDiT, flow_matching_loss
+
+    accelerator = Accelerator()
+    torch.manual_seed(int(cfg["seed"]))
+    mean, std = motion_stats(data["motion"], float(cfg.get("std_floor", 0.02)))
+    window = int(cfg["window"])
+    sampler = WindowSampler(data, mean, std, window)
+    model = AffectDiT.from_preset(cfg.get("preset", "tiny"), in_channels=len(DIT_CHANNELS), content_dim=FEATURE_DIM)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    steps = int(cfg["steps"])
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.01)),
+                            betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(int(cfg.get("warmup_steps", 100)), steps, float(cfg.get("min_lr_ratio", 0.05))))
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    ema.to(accelerator.device)
+    # each process draws its own windows/noise: seed offset by the process index
+    g = torch.Generator().manual_seed(int(cfg["seed"]) * 1000 + accelerator.process_index)
+    gn = torch.Generator(device=accelerator.device).manual_seed(int(cfg["seed"]) * 1000 + 7 + accelerator.process_index)
+    ho_sampler = WindowSampler(heldout, mean, std, window) if heldout is not None else None
+    decay = float(cfg.get("ema_decay", 0.998))
+    log_every = int(cfg.get("log_every", 50))
+    curve: list[dict] = []
+    running: list[float] = []
+    t0 = time.time()
+    model.train()
+    for step in range(steps):
+        b = sampler.sample(int(cfg["batch_size"]), g)
+        dev = accelerator.device
+        with accelerator.autocast():
+            loss = flow_matching_loss(
+                model, b["x0"].to(dev), b["content"].to(dev), b["emotion"].to(dev), generator=gn,
+                p_drop_content=float(cfg.get("p_drop_content", 0.1)), p_drop_emotion=float(cfg.get("p_drop_emotion", 0.1)),
+                frame_mask=b["mask"].to(dev), content_mask=b["mask"].to(dev),
+            )  # fmt: skip
+        accelerator.backward(loss)
+        if cfg.get("grad_clip"):
+            accelerator.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            d = min(decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), accelerator.unwrap_model(model).parameters()):
+                pe.lerp_(pm.detach(), 1 - d)
+        running.append(float(loss.detach()))
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            entry = {"step": step + 1, "loss": float(np.mean(running)), "lr": float(sched.get_last_lr()[0]),
+                     "time_s": round(time.time() - t0, 1)}
+            running = []
+            if ho_sampler is not None and ((step + 1) % (log_every * 10) == 0 or step + 1 == steps):
+                entry["heldout_loss"] = heldout_loss(ema, ho_sampler, 4, 32, seed=1234)
+            curve.append(entry)
+            if accelerator.is_main_process:
+                extra = f"  heldout(EMA) {entry['heldout_loss']:.4f}" if "heldout_loss" in entry else ""
+                log(f"step {entry['step']:5d}  loss {entry['loss']:.4f}  lr {entry['lr']:.2e}  {entry['time_s']:.0f} s{extra}")
+    ema.eval()
+    return {"model": ema, "mean": mean, "std": std, "curve": curve, "final_loss": curve[-1]["loss"] if curve else float("nan"),
+            "wall_s": time.time() - t0, "accelerator": accelerator}
+
+
+# -------------------------------------------------------------------------------------------------- output
+
+
+def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[str], log=print) -> None:
+    """The full pipeline (``save_pretrained``), the loss curve (JSON + PNG) and ``TRAINING.md``."""
+    from affectstudio.models.dit import make_scheduler
+    from affectstudio.models.portrait import MotionCodec, PortraitRenderer
+    from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = TalkingPortraitPipeline(
+        dit=result["model"], scheduler=make_scheduler("flow_euler"), codec=MotionCodec(), renderer=PortraitRenderer(),
+        motion_channels=list(DIT_CHANNELS), motion_mean=result["mean"].tolist(), motion_std=result["std"].tolist(),
+        fps=FPS, window=int(cfg.get("pipeline_window", cfg["window"])), overlap=int(cfg.get("pipeline_overlap", 20)),
+    )  # fmt: skip
+    pipe.save_pretrained(str(out))
+    (out / "loss_curve.json").write_text(json.dumps(result["curve"], indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=80)
+    ax.plot([c["step"] for c in result["curve"]], [c["loss"] for c in result["curve"]], label="train")
+    ho = [c for c in result["curve"] if "heldout_loss" in c]
+    if ho:
+        ax.plot([c["step"] for c in ho], [c["heldout_loss"] for c in ho], "o-", label="held-out (EMA)")
+    ax.set_xlabel("step"), ax.set_ylabel("flow-matching loss"), ax.set_yscale("log"), ax.legend(), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "loss_curve.png")
+    plt.close(fig)
+    ho_final = ho[-1]["heldout_loss"] if ho else None
+    lines = [
+        "# Talking-portrait motion DiT — training record",
+        "",
+        f"Command: `affectstudio train portrait {' '.join(argv)}`".rstrip(),
+        "",
+        f"- data: {data_desc}",
+        f"- model: AffectDiT preset `{cfg.get('preset', 'tiny')}`, {sum(p.numel() for p in result['model'].parameters()):,} "
+        f"parameters; in_channels {len(DIT_CHANNELS)} (motion_channels in model_index.json), content_dim = audio features",
+        f"- DiT channels (order): {', '.join(DIT_CHANNELS)}; blink and gaze are added by the pipeline",
+        f"- recipe: {json.dumps({k: v for k, v in cfg.items()})}",
+        f"- steps {cfg['steps']}, batch {cfg['batch_size']} windows of {cfg['window']} frames, seed {cfg['seed']}",
+        f"- final training loss (mean of the last {cfg.get('log_every', 50)} steps): {result['final_loss']:.4f}"
+        + (f"; held-out loss (EMA weights, no dropout): {ho_final:.4f}" if ho_final is not None else ""),
+        f"- wall time: {result['wall_s'] / 60:.1f} min training on {result['accelerator'].device} "
+        f"({torch.get_num_threads()} threads)",
+        "- loss curve: loss_curve.json, loss_curve.png",
+        "",
+    ]
+    (out / "TRAINING.md").write_text("\n".join(lines))
+    log(f"saved the pipeline to {out}")
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="affectstudio train portrait", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="recipe YAML (default: the bundled configs/portrait_tiny.yaml)")
+    p.add_argument("--output", "-o", help="output folder (default: the bundled assets/talking_portrait)")
+    p.add_argument("--data", help="folder of talking-face videos (MEAD or CREMA-D layout); default: synthetic data")
+    p.add_argument("--work-dir", default=str(Path.home() / ".cache" / "affectstudio"), help="dataset cache folder")
+    p.add_argument("--num-clips", type=int, help="synthetic clips (overrides the recipe)")
+    p.add_argument("--heldout-clips", type=int, help="held-out synthetic clips (overrides the recipe)")
+    p.add_argument("--steps", type=int, help="training steps (overrides the recipe)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--window", type=int, help="training window in frames")
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--workers", type=int, default=2, help="processes for the synthetic data engine")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config)
+    for key in ("num_clips", "heldout_clips", "steps", "batch_size", "lr", "seed", "window", "log_every"):
+        v = getattr(args, key)
+        if v is not None:
+            cfg[key] = v
+    out = Path(args.output) if args.output else default_output()
+    t0 = time.time()
+    heldout = None
+    if args.data:
+        data = build_real_dataset(args.data)
+        desc = f"{len(data['meta'])} real videos from {args.data} ({data['content'].shape[0] / FPS / 60:.1f} min at 25 fps)"
+    else:
+        data = load_or_build_dataset(int(cfg["num_clips"]), int(cfg["data_seed"]), Path(args.work_dir), args.workers)
+        if int(cfg.get("heldout_clips", 0)) > 0:
+            heldout = load_or_build_dataset(int(cfg["heldout_clips"]), int(cfg["data_seed"]) + 1, Path(args.work_dir),
+                                            args.workers)
+        desc = (f"{cfg['num_clips']} synthetic clips (data seed {cfg['data_seed']}, "
+                f"{data['content'].shape[0] / FPS / 60:.1f} min at 25 fps; apps/train/portrait_data.py), "
+                f"held out: {cfg.get('heldout_clips', 0)} clips of data seed {int(cfg['data_seed']) + 1}")
+    print(f"data ready in {time.time() - t0:.0f} s: {desc}", flush=True)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    result = train(cfg, data, heldout, log=log)
+    if result["accelerator"].is_main_process:
+        save_outputs(out, result, cfg, desc, argv, log=log)
+    result["output"] = out
+    return result
+
+
+if __name__ == "__main__":
+    main()
