@@ -237,7 +237,9 @@ class MotionCodec(ModelMixin, ConfigMixin):
         self.channels = list(channels) if channels is not None else list(MOTION_CHANNELS)
         if self.channels != MOTION_CHANNELS:
             raise InputError(f"MotionCodec channels must be {MOTION_CHANNELS}")
-        self.register_buffer("_dummy", torch.zeros(0), persistent=False)  # device tracking only
+        # no learned weights; one persistent scalar so save_pretrained writes a (tiny) weights file and
+        # from_pretrained finds one
+        self.register_buffer("format_version", torch.ones(1))
 
     # -------------------------------------------------------------------------------------------- channels
     @property
@@ -903,7 +905,14 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         # 1. vertex displacements: mesh points, then anchors following part of the head's rigid motion
         disp_mesh = q[..., :2] - ref[:, :2]  # (b, 478, 2)
-        rigid = self._rigid_2d(ref[:, :2], q[..., :2])  # (b, 2, 3) least-squares similarity
+        # the head's rigid motion alone (pose channels on the reference expression) drives the anchors
+        e = len(EXPRESSION_CHANNELS)
+        still = state.reference_motion.clone()
+        still[e:] = 0
+        posed = still.repeat(b, 1)
+        posed[:, e:] = motion[:, e:]
+        head = self.target_landmarks(state, torch.cat([still[None], posed]))
+        rigid = self._rigid_2d(head[0, :, :2], head[1:, :, :2])  # (b, 2, 3) similarity
         anc = state.anchors
         anc_h = torch.cat([anc, torch.ones_like(anc[:, :1])], -1)  # (A, 3)
         anc_disp = (torch.einsum("bij,aj->bai", rigid, anc_h) - anc) * state.anchor_pose_weight[:, None]
