@@ -304,19 +304,51 @@ def train(cfg: dict, data: dict, heldout: dict | None = None, log=print) -> dict
 # -------------------------------------------------------------------------------------------------- output
 
 
-def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[str], log=print) -> None:
-    """The full pipeline (``save_pretrained``), the loss curve (JSON + PNG) and ``TRAINING.md``."""
+def save_pipeline(out: Path, dit, mean, std, cfg: dict) -> bool:
+    """Write the full :class:`TalkingPortraitPipeline` to ``out``; also ``dit/`` + ``motion_stats.json`` (the
+    DiT and its normalisation alone). Returns False (after saving the DiT part) when the pipeline module
+    cannot be imported in this installation — then :func:`export_pipeline` finishes the job later."""
     from affectstudio.models.dit import make_scheduler
     from affectstudio.models.portrait import MotionCodec, PortraitRenderer
-    from affectstudio.pipelines.portrait import TalkingPortraitPipeline
 
     out.mkdir(parents=True, exist_ok=True)
+    stats = {"motion_channels": list(DIT_CHANNELS), "motion_mean": [float(v) for v in mean],
+             "motion_std": [float(v) for v in std], "fps": FPS,
+             "window": int(cfg.get("pipeline_window", cfg["window"])), "overlap": int(cfg.get("pipeline_overlap", 20))}
+    (out / "motion_stats.json").write_text(json.dumps(stats, indent=1))
+    try:
+        from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+    except ImportError as e:
+        copy.deepcopy(dit).to(torch.float16).save_pretrained(str(out / "dit"))
+        print(f"warning: TalkingPortraitPipeline is not importable ({e}); saved dit/ and motion_stats.json only — "
+              f"run `affectstudio train portrait --export {out}` once it is", flush=True)
+        return False
+    dit = copy.deepcopy(dit).to(torch.float16)  # half-precision weights keep the bundled checkpoint small
     pipe = TalkingPortraitPipeline(
-        dit=result["model"], scheduler=make_scheduler("flow_euler"), codec=MotionCodec(), renderer=PortraitRenderer(),
-        motion_channels=list(DIT_CHANNELS), motion_mean=result["mean"].tolist(), motion_std=result["std"].tolist(),
-        fps=FPS, window=int(cfg.get("pipeline_window", cfg["window"])), overlap=int(cfg.get("pipeline_overlap", 20)),
+        dit=dit, scheduler=make_scheduler("flow_euler"), codec=MotionCodec(), renderer=PortraitRenderer(),
+        motion_channels=stats["motion_channels"], motion_mean=stats["motion_mean"], motion_std=stats["motion_std"],
+        fps=FPS, window=stats["window"], overlap=stats["overlap"],
     )  # fmt: skip
     pipe.save_pretrained(str(out))
+    return True
+
+
+def export_pipeline(folder: str | Path) -> None:
+    """Turn ``folder/dit`` + ``folder/motion_stats.json`` (a run saved before the pipeline existed) into the
+    full pipeline in ``folder``."""
+    from affectstudio.models.dit import AffectDiT
+
+    folder = Path(folder)
+    stats = json.loads((folder / "motion_stats.json").read_text())
+    dit = AffectDiT.from_pretrained(str(folder / "dit"), torch_dtype=torch.float32)
+    cfg = {"window": stats["window"], "pipeline_window": stats["window"], "pipeline_overlap": stats["overlap"]}
+    if not save_pipeline(folder, dit, stats["motion_mean"], stats["motion_std"], cfg):
+        raise InputError("TalkingPortraitPipeline still cannot be imported; nothing exported")
+
+
+def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[str], log=print) -> None:
+    """The pipeline (:func:`save_pipeline`), the loss curve (JSON + PNG) and ``TRAINING.md``."""
+    full = save_pipeline(out, result["model"], result["mean"], result["std"], cfg)
     (out / "loss_curve.json").write_text(json.dumps(result["curve"], indent=1))
     import matplotlib
 
@@ -352,7 +384,103 @@ def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[
         "",
     ]
     (out / "TRAINING.md").write_text("\n".join(lines))
-    log(f"saved the pipeline to {out}")
+    log(f"saved {'the pipeline' if full else 'dit/ + motion_stats.json'} to {out}")
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+
+def load_trained(folder: str | Path):
+    """``(AffectDiT float32, mean (C,), std (C,), stats)`` from a training output folder."""
+    from affectstudio.models.dit import AffectDiT
+
+    folder = Path(folder)
+    stats = json.loads((folder / "motion_stats.json").read_text())
+    if list(stats["motion_channels"]) != list(DIT_CHANNELS):
+        raise InputError(f"{folder} was trained on other channels: {stats['motion_channels']}")
+    dit = AffectDiT.from_pretrained(str(folder / "dit"), torch_dtype=torch.float32).eval()
+    return dit, np.asarray(stats["motion_mean"], np.float32), np.asarray(stats["motion_std"], np.float32), stats
+
+
+@torch.no_grad()
+def generate_motion(dit, mean, std, wave, sr, emotion="neutral", intensity=1.0, steps=10, seed=0,
+                    audio_guidance=1.5, emotion_guidance=1.5, window=100, overlap=20) -> np.ndarray:
+    """Sample DiT motion ``(t, C)`` (denormalised, DIT_CHANNELS order) for speech, as the pipeline does."""
+    from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
+    from affectstudio.conditioning.speech import audio_features
+    from affectstudio.models.dit import make_scheduler, sample_windowed
+
+    content = torch.from_numpy(audio_features(wave, sr, fps=FPS))[None]  # (1, t, F)
+    t = content.shape[1]
+    emb = EmotionEmbedding.from_label(emotion, intensity)
+    cond = emb.as_condition(t)[None]
+    neg = emb.mirror().as_condition(t)[None] if emotion_guidance != 1.0 else None
+    x = sample_windowed(dit, make_scheduler("flow_euler"), (1, t, len(DIT_CHANNELS)), content, cond, window=window,
+                        overlap=overlap, negative_emotion=neg, content_guidance_scale=audio_guidance,
+                        emotion_guidance_scale=emotion_guidance, num_inference_steps=steps,
+                        generator=torch.Generator().manual_seed(seed))
+    return x[0].numpy() * std + mean
+
+
+def lipsync_report(dit, mean, std, wave, sr, **kw) -> dict:
+    """Correlation of generated jaw_open with the speech envelope (25 fps), the same for a mouth driven by the
+    time-reversed speech (control), and mean jaw_open in silent vs speech frames."""
+    from affectstudio.conditioning.speech import envelope, speech_activity
+
+    j = DIT_CHANNELS.index("jaw_open")
+    env = envelope(wave, sr, FPS)
+    jaw = generate_motion(dit, mean, std, wave, sr, **kw)[:, j]
+    jaw_rev = generate_motion(dit, mean, std, wave[::-1].copy(), sr, **kw)[:, j]
+    n = min(len(env), len(jaw), len(jaw_rev))
+    active = speech_activity(wave, sr, FPS)[:n]
+    corr = lambda a, b: float(np.corrcoef(a[:n], b[:n])[0, 1])  # noqa: E731
+    return {"frames": n, "corr_envelope": corr(jaw, env), "corr_reversed_control": corr(jaw_rev, env),
+            "jaw_speech_mean": float(jaw[:n][active].mean()) if active.any() else float("nan"),
+            "jaw_silence_mean": float(jaw[:n][~active].mean()) if (~active).any() else float("nan"),
+            "silent_frames": int((~active).sum())}
+
+
+def emotion_report(dit, mean, std, wave, sr, emotions=("neutral", "happy", "sad", "angry", "surprised"), **kw) -> dict:
+    """Mean of the expression channels over a clip for each emotion condition."""
+    keys = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU12", "AU15", "AU23", "pitch")
+    out = {}
+    for e in emotions:
+        m = generate_motion(dit, mean, std, wave, sr, emotion=e, **kw)
+        out[e] = {k: round(float(m[:, DIT_CHANNELS.index(k)].mean()), 3) for k in keys}
+    return out
+
+
+def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldout_seed: int = 1) -> dict:
+    """Lip-sync on real recordings (``wavs``) and on held-out synthetic clips; emotion response."""
+    from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
+    from affectstudio.media import load_audio
+
+    from .portrait_data import make_clip
+
+    dit, mean, std, stats = load_trained(folder)
+    kw = {"window": stats["window"], "overlap": stats["overlap"]}
+    report: dict = {"real": {}, "synthetic": {}}
+    for w in wavs:
+        wave, sr = load_audio(w, sample_rate=SPEECH_SAMPLE_RATE)
+        report["real"][Path(w).name] = lipsync_report(dit, mean, std, wave, sr, **kw)
+        print(Path(w).name, json.dumps(report["real"][Path(w).name]), flush=True)
+    j = DIT_CHANNELS.index("jaw_open")
+    rows = []
+    for i in range(heldout_clips):
+        c = make_clip(heldout_seed * 1_000_003 + i)
+        r = lipsync_report(dit, mean, std, c["wave"], SPEECH_SAMPLE_RATE, **kw)
+        jaw = generate_motion(dit, mean, std, c["wave"], SPEECH_SAMPLE_RATE, **kw)[:, j]
+        n = min(len(jaw), len(c["motion"]))
+        r["corr_target_jaw"] = float(np.corrcoef(jaw[:n], c["motion"][:n, j])[0, 1])
+        rows.append(r)
+    report["synthetic"] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+    print("synthetic held-out (mean of", heldout_clips, "clips)", json.dumps(report["synthetic"]), flush=True)
+    if wavs:
+        wave, sr = load_audio(wavs[0], sample_rate=SPEECH_SAMPLE_RATE)
+        report["emotion"] = emotion_report(dit, mean, std, wave[: sr * 12], sr, **kw)
+        for e, v in report["emotion"].items():
+            print(f"{e:10s}", json.dumps(v), flush=True)
+    return report
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -373,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="training window in frames")
     p.add_argument("--log-every", type=int)
     p.add_argument("--workers", type=int, default=2, help="processes for the synthetic data engine")
+    p.add_argument("--export", metavar="DIR", help="only turn DIR/dit + DIR/motion_stats.json into the full pipeline")
+    p.add_argument("--evaluate", metavar="DIR", help="only evaluate a trained output folder (lip-sync, emotion)")
+    p.add_argument("--eval-wav", nargs="*", default=[], help="real speech recordings for --evaluate")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy CPU)")
     return p
 
 
@@ -381,12 +513,24 @@ def main(argv: list[str] | None = None) -> dict:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.evaluate:
+        report = evaluate(args.evaluate, args.eval_wav)
+        (Path(args.evaluate) / "eval.json").write_text(json.dumps(report, indent=1))
+        return {"output": Path(args.evaluate), "report": report}
+    if args.export:
+        export_pipeline(args.export)
+        print(f"exported the pipeline into {args.export}")
+        return {"output": Path(args.export)}
     cfg = load_config(args.config)
     for key in ("num_clips", "heldout_clips", "steps", "batch_size", "lr", "seed", "window", "log_every"):
         v = getattr(args, key)
         if v is not None:
             cfg[key] = v
     out = Path(args.output) if args.output else default_output()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     t0 = time.time()
     heldout = None
     if args.data:
