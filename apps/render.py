@@ -5,19 +5,65 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from affectstudio.errors import EmptyTextError, InputError
+from affectstudio.errors import EmptyTextError, InputError, MissingFileError
+
+
+def resolve_device(device: str):
+    """``auto`` → cuda when available, else cpu; a clear error when cuda is asked for and absent."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}: use cpu, cuda or auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but this machine has no CUDA GPU (use --device cpu)")
+    return torch.device(device)
+
+
+def _require_files(**paths) -> None:
+    for flag, path in paths.items():
+        if path is not None and not Path(path).is_file():
+            raise MissingFileError(f"--{flag} file not found: {path}")
+
+
+def _require_output(path: Path, suffix: str) -> None:
+    if Path(path).suffix.lower() != suffix:
+        raise InputError(f"output must be a {suffix} file, got {path}")
+
+
+def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
+                    emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
+                    device: str = "auto", size: int = 256) -> Path:
+    """Validate the inputs cheaply, then run the bundled ``TalkingPortraitPipeline`` streaming into ``output``."""
+    import torch
+
+    from affectstudio.pipelines.portrait import SIZES, TalkingPortraitPipeline
+
+    if (audio is None) == (text is None):
+        raise InputError("give exactly one of --audio (speech to lip-sync) or --text (a script to speak)")
+    if text is not None and not text.strip():
+        raise EmptyTextError("--text is empty: give some words to speak")
+    if size not in SIZES:
+        raise InputError(f"--size must be 256, 512 or 0 (the source crop), got {size}")
+    _require_files(image=image, audio=audio)
+    _require_output(output, ".mp4")
+    dev = resolve_device(device)
+    pipe = TalkingPortraitPipeline.from_pretrained().to(dev)
+    pipe(image=image, audio=audio, text=text, emotion=emotion, emotion_intensity=intensity,
+         num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),
+         output_path=output, output_type="none")
+    return Path(output)
 
 
 def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,
                   image: Optional[Path] = None) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""
-    from affectstudio.conditioning import emotion as E
+    from affectstudio.conditioning.emotion import load_encoder
 
     if text is not None:
-        return [E.TextEmotionEncoder.from_pretrained().encode(text)]
+        return [load_encoder("text").encode(text)]
     if text_file is not None:
-        from affectstudio.errors import MissingFileError
-
         path = Path(text_file)
         if not path.is_file():
             raise MissingFileError(f"text file not found: {path}")
@@ -28,9 +74,9 @@ def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, 
         lines = [ln for ln in lines if ln]
         if not lines:
             raise EmptyTextError(f"{path} has no text in it")
-        return E.TextEmotionEncoder.from_pretrained().encode(lines)
+        return load_encoder("text").encode(lines)
     if audio is not None:
-        return [E.SpeechEmotionEncoder.from_pretrained().encode(audio)]
+        return [load_encoder("speech").encode(audio)]
     if image is not None:
-        return [E.FaceEmotionEncoder.from_pretrained().encode(image)]
+        return [load_encoder("face").encode(image)]
     raise InputError("nothing to read an emotion from")

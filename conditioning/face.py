@@ -19,6 +19,8 @@ arrays (regions, :func:`measure_action_units`, :func:`head_pose_from_landmarks`)
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -199,6 +201,29 @@ def _mp_connections():
 _MP_LOCK = threading.Lock()
 
 
+def _quiet_native_logs(fn):
+    """mediapipe's C++ side (absl, TFLite) logs straight to file descriptor 2, ignoring every logging setting;
+    silence that descriptor while it runs so the CLI's stderr carries only our own one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, notebooks)
+            return fn(*args, **kwargs)
+        sys.stderr.flush()
+        saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+            return fn(*args, **kwargs)
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
+
+    return wrapper
+
+
 @functools.lru_cache(maxsize=None)
 def _static_mesh():
     """The process-wide mediapipe graphs for still images: (full-range face detector, face mesh)."""
@@ -300,6 +325,7 @@ def _make_analysis(pts: np.ndarray, image_size: tuple[int, int], score: float) -
     return FaceAnalysis(landmarks=pts.astype(np.float32), bbox=bbox, image_size=(h, w), score=float(score))
 
 
+@_quiet_native_logs
 def analyze_faces(image: ImageInput, max_faces: int = 8) -> list[FaceAnalysis]:
     """Every face found (up to ``max_faces``), largest first. An empty list when there is none."""
     img = load_image(image)
@@ -342,6 +368,7 @@ def analyze_face(image: ImageInput, largest: bool = True) -> FaceAnalysis:
     return faces[0] if largest else max(faces, key=lambda f: f.score)
 
 
+@_quiet_native_logs
 def track_faces(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Per-frame mesh ``(t, 478, 3)`` float32 of the main face of a video ``(t, h, w, 3)``.
 

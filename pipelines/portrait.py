@@ -9,20 +9,18 @@ The ``AffectDiT`` generates face motion (articulation, expression action units, 
 ``blink_rate``), not by the DiT. ``PortraitRenderer`` then warps the reference photo frame by frame.
 """
 
-from __future__ import annotations
-
 import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from affectstudio.conditioning.emotion import EmotionEmbedding, parse_emotion_spec
+from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder, parse_emotion_spec
 from affectstudio.conditioning.face import analyze_face
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features, prosody_for, synthesize
 from affectstudio.errors import InputError, NoSpeechError
@@ -68,10 +66,9 @@ class TalkingPortraitPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "dit"
 
-    def __init__(self, dit: AffectDiT, scheduler, codec: MotionCodec, renderer: PortraitRenderer,
-                 motion_channels: Sequence[str] = (), motion_mean: Sequence[float] = (),
-                 motion_std: Sequence[float] = (), fps: float = 25.0, window: int = 250, overlap: int = 25,
-                 max_audio_seconds: float = 600.0):
+    def __init__(self, dit: AffectDiT, scheduler: SchedulerMixin, codec: MotionCodec, renderer: PortraitRenderer,
+                 motion_channels: list = None, motion_mean: list = None, motion_std: list = None,
+                 fps: float = 25.0, window: int = 250, overlap: int = 25, max_audio_seconds: float = 600.0):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler, codec=codec, renderer=renderer)
         channels = list(motion_channels) or list(MOTION_CHANNELS[: dit.config.in_channels])
@@ -128,10 +125,8 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         """The emotion spec given, or — with none — the speech encoder's reading of the audio (neutral if silent)."""
         if emotion is not None:
             return parse_emotion_spec(emotion, intensity=intensity)
-        from affectstudio.conditioning.emotion import SpeechEmotionEncoder
-
         try:
-            emb = SpeechEmotionEncoder.from_pretrained().encode((wave, sr))
+            emb = load_encoder("speech").encode((wave, sr))
         except NoSpeechError:
             emb = EmotionEmbedding.neutral()
         return emb if intensity is None else emb.with_intensity(intensity)
@@ -208,12 +203,17 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         device, dtype = self.dit.device, self.dit.dtype
         fps = self.config.fps
 
-        # 1. Speech and its features at the video frame rate.
+        # 1. The face: analysis, estimated neutral and render state (first: the cheapest input to reject).
+        image = load_image(image)
+        analysis = analyze_face(image)
+        state = self.renderer.prepare(image, analysis, size=size, device=device)
+
+        # 2. Speech and its features at the video frame rate.
         wave, sr = self.prepare_audio(audio, text, emotions)
         content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
         num_frames = content.shape[0]
 
-        # 2. Emotion conditions, one per clip (curves resampled to the frame count).
+        # 3. Emotion conditions, one per clip (curves resampled to the frame count).
         embs = [self.encode_emotion(e, emotion_intensity, wave, sr) for e in emotions]
         cond = torch.stack([e.as_condition(num_frames) for e in embs])  # (b, t, 12)
         negs = None
@@ -223,11 +223,6 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         batch = len(embs)
         if isinstance(generator, list) and len(generator) != batch:
             raise InputError(f"got {len(generator)} generators for {batch} clips")
-
-        # 3. The face: analysis, estimated neutral and render state.
-        image = load_image(image)
-        analysis = analyze_face(image)
-        state = self.renderer.prepare(image, analysis, size=size)
 
         # 4. Motion: DiT sampling in overlapping windows, then idle motion and pose scaling.
         total = math.ceil(num_frames / max(1, self.config.window - self.config.overlap)) * num_inference_steps

@@ -209,7 +209,6 @@ def _fake_talking_video(path, seconds=1.0, fps=25):
                 sample_rate=speech.sample_rate)
 
 
-@pytest.mark.slow
 def test_real_data_mode_end_to_end(tmp_path):
     mead = tmp_path / "data" / "M003" / "video" / "front" / "happy" / "level_2" / "001.mp4"
     crema = tmp_path / "data" / "1001_DFA_SAD_HI.mp4"

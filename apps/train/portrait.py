@@ -255,6 +255,8 @@ def train(cfg: dict, data: dict, heldout: dict | None = None, log=print) -> dict
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(int(cfg.get("warmup_steps", 100)), steps, float(cfg.get("min_lr_ratio", 0.05))))
     model, opt, sched = accelerator.prepare(model, opt, sched)
+    if not hasattr(model, "config"):  # a DDP wrapper: flow_matching_loss reads model.config
+        model.config = accelerator.unwrap_model(model).config
     ema.to(accelerator.device)
     # each process draws its own windows/noise: seed offset by the process index
     g = torch.Generator().manual_seed(int(cfg["seed"]) * 1000 + accelerator.process_index)
@@ -422,19 +424,38 @@ def generate_motion(dit, mean, std, wave, sr, emotion="neutral", intensity=1.0, 
     return x[0].numpy() * std + mean
 
 
-def lipsync_report(dit, mean, std, wave, sr, **kw) -> dict:
-    """Correlation of generated jaw_open with the speech envelope (25 fps), the same for a mouth driven by the
-    time-reversed speech (control), and mean jaw_open in silent vs speech frames."""
+def lip_gap(motion: np.ndarray, neutral_landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap ``(t,)`` in inter-ocular units of the mesh decoded from DiT motion on ``neutral_landmarks``."""
+    from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec
+
+    full = torch.zeros(motion.shape[0], len(MOTION_CHANNELS))
+    full[:, [MOTION_CHANNELS.index(c) for c in DIT_CHANNELS]] = torch.from_numpy(motion).float()
+    lm = MotionCodec().decode(full, neutral_landmarks).numpy()  # (t, 478, 3) pixels
+    iod = np.linalg.norm(neutral_landmarks[[33, 133]].mean(0)[:2] - neutral_landmarks[[362, 263]].mean(0)[:2])
+    return (lm[:, 14, 1] - lm[:, 13, 1]) / iod
+
+
+def lipsync_report(dit, mean, std, wave, sr, neutral_landmarks=None, **kw) -> dict:
+    """Correlation of generated jaw_open (and, given a face, the decoded inner-lip gap) with the speech envelope
+    (25 fps), the same for a mouth driven by the time-reversed speech (control), and mean jaw_open in silent vs
+    speech frames."""
     from affectstudio.conditioning.speech import envelope, speech_activity
 
     j = DIT_CHANNELS.index("jaw_open")
     env = envelope(wave, sr, FPS)
-    jaw = generate_motion(dit, mean, std, wave, sr, **kw)[:, j]
-    jaw_rev = generate_motion(dit, mean, std, wave[::-1].copy(), sr, **kw)[:, j]
+    m = generate_motion(dit, mean, std, wave, sr, **kw)
+    m_rev = generate_motion(dit, mean, std, wave[::-1].copy(), sr, **kw)
+    jaw, jaw_rev = m[:, j], m_rev[:, j]
     n = min(len(env), len(jaw), len(jaw_rev))
     active = speech_activity(wave, sr, FPS)[:n]
     corr = lambda a, b: float(np.corrcoef(a[:n], b[:n])[0, 1])  # noqa: E731
-    return {"frames": n, "corr_envelope": corr(jaw, env), "corr_reversed_control": corr(jaw_rev, env),
+    extra = {}
+    if neutral_landmarks is not None:
+        gap, gap_rev = lip_gap(m, neutral_landmarks), lip_gap(m_rev, neutral_landmarks)
+        extra = {"gap_corr_envelope": corr(gap, env), "gap_corr_reversed_control": corr(gap_rev, env),
+                 "gap_speech_mean": float(gap[:n][active].mean()) if active.any() else float("nan"),
+                 "gap_silence_mean": float(gap[:n][~active].mean()) if (~active).any() else float("nan")}
+    return {"frames": n, "corr_envelope": corr(jaw, env), "corr_reversed_control": corr(jaw_rev, env), **extra,
             "jaw_speech_mean": float(jaw[:n][active].mean()) if active.any() else float("nan"),
             "jaw_silence_mean": float(jaw[:n][~active].mean()) if (~active).any() else float("nan"),
             "silent_frames": int((~active).sum())}
@@ -450,6 +471,29 @@ def emotion_report(dit, mean, std, wave, sr, emotions=("neutral", "happy", "sad"
     return out
 
 
+def _append_eval(folder: Path, report: dict, argv: list[str]) -> None:
+    """Replace the ``## Evaluation`` section of ``folder/TRAINING.md`` with ``report``."""
+    md = folder / "TRAINING.md"
+    text = md.read_text().split("\n## Evaluation")[0].rstrip() + "\n" if md.exists() else ""
+    lines = ["", "## Evaluation", "", f"Command: `affectstudio train portrait {' '.join(argv)}` (full numbers: eval.json). "
+             "Motion sampled with 10 flow-Euler steps, audio/emotion guidance 1.5, seed 0, neutral emotion.", "",
+             "| speech | corr(jaw_open, envelope) | reversed-speech control | corr(lip gap, envelope) | control | "
+             "jaw_open speech / silence |", "|---|---|---|---|---|---|"]
+    rows = dict(report["real"])
+    rows["synthetic held-out (mean)"] = report["synthetic"]
+    for name, r in rows.items():
+        gap = f"{r['gap_corr_envelope']:.2f} | {r['gap_corr_reversed_control']:.2f}" if "gap_corr_envelope" in r else "– | –"
+        lines.append(f"| {name} | {r['corr_envelope']:.2f} | {r['corr_reversed_control']:.2f} | {gap} | "
+                     f"{r['jaw_speech_mean']:.3f} / {r['jaw_silence_mean']:.3f} |")
+    if "emotion" in report:
+        keys = list(next(iter(report["emotion"].values())))
+        lines += ["", "Mean expression channels on the first real recording per emotion condition (intensity 1):", "",
+                  "| emotion | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for e, v in report["emotion"].items():
+            lines.append(f"| {e} | " + " | ".join(f"{v[k]:.2f}" for k in keys) + " |")
+    md.write_text(text + "\n".join(lines) + "\n")
+
+
 def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldout_seed: int = 1) -> dict:
     """Lip-sync on real recordings (``wavs``) and on held-out synthetic clips; emotion response."""
     from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
@@ -457,12 +501,21 @@ def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldou
 
     from .portrait_data import make_clip
 
+    from affectstudio.conditioning.face import analyze_face
+    from affectstudio.models.portrait import MotionCodec
+
     dit, mean, std, stats = load_trained(folder)
     kw = {"window": stats["window"], "overlap": stats["overlap"]}
     report: dict = {"real": {}, "synthetic": {}}
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        neutral = None
+    else:  # a real photo's estimated neutral mesh, for the decoded lip gap
+        neutral = MotionCodec().estimate_neutral(analyze_face(skdata.astronaut()))[0].numpy()
     for w in wavs:
         wave, sr = load_audio(w, sample_rate=SPEECH_SAMPLE_RATE)
-        report["real"][Path(w).name] = lipsync_report(dit, mean, std, wave, sr, **kw)
+        report["real"][Path(w).name] = lipsync_report(dit, mean, std, wave, sr, neutral_landmarks=neutral, **kw)
         print(Path(w).name, json.dumps(report["real"][Path(w).name]), flush=True)
     j = DIT_CHANNELS.index("jaw_open")
     rows = []
@@ -518,6 +571,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.evaluate:
         report = evaluate(args.evaluate, args.eval_wav)
         (Path(args.evaluate) / "eval.json").write_text(json.dumps(report, indent=1))
+        _append_eval(Path(args.evaluate), report, argv)
         return {"output": Path(args.evaluate), "report": report}
     if args.export:
         export_pipeline(args.export)

@@ -46,6 +46,7 @@ from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES, side_weigh
 from affectstudio.conditioning.speech import (
     FEATURE_DIM,
     SPEECH_SAMPLE_RATE,
+    Phoneme,
     VISEME_TARGETS,
     Prosody,
     audio_features,
@@ -314,8 +315,6 @@ _POSTURE = {  # (yaw, pitch, roll) radians at intensity 1; pitch > 0 = nose down
 
 def _synthesize_segments(rng: np.random.Generator, spec: ClipSpec, prosody: Prosody, voice: str):
     """Speech of 1–3 sentences with pauses and lead/tail silence → (wave, phonemes, text)."""
-    from affectstudio.conditioning.speech import Phoneme
-
     sr = SPEECH_SAMPLE_RATE
     n_seg = int(rng.choice([1, 1, 2, 2, 3]))
     waves, phonemes, texts = [], [], []
@@ -404,8 +403,6 @@ def make_clip(seed: int, spec: ClipSpec | None = None) -> dict:
         lead = int(lead * sr) / sr
         for p in phonemes:
             p.start, p.end = p.start + lead, p.end + lead
-        from affectstudio.conditioning.speech import Phoneme
-
         phonemes.insert(0, Phoneme("_", 0.0, lead))
         phonemes.append(Phoneme("_", phonemes[-1].end, wave.size / sr))
     peak = float(np.abs(wave).max()) + 1e-9
@@ -467,7 +464,6 @@ def make_clip(seed: int, spec: ClipSpec | None = None) -> dict:
             motion[:, j] += expr[:, j]
         elif DIT_CHANNELS[j] not in ("yaw", "pitch", "roll"):
             motion[:, j] = expr[:, j]
-    # silence keeps the mouth closed: the speech-articulation part of lips_part/jaw from emotion stays small
 
     # 7. head pose
     active = _lowpass_lag(speech_mask.astype(np.float32)[:, None], 8.0)[:, 0]  # (t,) smoothed activity

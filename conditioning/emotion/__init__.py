@@ -7,8 +7,8 @@ Importing this package is cheap: MiniLM loads on the first text encode, and the 
 from __future__ import annotations
 
 from .embedding import CONDITION_DIM, EMOTIONS, VAD_ANCHORS, EmotionEmbedding
-
-
+from .fusion import encode_emotion, fuse_emotions
+from .spec import load_encoder, parse_emotion_spec
 from .text import TextEmotionEncoder
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TextEmotionEncoder",
     "encode_emotion",
     "fuse_emotions",
+    "load_encoder",
     "parse_emotion_spec",
 ]
 

@@ -1,0 +1,108 @@
+"""Emotion specs (CLI.md): every way a user names an emotion, parsed into one :class:`EmotionEmbedding`.
+
+* ``happy`` — a label (synonyms such as ``joy`` accepted), intensity 1 unless ``intensity`` is given;
+* ``happy:0.6`` — a label alone with a number: the number is the intensity;
+* ``happy:0.6,surprised:0.4`` — a mix: the numbers are weights (normalised), intensity from ``intensity``
+  (default 1);
+* free text — ``a quiet, simmering anger`` — read by the text encoder;
+* a path to a speech recording (``.wav .flac .mp3 .m4a .ogg``) or a face image (``.png .jpg …``) — read by the
+  speech / face encoder. A spec ending in such an extension that does not exist is a missing-file error,
+  never free text; ``word:number`` must name a known label (``zorblax:0.5`` is an error, not free text).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from affectstudio.errors import EmptyTextError, InputError, MissingFileError
+from affectstudio.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+
+from .embedding import LABEL_SYNONYMS, EmotionEmbedding, canonical_label
+
+_WEIGHTED = re.compile(r"^\s*([A-Za-z_-]+)\s*:\s*([-+]?\d*\.?\d+)\s*$")
+_ENCODERS = {
+    "text": ("affectstudio.conditioning.emotion.text", "TextEmotionEncoder"),
+    "speech": ("affectstudio.conditioning.emotion.speech", "SpeechEmotionEncoder"),
+    "face": ("affectstudio.conditioning.emotion.face", "FaceEmotionEncoder"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def load_encoder(kind: str):
+    """The bundled encoder for ``kind`` (text, speech, face), loaded once per process."""
+    import importlib
+
+    module, name = _ENCODERS[kind]
+    return getattr(importlib.import_module(module), name).from_pretrained()
+
+
+def _check_weight(label: str, value: str, what: str) -> float:
+    w = float(value)
+    if not 0.0 <= w <= 1.0 and what == "intensity":
+        raise InputError(f"emotion intensity must be in [0, 1], got {label}:{value}")
+    if w < 0:
+        raise InputError(f"emotion weights must be ≥ 0, got {label}:{value}")
+    return w
+
+
+def _parse_labels(spec: str) -> EmotionEmbedding | None:
+    """A label, ``label:intensity`` or a mix; None when ``spec`` is not of those forms (free text)."""
+    parts = [p for p in spec.split(",")]
+    weighted = [_WEIGHTED.match(p) for p in parts]
+    if len(parts) == 1 and spec.strip().lower() in LABEL_SYNONYMS:
+        return EmotionEmbedding.from_label(canonical_label(spec))
+    if not all(weighted):
+        if any(weighted) and len(parts) > 1:
+            raise InputError(f"cannot read emotion mix {spec!r}: write it like 'happy:0.6,surprised:0.4'")
+        return None
+    if len(parts) == 1:
+        label, value = weighted[0].groups()
+        return EmotionEmbedding.from_label(canonical_label(label), _check_weight(label, value, "intensity"))
+    weights: dict[str, float] = {}
+    for m in weighted:
+        label = canonical_label(m.group(1))
+        weights[label] = weights.get(label, 0.0) + _check_weight(m.group(1), m.group(2), "weight")
+    if sum(weights.values()) <= 0:
+        raise InputError(f"emotion mix {spec!r} has no positive weight")
+    return EmotionEmbedding.from_mix(weights)
+
+
+def parse_emotion_spec(spec, intensity: float | None = None) -> EmotionEmbedding:
+    """Parse any emotion spec (see the module docstring) into an :class:`EmotionEmbedding`.
+
+    ``spec`` may also be an ``EmotionEmbedding``, a ``{label: weight}`` mapping or a ``Path``. ``intensity``
+    (0..1) overrides the intensity of every form.
+    """
+    if intensity is not None and not 0.0 <= float(intensity) <= 1.0:
+        raise InputError(f"emotion intensity must be in [0, 1], got {intensity}")
+    if isinstance(spec, EmotionEmbedding):
+        emb = spec
+    elif isinstance(spec, Mapping):
+        emb = EmotionEmbedding.from_mix({canonical_label(k): float(v) for k, v in spec.items()})
+    elif isinstance(spec, (str, os.PathLike)):
+        emb = _parse_string(spec)
+    else:
+        raise InputError(f"unsupported emotion spec of type {type(spec).__name__}")
+    return emb if intensity is None else emb.with_intensity(float(intensity))
+
+
+def _parse_string(spec) -> EmotionEmbedding:
+    text = os.fspath(spec).strip()
+    if not text:
+        raise EmptyTextError("the emotion spec is empty: give a label (e.g. 'happy'), a mix, a description or a file")
+    suffix = Path(text).suffix.lower()
+    if isinstance(spec, os.PathLike) or suffix in AUDIO_EXTENSIONS + IMAGE_EXTENSIONS:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise MissingFileError(f"emotion reference file not found: {path}")
+        if suffix in AUDIO_EXTENSIONS:
+            return load_encoder("speech").encode(path)
+        if suffix in IMAGE_EXTENSIONS:
+            return load_encoder("face").encode(path)
+        raise InputError(f"cannot read an emotion from {path}: use a speech recording or a face image")
+    emb = _parse_labels(text)
+    return emb if emb is not None else load_encoder("text").encode(text)

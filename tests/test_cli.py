@@ -1,0 +1,116 @@
+"""The CLI contract (CLI.md): subcommands, JSON output, one-line errors with exit code 2, no partial outputs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from affectstudio.apps.cli import main
+from affectstudio.media import write_wav
+
+SUBCOMMANDS = ["demo", "portrait", "dub", "music", "emotion", "batch", "studio", "bench", "train"]
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def assert_one_line_error(code, err):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+
+
+def test_help_lists_every_subcommand():
+    proc = subprocess.run([sys.executable, "-m", "affectstudio", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for name in SUBCOMMANDS:
+        assert f"  {name}" in proc.stdout
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert_one_line_error(*run(capsys, "portrait", "--image", "x.png")[::2])  # missing -o
+    assert_one_line_error(*run(capsys, "emotion")[::2])
+    assert_one_line_error(*run(capsys, "emotion", "--text", "hi", "--audio", "a.wav")[::2])
+    assert_one_line_error(*run(capsys, "nonsense")[::2])
+
+
+@pytest.mark.parametrize("cmd", [["dub", "--video", "v.mp4", "--text", "hi", "-o", "o.mp4"],
+                                 ["music", "--video", "v.mp4", "-o", "o.mp4"],
+                                 ["batch", "jobs.yaml", "--out-dir", "d"], ["studio"]])
+def test_later_generators_say_so(capsys, cmd):
+    code, _, err = run(capsys, *cmd)
+    assert_one_line_error(code, err)
+    assert "not available yet" in err
+
+
+def test_emotion_text_json(capsys):
+    code, out, err = run(capsys, "emotion", "--text", "I can't stop smiling, this is the best day ever!", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert set(d) == {"label", "probs", "valence", "arousal", "dominance", "intensity"}
+    assert d["label"] == "happy" and abs(sum(d["probs"].values()) - 1) < 1e-3 and d["valence"] > 0
+
+
+def test_emotion_text_file_one_object_per_line(capsys, tmp_path):
+    f = tmp_path / "lines.txt"
+    f.write_text("My dog died this morning.\n\nGet out of my house right now!\n")
+    code, out, err = run(capsys, "emotion", "--text-file", str(f), "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["label"] for r in rows] == ["sad", "angry"]
+
+
+def test_emotion_image_reads_the_bundled_smile(capsys):
+    from affectstudio.assets import asset_path
+
+    code, out, err = run(capsys, "emotion", "--image", str(asset_path("samples", "portrait.jpg")), "--json")
+    assert code == 0, err
+    assert json.loads(out)["label"] == "happy"
+
+
+def test_emotion_bad_inputs(capsys, tmp_path):
+    (tmp_path / "corrupt.jpg").write_bytes(b"definitely not a jpeg")
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    write_wav(tmp_path / "silence.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    cases = [["--image", str(tmp_path / "missing.png")], ["--image", str(tmp_path / "corrupt.jpg")],
+             ["--image", str(tmp_path / "wall.png")], ["--text", "   "], ["--audio", str(tmp_path / "silence.wav")],
+             ["--text-file", str(tmp_path / "empty.txt")], ["--audio", str(tmp_path / "nope.wav")]]
+    for case in cases:
+        code, _, err = run(capsys, "emotion", *case)
+        assert_one_line_error(code, err)
+
+
+def test_portrait_bad_inputs_leave_no_output(capsys, tmp_path):
+    Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    out = tmp_path / "out.mp4"
+    for case in [["--image", str(tmp_path / "missing.png"), "--text", "hello"],
+                 ["--image", str(tmp_path / "wall.png"), "--text", "hello"],
+                 ["--image", str(tmp_path / "wall.png"), "--text", "   "],
+                 ["--image", str(tmp_path / "wall.png"), "--text", "hi", "--emotion", "zorblax:0.5"],
+                 ["--image", str(tmp_path / "wall.png"), "--audio", str(tmp_path / "none.wav")]]:
+        code, _, err = run(capsys, "portrait", *case, "-o", str(out))
+        assert_one_line_error(code, err)
+    assert list(tmp_path.iterdir()) == [tmp_path / "wall.png"]
+
+
+@pytest.mark.slow
+def test_portrait_end_to_end_subprocess(tmp_path):
+    from affectstudio.assets import asset_path
+    from affectstudio.media import probe_video
+
+    out = tmp_path / "clip.mp4"
+    proc = subprocess.run([sys.executable, "-m", "affectstudio", "portrait", "--image",
+                           str(asset_path("samples", "portrait.jpg")), "--text", "Hello there, how are you?",
+                           "--emotion", "happy:0.8", "--steps", "4", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = probe_video(out)
+    assert info.fps == 25 and info.width == 256 and info.has_audio and info.num_frames > 25
