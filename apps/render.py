@@ -49,6 +49,10 @@ def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, tex
     _require_files(image=image, audio=audio)
     _require_output(output, ".mp4")
     dev = resolve_device(device)
+    if emotion is not None:  # reject a bad spec before any rendering work
+        from affectstudio.conditioning.emotion import parse_emotion_spec
+
+        emotion = parse_emotion_spec(emotion, intensity=intensity)
     pipe = TalkingPortraitPipeline.from_pretrained().to(dev)
     pipe(image=image, audio=audio, text=text, emotion=emotion, emotion_intensity=intensity,
          num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),

@@ -31,6 +31,20 @@ from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitR
 SIZES = (256, 512, 0)
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """Hide diffusers' "Loading pipeline components" bar; sampling and rendering keep their progress bars."""
+    from diffusers.utils import logging as dlogging
+
+    was_enabled = dlogging.is_progress_bar_enabled()
+    dlogging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            dlogging.enable_progress_bar()
+
+
 @dataclass
 class TalkingPortraitOutput(BaseOutput):
     """``frames`` uint8 ``(t, h, w, 3)`` (``(b, t, h, w, 3)`` for a batch of emotions; ``None`` when streamed to
@@ -88,7 +102,10 @@ class TalkingPortraitPipeline(DiffusionPipeline):
             from affectstudio.assets import asset_path
 
             pretrained_model_name_or_path = asset_path("talking_portrait")
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            kwargs.setdefault("local_files_only", True)
+        # the loading bar of four small components is noise on stderr (and would precede a one-line error)
+        with quiet_loading():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------------------------------ inputs
 
@@ -204,8 +221,8 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         fps = self.config.fps
 
         # 1. The face: analysis, estimated neutral and render state (first: the cheapest input to reject).
+        analysis = analyze_face(image)  # loads the image; errors name the file
         image = load_image(image)
-        analysis = analyze_face(image)
         state = self.renderer.prepare(image, analysis, size=size, device=device)
 
         # 2. Speech and its features at the video frame rate.

@@ -52,8 +52,11 @@ def test_every_package_is_listed_in_pyproject():
 
 def test_model_index_names_affectstudio_modules():
     for index in ROOT.joinpath("assets").rglob("model_index.json"):
-        for key, value in json.loads(index.read_text()).items():
-            if isinstance(value, list) and value and value[0] not in (None, "diffusers", "transformers"):
+        components = {k: v for k, v in json.loads(index.read_text()).items()
+                      if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (str, type(None))) for x in v)}
+        assert components, f"{index} lists no components"
+        for key, value in components.items():
+            if value[0] not in (None, "diffusers", "transformers"):
                 assert value[0].startswith("affectstudio."), f"{index}: {key} saved as {value}"
 
 

@@ -129,6 +129,7 @@ def _cfg(**kw):
     return cfg
 
 
+@pytest.mark.slow
 def test_short_training_reduces_loss_and_saves(tiny_data, tmp_path):
     from affectstudio.conditioning.speech import FEATURE_DIM as F
     from affectstudio.models.dit import AffectDiT

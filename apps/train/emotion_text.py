@@ -52,7 +52,8 @@ PROTOTYPES: dict[str, tuple[str, str, str]] = {
                  "A scornful sneer at someone I look down on."),
 }
 
-DEFAULTS = dict(hidden_dim=128, epochs=300, lr=3e-3, weight_decay=1e-2, noise=0.02, label_smoothing=0.05)
+DEFAULTS = dict(hidden_dim=256, epochs=300, lr=3e-3, weight_decay=1e-1, noise=0.05, label_smoothing=0.05,
+                ensemble_size=5)
 
 
 def read_tsv(path: str | Path | resources.abc.Traversable) -> tuple[list[str], list[int]]:
@@ -90,11 +91,13 @@ def fit_head(
     weight_decay: float = DEFAULTS["weight_decay"],
     noise: float = DEFAULTS["noise"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
+    ensemble_size: int = DEFAULTS["ensemble_size"],
 ) -> TextEmotionEncoder:
     """Full-batch AdamW on precomputed features; every random draw comes from one seeded Generator."""
     g = torch.Generator().manual_seed(seed)
-    model = TextEmotionEncoder(embed_dim=emb.shape[1], lexicon_dim=lex.shape[1], hidden_dim=hidden_dim)
-    for layer in model.net:
+    model = TextEmotionEncoder(embed_dim=emb.shape[1], lexicon_dim=lex.shape[1], hidden_dim=hidden_dim,
+                               ensemble_size=ensemble_size)
+    for layer in model.members.modules():
         if isinstance(layer, torch.nn.Linear):
             torch.nn.init.xavier_uniform_(layer.weight, generator=g)
             torch.nn.init.zeros_(layer.bias)
@@ -108,7 +111,8 @@ def fit_head(
     model.train()
     for _ in range(epochs):
         xin = x + noise * torch.randn(x.shape, generator=g)
-        loss = F.cross_entropy(model(xin), labels, weight=class_weight, label_smoothing=label_smoothing)
+        logits = model.member_logits(xin)  # (k, n, 8): every member is trained on its own loss
+        loss = sum(F.cross_entropy(lg, labels, weight=class_weight, label_smoothing=label_smoothing) for lg in logits)
         opt.zero_grad()
         loss.backward()
         opt.step()

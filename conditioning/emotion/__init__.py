@@ -1,7 +1,7 @@
 """The shared emotion space and its encoders.
 
-Importing this package is cheap: MiniLM loads on the first text encode, and the speech/face encoders
-(heavy dependencies) are imported on first attribute access.
+Importing this package is cheap (numpy only): the encoders (diffusers, MiniLM, opensmile, mediapipe) are
+imported on first attribute access, and MiniLM loads on the first text encode.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from .embedding import CONDITION_DIM, EMOTIONS, VAD_ANCHORS, EmotionEmbedding
 from .fusion import encode_emotion, fuse_emotions
 from .spec import load_encoder, parse_emotion_spec
-from .text import TextEmotionEncoder
 
 __all__ = [
     "CONDITION_DIM",
@@ -25,7 +24,9 @@ __all__ = [
     "parse_emotion_spec",
 ]
 
+# heavy imports (diffusers, opensmile, mediapipe) deferred to first access
 _LAZY = {
+    "TextEmotionEncoder": "affectstudio.conditioning.emotion.text",
     "SpeechEmotionEncoder": "affectstudio.conditioning.emotion.speech",
     "FaceEmotionEncoder": "affectstudio.conditioning.emotion.face",
 }

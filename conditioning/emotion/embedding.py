@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from affectstudio.errors import InputError, UnknownEmotionError
+
+if TYPE_CHECKING:
+    import torch
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised", "contempt")
 NUM_EMOTIONS = len(EMOTIONS)
@@ -314,12 +316,14 @@ class EmotionEmbedding:
         return self.vad[..., 2] if self.is_curve else float(self.vad[2])
 
     # ------------------------------------------------------------------ conditioning
-    def as_condition(self, num_frames: int | None = None) -> torch.Tensor:
+    def as_condition(self, num_frames: int | None = None) -> "torch.Tensor":
         """The 12-number affect vector (8 probs, 3 VAD, intensity): (12,) for a static embedding,
         (t, 12) for a curve or when ``num_frames`` is given (static broadcast, curve resampled)."""
         emb = self if num_frames is None or num_frames == self.num_frames else self.resample(num_frames)
         inten = np.asarray(emb.intensity, dtype=np.float32)[..., None]  # (1,) or (t, 1)
         cond = np.concatenate([emb.probs, emb.vad, inten], axis=-1)  # (12,) or (t, 12)
+        import torch  # deferred: importing the emotion space stays cheap
+
         return torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32))
 
     # ------------------------------------------------------------------ serialisation

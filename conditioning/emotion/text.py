@@ -142,7 +142,7 @@ def lexicon_features(texts: Sequence[str]) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- model
 class TextEmotionEncoder(ModelMixin, ConfigMixin):
-    """MLP head over [MiniLM embedding (384), standardised lexicon cues (12)] → 8 emotion logits."""
+    """Ensemble of small MLP heads over [MiniLM embedding (384), standardised lexicon cues (12)] → 8 emotions."""
 
     config_name = "config.json"
 
@@ -153,6 +153,7 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         lexicon_dim: int = LEXICON_DIM,
         hidden_dim: int = 128,
         num_labels: int = len(EMOTIONS),
+        ensemble_size: int = 1,
         sentence_model: str = SENTENCE_MODEL_PACKAGE,
         valence_blend: float = 0.3,
         intensity_base: float = 0.35,
@@ -166,10 +167,10 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         # standardisation of the lexicon cues, set from the training data
         self.register_buffer("lex_mean", torch.zeros(lexicon_dim))
         self.register_buffer("lex_std", torch.ones(lexicon_dim))
-        self.net = nn.Sequential(
-            nn.Linear(embed_dim + lexicon_dim, hidden_dim),
-            nn.GELU(),
-            nn.Linear(hidden_dim, num_labels),
+        # a few independently initialised MLPs whose probabilities are averaged (lower variance)
+        self.members = nn.ModuleList(
+            nn.Sequential(nn.Linear(embed_dim + lexicon_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_labels))
+            for _ in range(ensemble_size)
         )
 
     # -------------------------------------------------------------- loading
@@ -201,9 +202,14 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         lex = (lex.to(self.lex_mean) - self.lex_mean) / self.lex_std  # (n, 12)
         return torch.cat([emb.to(self.lex_mean), lex], dim=-1)  # (n, 396)
 
+    def member_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (n, embed_dim + lexicon_dim) → per-member logits (k, n, 8)."""
+        return torch.stack([m(features) for m in self.members])
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features (n, embed_dim + lexicon_dim) → logits (n, 8)."""
-        return self.net(features)
+        """features (n, embed_dim + lexicon_dim) → log of the ensemble-mean probabilities (n, 8)."""
+        logp = torch.log_softmax(self.member_logits(features), dim=-1)  # (k, n, 8)
+        return torch.logsumexp(logp, dim=0) - torch.log(torch.tensor(float(len(self.members))))
 
     # -------------------------------------------------------------- inference
     @torch.no_grad()
