@@ -10,6 +10,8 @@ import os
 import platform
 import resource
 import statistics
+import tempfile
+import threading
 import time
 from typing import Callable
 
@@ -38,6 +40,35 @@ def timed(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Current resident memory (Linux /proc; elsewhere the process peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+class RssPeak:
+    """Peak resident memory while the ``with`` block runs, sampled every 50 ms by a thread."""
+
+    def __enter__(self):
+        self.start = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
 
 
 def bench_emotion(device: torch.device) -> dict:
@@ -104,12 +135,42 @@ def bench_portrait(device: torch.device, seconds: float = 10.0, sizes: tuple = (
     return result
 
 
-BENCHMARKS: dict[str, Callable[[torch.device], dict]] = {"emotion": bench_emotion, "portrait": bench_portrait}
+def bench_portrait_long(device: torch.device, durations: tuple = (30.0, 300.0)) -> dict:
+    """Memory stays flat with duration: the CLI's path (``output_path=``, frames streamed into the encoder) on
+    30 s and 5 min of speech; peak resident memory above the level before each run, and end-to-end fps."""
+    import numpy as np
+
+    from affectstudio.media import load_audio
+    from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+
+    pipe = TalkingPortraitPipeline.from_pretrained().to(device)
+    pipe.set_progress_bar_config(disable=True)
+    wave, sr = load_audio(asset_path("samples", "speech.wav"))
+    image = asset_path("samples", "portrait.jpg")
+    result = {"device": str(device), "size": 256, "steps": 10, "durations": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seconds in durations:
+            long_wave = np.tile(wave, int(np.ceil(seconds * sr / len(wave))))[: int(seconds * sr)]
+            t0 = time.perf_counter()
+            with RssPeak() as mem:
+                pipe(image=image, audio=(long_wave, sr), emotion="happy", output_path=f"{tmp}/long.mp4",
+                     output_type="none", generator=torch.Generator("cpu").manual_seed(0))
+            secs = time.perf_counter() - t0
+            result["durations"][str(int(seconds))] = {
+                "seconds": secs, "fps": seconds * pipe.config.fps / secs,
+                "rss_before_mb": mem.start, "rss_growth_mb": mem.peak - mem.start}
+    return result
+
+
+# "portrait-long" renders 5 minutes of video: asked for by name, not part of "all"
+BENCHMARKS: dict[str, Callable[[torch.device], dict]] = {"emotion": bench_emotion, "portrait": bench_portrait,
+                                                          "portrait-long": bench_portrait_long}
+DEFAULT_BENCHMARKS = ("emotion", "portrait")
 
 
 def run_bench(device: str = "auto", names: list[str] | None = None) -> dict:
     dev = resolve_device(device)
-    names = list(BENCHMARKS) if not names or names == ["all"] else names
+    names = list(DEFAULT_BENCHMARKS) if not names or names == ["all"] else names
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise InputError(f"unknown benchmark {', '.join(unknown)}; choose from: {', '.join(BENCHMARKS)}")

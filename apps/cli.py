@@ -150,7 +150,9 @@ def demo(output_dir: Path = typer.Option(Path("demo_output"), "-o", "--output-di
 def bench(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
-    pipelines: str = typer.Option("all", "--pipelines", help="comma-separated: emotion,portrait (default all)"),
+    pipelines: str = typer.Option("all", "--pipelines",
+                                  help="comma-separated: emotion, portrait, portrait-long (5 min of video: memory); "
+                                       "all = emotion,portrait"),
 ) -> None:
     """Measure speed (fps, real-time factor, memory) and print JSON."""
     from affectstudio.apps.bench import run_bench

@@ -23,6 +23,7 @@ roll > 0 rotates the face clockwise on screen).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -775,10 +776,12 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         tris = Delaunay(topo).simplices.astype(np.int64)
         tri_ids, bary = _rasterize(verts, tris, s)
         rows = np.repeat(np.arange(s * s), 3)
-        interp = torch.sparse_coo_tensor(
-            torch.from_numpy(np.stack([rows, tri_ids.ravel()])), torch.from_numpy(bary.ravel()),
-            (s * s, len(verts)),
-        ).coalesce().to_sparse_csr()
+        with warnings.catch_warnings():  # torch's notes that sparse tensors are beta; the indices are ours and valid
+            warnings.simplefilter("ignore", UserWarning)
+            interp = torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([rows, tri_ids.ravel()])), torch.from_numpy(bary.ravel()),
+                (s * s, len(verts)), check_invariants=False,
+            ).coalesce().to_sparse_csr()
 
         # fold mask (nasolabial folds, around the mouth corners) in reference pixels
         yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
