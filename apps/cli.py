@@ -73,13 +73,15 @@ def portrait(
     steps: int = typer.Option(10, "--steps", min=1, max=200, help="diffusion sampling steps"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=1.0,
+                                                help="longest speech accepted (default 600 s)"),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
 ) -> None:
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
     from affectstudio.apps.render import render_portrait
 
     path = render_portrait(image=image, audio=audio, text=text, emotion=emotion, intensity=intensity, seed=seed,
-                           steps=steps, device=device, size=size, output=output)
+                           steps=steps, device=device, size=size, output=output, max_seconds=max_seconds)
     typer.echo(f"wrote {path}")
 
 

@@ -34,7 +34,7 @@ def _require_output(path: Path, suffix: str) -> None:
 
 def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
                     emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
-                    device: str = "auto", size: int = 256) -> Path:
+                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None) -> Path:
     """Validate the inputs cheaply, then run the bundled ``TalkingPortraitPipeline`` streaming into ``output``."""
     import torch
 
@@ -56,7 +56,7 @@ def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, tex
     pipe = TalkingPortraitPipeline.from_pretrained().to(dev)
     pipe(image=image, audio=audio, text=text, emotion=emotion, emotion_intensity=intensity,
          num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),
-         output_path=output, output_type="none")
+         output_path=output, output_type="none", max_audio_seconds=max_seconds)
     return Path(output)
 
 

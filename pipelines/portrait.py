@@ -23,7 +23,7 @@ from diffusers.utils import BaseOutput
 from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder, parse_emotion_spec
 from affectstudio.conditioning.face import analyze_face
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features, prosody_for, synthesize
-from affectstudio.errors import InputError, NoSpeechError
+from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import VideoWriter, load_audio, load_image, write_video
 from affectstudio.models.dit import AffectDiT, sample_windowed
 from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer
@@ -128,15 +128,20 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         if output_path is not None and Path(output_path).suffix.lower() != ".mp4":
             raise InputError(f"output must be an .mp4 file, got {output_path}")
 
-    def prepare_audio(self, audio, text, emotions: list) -> tuple[np.ndarray, int]:
-        """Speech at 24 kHz: the given audio, or the script spoken by espeak-ng with the emotion's prosody."""
-        if text is not None:
-            first = emotions[0] if emotions[0] is not None else None
-            emb = parse_emotion_spec(first) if first is not None else EmotionEmbedding.neutral()
-            label = emb.label if isinstance(emb.label, str) else emb.mean().label
-            prosody = prosody_for(label, float(np.mean(emb.intensity)))
-            return synthesize(text, **prosody.as_kwargs()).wave, SPEECH_SAMPLE_RATE
-        return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=self.config.max_audio_seconds)
+    def prepare_audio(self, audio, text, emotions: list, max_seconds: float) -> tuple[np.ndarray, int]:
+        """Speech at 24 kHz: the given audio, or the script spoken by espeak-ng with the emotion's prosody;
+        either way at most ``max_seconds`` long."""
+        if text is None:
+            return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=max_seconds)
+        first = emotions[0] if emotions[0] is not None else None
+        emb = parse_emotion_spec(first) if first is not None else EmotionEmbedding.neutral()
+        label = emb.label if isinstance(emb.label, str) else emb.mean().label
+        prosody = prosody_for(label, float(np.mean(emb.intensity)))
+        wave = synthesize(text, **prosody.as_kwargs()).wave
+        if wave.size / SPEECH_SAMPLE_RATE > max_seconds:
+            raise InputTooLongError(f"the script takes {wave.size / SPEECH_SAMPLE_RATE:.1f} s to speak; the limit is "
+                                    f"{max_seconds:.0f} s (raise it with max_audio_seconds / --max-seconds)")
+        return wave, SPEECH_SAMPLE_RATE
 
     def encode_emotion(self, emotion, intensity: Optional[float], wave: np.ndarray, sr: int) -> EmotionEmbedding:
         """The emotion spec given, or — with none — the speech encoder's reading of the audio (neutral if silent)."""
@@ -192,6 +197,7 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         output_type: str = "np",
         output_path: Optional[Union[str, Path]] = None,
         render_batch_size: int = 32,
+        max_audio_seconds: Optional[float] = None,
         return_dict: bool = True,
     ):
         r"""Animate ``image``.
@@ -213,6 +219,7 @@ class TalkingPortraitPipeline(DiffusionPipeline):
             callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each denoising step.
             output_type: ``"np"`` (frames in memory) or ``"none"`` (only write ``output_path``).
             output_path: an .mp4 to stream frames into as they are rendered (memory stays flat).
+            max_audio_seconds: longest speech accepted (default: ``config.max_audio_seconds``).
         """
         emotions = list(emotion) if isinstance(emotion, (list, tuple)) else [emotion]
         self.check_inputs(image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
@@ -226,7 +233,8 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         state = self.renderer.prepare(image, analysis, size=size, device=device)
 
         # 2. Speech and its features at the video frame rate.
-        wave, sr = self.prepare_audio(audio, text, emotions)
+        limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)
+        wave, sr = self.prepare_audio(audio, text, emotions, limit)
         content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
         num_frames = content.shape[0]
 

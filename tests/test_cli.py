@@ -90,16 +90,23 @@ def test_emotion_bad_inputs(capsys, tmp_path):
 
 
 def test_portrait_bad_inputs_leave_no_output(capsys, tmp_path):
+    from affectstudio.assets import asset_path
+
     Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(tmp_path / "wall.png")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt definitely not audio")
+    write_wav(tmp_path / "long.wav", np.zeros(3 * 16000, np.float32), 16000)
+    face = str(asset_path("samples", "portrait.jpg"))
     out = tmp_path / "out.mp4"
-    for case in [["--image", str(tmp_path / "missing.png"), "--text", "hello"],
+    for case in [["--image", face, "--audio", str(tmp_path / "corrupt.wav")],
+                 ["--image", face, "--audio", str(tmp_path / "long.wav"), "--max-seconds", "2"],
+                 ["--image", face, "--text", "A script far longer than one second. " * 4, "--max-seconds", "1"],["--image", str(tmp_path / "missing.png"), "--text", "hello"],
                  ["--image", str(tmp_path / "wall.png"), "--text", "hello"],
                  ["--image", str(tmp_path / "wall.png"), "--text", "   "],
                  ["--image", str(tmp_path / "wall.png"), "--text", "hi", "--emotion", "zorblax:0.5"],
                  ["--image", str(tmp_path / "wall.png"), "--audio", str(tmp_path / "none.wav")]]:
         code, _, err = run(capsys, "portrait", *case, "-o", str(out))
         assert_one_line_error(code, err)
-    assert list(tmp_path.iterdir()) == [tmp_path / "wall.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "long.wav", "wall.png"]
 
 
 @pytest.mark.slow
