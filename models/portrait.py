@@ -606,6 +606,7 @@ class PortraitState:
     reference_landmarks: torch.Tensor  # (478, 3) in output pixels
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
     reference_motion: torch.Tensor  # (D,)
+    residual: torch.Tensor  # (478, 3) the codec's fit residual of the photo, output pixels (see _fit_residual)
     templates: torch.Tensor  # (E, 478, 3) of the neutral (normalised frame)
     anchors: torch.Tensor  # (A, 2) anchor positions, output pixels
     anchor_pose_weight: torch.Tensor  # (A,) how much of the head's rigid motion each anchor follows
@@ -811,7 +812,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         state = PortraitState(
             size=s, image=img[0], stack=stack, crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
             reference_landmarks=ref, neutral_landmarks=neutral, reference_motion=ref_motion,
-            templates=templates, anchors=anchors, anchor_pose_weight=weights, interp=interp,
+            residual=self._fit_residual(ref, neutral, templates, ref_motion), templates=templates, anchors=anchors, anchor_pose_weight=weights, interp=interp,
             triangles=torch.from_numpy(tris), mouth_roi=(ry0, ry1, rx0, rx1), ref_mouth=ref_prof,
             ref_mouth_frame=torch.cat([mo[0], ax[0], hw[0].view(1)]), teeth_color=teeth, lip_color=lipc,
             iod=iod,
@@ -875,13 +876,30 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         return torch.stack([s, vu, vl], 1)
 
     # ------------------------------------------------------------------------------------------------ render
+    def _decode_px(self, neutral: torch.Tensor, templates: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """motion (b, D) -> landmarks (b, 478, 3) in output pixels, decoded on the neutral (no residual)."""
+        frame = FaceFrame.from_landmarks(neutral)
+        return frame.to_pixels(self.codec.decode_norm(motion, frame.to_norm(neutral), templates))
+
+    def _fit_residual(self, ref: torch.Tensor, neutral: torch.Tensor, templates: torch.Tensor,
+                      ref_motion: torch.Tensor) -> torch.Tensor:
+        """What the codec misses of the photo, ``ref - decode(ref_motion)`` (478, 3) pixels, added to every frame
+        so the reference motion renders the photo itself. Where it would push the inner lips into each other at
+        zero motion (the codec over-fitting an open smile), the overlap is taken out of it: closed lips at rest
+        part as soon as the jaw moves, instead of a dead zone that swallows small openings."""
+        residual = ref - self._decode_px(neutral, templates, ref_motion[None])[0]
+        rest = neutral + residual  # zero motion
+        up, lo = torch.tensor(LIPS_UPPER_INNER[1:-1]), torch.tensor(LIPS_LOWER_INNER[1:-1])
+        half = ((rest[up, 1] - rest[lo, 1]) / 2).clamp_min(0)  # (9,) overlap / 2, pixels
+        for rows, sign in (((LIPS_UPPER_INNER, LIPS_UPPER_SEMI_INNER), -1.0),
+                           ((LIPS_LOWER_INNER, LIPS_LOWER_SEMI_INNER), 1.0)):
+            for row in rows:
+                residual[torch.tensor(row[1:-1]), 1] += sign * half
+        return residual
+
     def target_landmarks(self, state: PortraitState, motion: torch.Tensor) -> torch.Tensor:
         """motion (b, D) -> target landmarks (b, 478, 3) in output pixels, with the reference's fit residual."""
-        frame = FaceFrame.from_landmarks(state.neutral_landmarks)
-        n0 = frame.to_norm(state.neutral_landmarks)
-        dec = frame.to_pixels(self.codec.decode_norm(motion, n0, state.templates))
-        ref_dec = frame.to_pixels(self.codec.decode_norm(state.reference_motion[None], n0, state.templates))[0]
-        return dec + (state.reference_landmarks - ref_dec)
+        return self._decode_px(state.neutral_landmarks, state.templates, motion) + state.residual
 
     @torch.no_grad()
     def render(self, state: PortraitState, landmarks=None, motion=None) -> np.ndarray:

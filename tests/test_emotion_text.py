@@ -91,16 +91,19 @@ def test_free_text_spec(encoder):
 def test_heldout_accuracy(encoder):
     """The bundled head on the held-out sentences (never used in training or model selection).
 
-    Issue target: top-1 >= 0.85 and valence sign >= 0.95. Measured for the bundled head: top-1 0.844 (81/96),
-    valence sign 0.952; across retrains with small training-set changes top-1 moved between 0.833 and 0.875
-    (n = 96: one sentence is 0.01). The top-1 bound here is a regression guard just below the measured value,
-    not the target; see apps/train/emotion_text.py --evaluate for the current numbers."""
+    Issue target: top-1 >= 0.85 and valence sign >= 0.95. Measured for the bundled head (trained with
+    ``python -m affectstudio.apps.train.emotion_text --seed 0``: 914 training sentences, 15 lexicon cues incl.
+    surprise / worry cues, prototype similarities, noise 0.03 chosen by 5-fold CV on the training file):
+    top-1 0.917 (88/96), valence sign 0.988 (83/84); per label fearful 1.00, surprised 0.83, sad 0.83,
+    angry 0.83. The previous head measured top-1 0.844, valence sign 0.952 (n = 96: one sentence is 0.01).
+    The top-1 bound here is a regression guard just below the measured value, not the target; see
+    apps/train/emotion_text.py --evaluate for the current numbers."""
     texts, labels = read_tsv(HELDOUT)
     assert len(texts) >= 80 and min(np.bincount(labels, minlength=8)) >= 10
     out = encoder.encode(texts)
     acc = np.mean([EMOTIONS.index(e.label) == y for e, y in zip(out, labels)])
     sign = valence_sign_accuracy([e.valence for e in out], labels)
-    assert acc >= 0.82, acc
+    assert acc >= 0.90, acc
     assert sign >= 0.95, sign
 
 

@@ -52,9 +52,24 @@ _NEG_TOKEN_RE = re.compile(
     re.IGNORECASE,
 )
 
+# surprise / worry cues the sentence embedding tends to blur (surprise vs joy, worry vs sadness)
+_SURPRISE_RE = re.compile(
+    r"\b(?:wow|whoa|woah|huh|omg|no way|can(?:'|no)?t believe|could(?:n'?t| not) believe|hardly believe|"
+    r"out of nowhere|out of the blue|all of a sudden|suddenly|unexpected(?:ly)?|did(?:n'?t| not) (?:see|expect)|"
+    r"never (?:expected|thought|knew|guessed|would have)|had no (?:idea|clue)|who knew|turns? out|"
+    r"since when|wait|hold on|hang on|really\?|seriously\?|you'?re kidding)\b",
+    re.IGNORECASE,
+)
+_WORRY_RE = re.compile(
+    r"\b(?:what if|what happens if|in case|might|could be|afraid|before it'?s too late|"
+    r"(?:is|are|was|were) (?:coming|following|watching)|please don'?t|don'?t (?:leave|let|hurt|make a sound))\b",
+    re.IGNORECASE,
+)
+
 LEXICON_FEATURES = (
     "vader_compound", "vader_pos", "vader_neg", "vader_neu", "negation_shift", "negation",
     "intensifiers", "downtoner", "exclamations", "question", "caps", "length",
+    "surprise_cues", "interrobang", "worry_cues",
 )
 LEXICON_DIM = len(LEXICON_FEATURES)
 
@@ -136,13 +151,17 @@ def lexicon_features(texts: Sequence[str]) -> np.ndarray:
             min(n_int, 3) / 3.0, float(bool(_DOWNTONERS_RE.search(lower))),
             min(text.count("!"), 3) / 3.0, float("?" in text), caps,
             np.log1p(len(words)) / np.log(40.0),
+            min(len(_SURPRISE_RE.findall(text)), 2) / 2.0,
+            float(bool(re.search(r"\?!|!\?", text))),
+            min(len(_WORRY_RE.findall(text)), 2) / 2.0,
         ])
     return np.asarray(rows, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------------- model
 class TextEmotionEncoder(ModelMixin, ConfigMixin):
-    """Ensemble of small MLP heads over [MiniLM embedding (384), standardised lexicon cues (12)] → 8 emotions."""
+    """Ensemble of small MLP heads over [MiniLM embedding (384), standardised lexicon cues, optional
+    prototype similarities (8)] → 8 emotions."""
 
     config_name = "config.json"
 
@@ -154,6 +173,7 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         hidden_dim: int = 128,
         num_labels: int = len(EMOTIONS),
         ensemble_size: int = 1,
+        num_prototypes: int = 0,
         sentence_model: str = SENTENCE_MODEL_PACKAGE,
         valence_blend: float = 0.3,
         intensity_base: float = 0.35,
@@ -167,9 +187,16 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         # standardisation of the lexicon cues, set from the training data
         self.register_buffer("lex_mean", torch.zeros(lexicon_dim))
         self.register_buffer("lex_std", torch.ones(lexicon_dim))
+        # optional: cosine similarity to per-label prototype sentences (num_prototypes per label), embedded at
+        # training time and stored here, so inference needs no prototype text; standardised like the cues
+        extra = num_labels if num_prototypes else 0
+        if num_prototypes:
+            self.register_buffer("prototypes", torch.zeros(num_labels * num_prototypes, embed_dim))
+            self.register_buffer("proto_mean", torch.zeros(num_labels))
+            self.register_buffer("proto_std", torch.ones(num_labels))
         # a few independently initialised MLPs whose probabilities are averaged (lower variance)
         self.members = nn.ModuleList(
-            nn.Sequential(nn.Linear(embed_dim + lexicon_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_labels))
+            nn.Sequential(nn.Linear(embed_dim + lexicon_dim + extra, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_labels))
             for _ in range(ensemble_size)
         )
 
@@ -193,14 +220,25 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
         return np.asarray(emb, dtype=np.float32)
 
     def featurize(self, texts: Sequence[str]) -> tuple[torch.Tensor, np.ndarray]:
-        """Head input (n, embed_dim + lexicon_dim) and the raw lexicon cues (n, LEXICON_DIM)."""
+        """Head input (n, embed_dim + lexicon_dim [+ num_labels]) and the raw lexicon cues (n, LEXICON_DIM)."""
         emb = torch.from_numpy(self.sentence_embeddings(texts))  # (n, 384)
-        lex = lexicon_features(texts)  # (n, 12)
+        lex = lexicon_features(texts)  # (n, LEXICON_DIM)
         return self.head_input(emb, torch.from_numpy(lex)), lex
 
+    def prototype_similarity(self, emb: torch.Tensor) -> torch.Tensor:
+        """(n, 384) normalised embeddings → (n, num_labels) mean cosine to each label's prototypes."""
+        c = self.config
+        sim = emb.to(self.prototypes) @ self.prototypes.T  # (n, labels * k)
+        return sim.reshape(emb.shape[0], c.num_labels, c.num_prototypes).mean(-1)
+
     def head_input(self, emb: torch.Tensor, lex: torch.Tensor) -> torch.Tensor:
-        lex = (lex.to(self.lex_mean) - self.lex_mean) / self.lex_std  # (n, 12)
-        return torch.cat([emb.to(self.lex_mean), lex], dim=-1)  # (n, 396)
+        """[embedding, standardised cues (first lexicon_dim), standardised prototype similarities]."""
+        lex = lex[:, : self.config.lexicon_dim]
+        lex = (lex.to(self.lex_mean) - self.lex_mean) / self.lex_std  # (n, lexicon_dim)
+        parts = [emb.to(self.lex_mean), lex]
+        if self.config.num_prototypes:
+            parts.append((self.prototype_similarity(emb) - self.proto_mean) / self.proto_std)  # (n, 8)
+        return torch.cat(parts, dim=-1)
 
     def member_logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (n, embed_dim + lexicon_dim) → per-member logits (k, n, 8)."""
