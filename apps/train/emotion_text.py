@@ -150,8 +150,8 @@ def features(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return emb, lex
 
 
-def cross_validate(k: int = 5, seed: int = 0, **hparams) -> float:
-    texts, labels = read_tsv(train_file())
+def cross_validate(k: int = 5, seed: int = 0, train_path: str | Path | None = None, **hparams) -> float:
+    texts, labels = read_tsv(train_path or train_file())
     emb, lex = features(texts)
     y = torch.tensor(labels)
     perm = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed))
@@ -166,8 +166,9 @@ def cross_validate(k: int = 5, seed: int = 0, **hparams) -> float:
     return correct / len(texts)
 
 
-def train(out_dir: str | Path | None = None, seed: int = 0, **hparams) -> Path:
-    texts, labels = read_tsv(train_file())
+def train(out_dir: str | Path | None = None, seed: int = 0, train_path: str | Path | None = None,
+          **hparams) -> Path:
+    texts, labels = read_tsv(train_path or train_file())
     emb, lex = features(texts)
     model = fit_head(emb, lex, torch.tensor(labels), seed=seed, **hparams)
     out = Path(out_dir) if out_dir else Path(str(resources.files("affectstudio.assets"))) / BUNDLED_NAME
@@ -222,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="output dir (default: affectstudio.assets/emotion_text)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=Path, default=None,
+                    help="training TSV, label<TAB>sentence (default: the bundled configs/emotion_text_train.tsv)")
     ap.add_argument("--cv", type=int, default=0, metavar="K", help="only report K-fold accuracy on the training set")
     ap.add_argument("--evaluate", action="store_true", help="print held-out metrics of a trained head as JSON")
     ap.add_argument("--model", type=Path, default=None, help="head to evaluate (default: the bundled one)")
@@ -235,11 +238,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.evaluate:
         print(json.dumps(evaluate(args.model, args.heldout), indent=2))
     elif args.cv:
-        print(json.dumps({"cv_folds": args.cv, "cv_accuracy": cross_validate(args.cv, args.seed, **hparams),
-                          **hparams}))
+        acc = cross_validate(args.cv, args.seed, args.train, **hparams)
+        print(json.dumps({"cv_folds": args.cv, "cv_accuracy": acc, **hparams}))
     else:
         t0 = time.perf_counter()
-        out = train(args.out, args.seed, **hparams)
+        out = train(args.out, args.seed, args.train, **hparams)
         print(json.dumps({"saved": str(out), "seconds": round(time.perf_counter() - t0, 1), **hparams}))
 
 
