@@ -304,9 +304,13 @@ class MotionCodec(ModelMixin, ConfigMixin):
         y_h, y_chin = p[NOSE_TIP, 1] - 0.25, p[CHIN, 1]
         r = ((y - y_h) / (y_chin - y_h)).clamp(0, 1.2)
         t = out["jaw_open"]
-        t[:, 1] = 0.5 * below * r * in_face_x
+        # the lower lip hangs from the commissures: it drops most at the centre and little near the corners,
+        # so the opening is lens-shaped rather than a box from corner to corner
+        lens = 1 - 0.5 * lips * ((x - mx) / half_w).clamp(-1, 1) ** 2
+        t[:, 1] = 0.5 * below * r * in_face_x * lens
         t[:, 2] = 0.12 * below * r * in_face_x
-        t[:, 0] = -0.05 * (x - mx) / half_w * mouth_g * below
+        # the mandible swings the corners down and in: an opening mouth narrows (both lips)
+        t[:, 0] = -0.05 * (x - mx) / half_w * mouth_g * below - 0.03 * (x - mx) / half_w * mouth_g * upper
         t[:, 1] -= 0.015 * upper * lips
 
         t = out["lip_round"]
@@ -340,12 +344,15 @@ class MotionCodec(ModelMixin, ConfigMixin):
         above_eye = _smoothstep(-0.08, -0.25, y) * _gexp(((y - brow_y).clamp_min(-10) / 0.45) ** 2)
         inner = _gexp(((x.abs() - 0.18) / 0.16) ** 2)
         outer = _gexp(((x.abs() - 0.62) / 0.18) ** 2)
-        out["AU1"][:, 1] = -0.13 * inner * above_eye
+        # AU1 lifts the inner brow heads (and draws them slightly together), AU2 the outer brow tails
+        out["AU1"][:, 1] = -0.15 * inner * above_eye
+        out["AU1"][:, 0] = -0.015 * torch.sign(x) * inner * above_eye
         out["AU2"][:, 1] = -0.12 * outer * above_eye
+        # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
         brows = _smoothstep(-0.06, -0.2, y) * _gexp(((y - brow_y) / 0.25) ** 2)
         glabella = _gexp((x / 0.35) ** 2)
-        out["AU4"][:, 1] = 0.09 * brows * (0.5 + 0.5 * glabella)
-        out["AU4"][:, 0] = -0.07 * torch.sign(x) * brows * _gexp(((x.abs() - 0.2) / 0.25) ** 2)
+        out["AU4"][:, 1] = 0.14 * brows * (0.35 + 0.65 * glabella)
+        out["AU4"][:, 0] = -0.09 * torch.sign(x) * brows * _gexp(((x.abs() - 0.2) / 0.25) ** 2)
 
         # eyes: lid curves per eye
         blink = out["blink"]
@@ -376,13 +383,18 @@ class MotionCodec(ModelMixin, ConfigMixin):
             eye_region = _gauss(x, y, ecx, (y_up + y_lo).mean() * 0 + up[:, 1].mean(), ehw * 1.6, 0.35)
             blink[:, 1] += dy * (eye_region > 0.02).float()
             # AU5: upper lid up; AU7: lower lid up, upper lid down a little; AU6 narrows from below
+            # lids move most over the iris and not at all at the canthi (the eye corners stay put)
+            arch = (1 - ((x - ecx) / ehw).clamp(-1, 1) ** 2).clamp_min(0).sqrt()
             lid_up = _gexp((h_above / 0.07) ** 2) * x_fade * (1 - inside) * (y <= y_up).float()
             lid_up[idx_up] = 1.0
+            lid_up = lid_up * arch
             lid_lo = _gexp((h_below / 0.06) ** 2) * x_fade * (1 - inside) * (y >= y_lo).float()
             lid_lo[idx_lo] = 1.0
             lid_lo[idx_up] = 0.0
+            lid_lo = lid_lo * arch
             lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
-            out["AU5"][:, 1] += -0.06 * lid_up
+            out["AU5"][:, 1] += -0.085 * lid_up
+            out["AU4"][:, 1] += 0.025 * lid_up  # the lowered brow pushes the lid fold down over the lid
             out["AU7"][:, 1] += -0.045 * lid_lo + 0.015 * lid_up
             out["AU6"][:, 1] += -0.03 * lid_lo
             out["gaze_x"][iris, 0] = 0.10
@@ -412,19 +424,26 @@ class MotionCodec(ModelMixin, ConfigMixin):
         out["AU14R"][:, 0] = 0.045 * dimple_r
         out["AU14R"][:, 1] = -0.02 * dimple_r
         out["AU14R"][:, 2] = 0.04 * dimple_r
+        # AU15 (depressor anguli oris): corners pulled down and a little out, the lateral lower lip and the
+        # skin below the corners follow, the lip centres stay: the mouth line bends into an inverted U
         t = out["AU15"]
-        t[:, 0] = 0.02 * side
-        t[:, 1] = 0.085 * both + 0.035 * below * lips * ((x - mx).abs() / half_w).clamp(max=1)
+        low_r = _gauss(x, y, corner_r[0] - 0.03, corner_r[1] + 0.2, 0.14, 0.16)
+        low_l = _gauss(x, y, corner_l[0] + 0.03, corner_l[1] + 0.2, 0.14, 0.16)
+        t[:, 0] = 0.03 * side
+        t[:, 1] = 0.13 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) \
+            + 0.04 * (low_r + low_l)
+        # AU17 (mentalis): chin boss up, lower lip pushed up and out (pout), which bends the lip line further
         t = out["AU17"]
         chin_g = _gauss(x, y, mx, p[CHIN, 1] - 0.15, 0.35, 0.25)
-        t[:, 1] = -0.05 * chin_g - 0.04 * below * lips
-        t[:, 2] = -0.03 * below * lips
+        t[:, 1] = -0.07 * chin_g - 0.05 * below * lips
+        t[:, 2] = -0.04 * below * lips
         t = out["AU20"]
         t[:, 0] = 0.07 * side + 0.08 * (x - mx) * lips
         t[:, 1] = 0.02 * both + 0.015 * below * lips
+        # AU23 (orbicularis oris): lips narrowed and thinned, the red margins drawn in toward the lip line
         t = out["AU23"]
-        t[:, 0] = -0.05 * side - 0.02 * (x - mx) * lips
-        t[:, 1] = (upper - below) * 0.025 * lips * (lip_off / 0.1).clamp(max=1)
+        t[:, 0] = -0.06 * side - 0.03 * (x - mx) * lips
+        t[:, 1] = (upper - below) * 0.045 * lips * (lip_off / 0.1).clamp(max=1)
 
         return torch.stack([out[n] for n in EXPRESSION_CHANNELS])  # (E, 478, 3)
 
@@ -601,7 +620,7 @@ class PortraitState:
 
     size: int  # output side in pixels
     image: torch.Tensor  # (3, s, s) float [0, 1] aligned crop
-    stack: torch.Tensor  # (1, C, s, s) image, blurred image, fold mask — what the warp samples
+    stack: torch.Tensor  # (1, 14, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, furrows
     crop_box: torch.Tensor  # (4,) x0, y0, side (source pixels), scale (output px / source px)
     reference_landmarks: torch.Tensor  # (478, 3) in output pixels
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
@@ -699,6 +718,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         inverse_iterations: int = 2,
         fold_blur: float = 0.09,
         fold_strength: float = 0.9,
+        cheek_strength: float = 0.8,
+        furrow_strength: float = 0.15,
     ):
         super().__init__()
         self.codec = MotionCodec()
@@ -794,8 +815,13 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             for u in torch.linspace(0, 1.25, 12):
                 c = a + u * (b - a) + torch.tensor([outward * 0.09 * iod, 0.0])
                 fold = torch.maximum(fold, _gexp(((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (0.08 * iod) ** 2))
-        blurred = _gaussian_blur(img, self.config.fold_blur * iod)
-        stack = torch.cat([img, blurred, fold[None, None]], 1)
+        closed = self._closed_mouth_texture(img, ref, iod)
+        # folds smoothed toward the skin around them: the fold-scale shading replaced by a smoother one, the
+        # finest texture (freckles, pores) kept so a smoothed fold does not show as a pale, flat patch
+        fine = closed - _gaussian_blur(closed, 0.012 * iod)
+        blurred = (_gaussian_blur(closed, self.config.fold_blur * iod) + fine).clamp(0, 1)
+        cheek_delta, furrows = self._expression_textures(closed, ref, iod)
+        stack = torch.cat([closed, blurred, fold[None, None], img, cheek_delta, furrows], 1)
 
         # mouth: ROI and reference inner-lip profile in its mouth frame
         mo, ax, hw = self._mouth_frame(ref[None, :, :2])
@@ -818,6 +844,72 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             iod=iod,
         )
         return state if device is None else state.to(device)
+
+    @staticmethod
+    def _expression_textures(img: torch.Tensor, ref: torch.Tensor, iod: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference-space texture layers that move with the warp: (1, 3, s, s) cheek flattening and (1, 1, s, s)
+        glabella furrows.
+
+        Cheeks: raised cheeks (AU6) show as a broad bright bulge with a shadow under it; replacing the cheeks'
+        mid-scale shading by a much smoother one (fine skin texture kept) flattens them when AU6 drops.
+        Furrows: AU4 bunches the skin between the brows into vertical furrows (FACS appearance changes),
+        drawn as soft shading on two short vertical lines above the inner brow heads.
+        """
+        s = img.shape[-1]
+        frame = FaceFrame.from_landmarks(ref)
+        r = torch.arange(s, dtype=torch.float32) + 0.5
+        yy, xx = torch.meshgrid(r, r, indexing="ij")
+        grid = torch.stack([xx, yy, torch.zeros_like(xx)], -1).view(-1, 3)
+        g = frame.to_norm(grid)
+        x, y = g[:, 0].view(s, s), g[:, 1].view(s, s)
+        n = frame.to_norm(ref)
+        # cheeks: below the lower lids, outside the nose, above the mouth corners' level
+        # the apple of the cheek (lateral to the nose-side shading, which is not part of the smile)
+        cheek = _gauss(x.abs(), y, 0.55, 0.6, 0.17, 0.18)
+        lo = _gaussian_blur(img, 0.12 * iod)
+        flat = _gaussian_blur(img, 0.35 * iod)
+        d = (flat - lo).mean(1, keepdim=True)  # shading only (luminance), the skin's colour stays
+        d = d.clamp(max=0) + 0.5 * d.clamp(min=0)  # mostly take the bulge's highlight down
+        cheek_delta = (d * cheek).expand(-1, 3, -1, -1) * (img / img.mean(1, keepdim=True).clamp_min(1e-3))
+        # furrows: from the inner brow heads up, a little inside them
+        head_r, head_l = n[[55, 107], :2].mean(0), n[[285, 336], :2].mean(0)
+        furrows = torch.zeros(s, s)
+        for head in (head_r, head_l):
+            fx = head[0] + 0.35 * (0.0 - head[0])  # between the brow head and the midline
+            y_lo, y_hi = head[1] + 0.04, head[1] - 0.14
+            along = _smoothstep(y_lo + 0.05, y_lo - 0.05, y) * _smoothstep(y_hi - 0.08, y_hi + 0.08, y)
+            furrows = torch.maximum(furrows, _gexp(((x - fx) / 0.03) ** 2) * along)
+        return cheek_delta[None] if cheek_delta.ndim == 3 else cheek_delta, furrows[None, None]
+
+    @staticmethod
+    def _closed_mouth_texture(img: torch.Tensor, ref: torch.Tensor, iod: float) -> torch.Tensor:
+        """The reference with its mouth interior (teeth, dark commissures) inpainted from the surrounding lips.
+
+        The main warp samples this texture, so a mouth that closes over an open/smiling reference shows lip
+        where the teeth and the dark corner shadows were (no white or dark seam, no dark ticks past the
+        corners); the open mouth is still drawn from the photo's own pixels inside the mouth (``_mouth_coords``).
+        """
+        import cv2
+
+        s = img.shape[-1]
+        q = ref[:, :2].numpy().astype(np.float64)
+        # inner-lip polygon, its ends pushed most of the way to the outer corners (the commissure shadows)
+        a_r = q[78] + 0.7 * (q[61] - q[78])
+        a_l = q[308] + 0.7 * (q[291] - q[308])
+        poly = np.concatenate([a_r[None], q[LIPS_UPPER_INNER[1:-1]], a_l[None], q[LIPS_LOWER_INNER[-2:0:-1]]])
+        mask = np.zeros((s, s), np.uint8)
+        cv2.fillPoly(mask, [np.round(poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=2)
+        if int(mask.sum()) == 0:
+            return img
+        grow = max(1, int(round(0.02 * iod)))
+        mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        u8 = (img[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+        filled = cv2.inpaint(u8, mask, max(2.0, 0.06 * iod), cv2.INPAINT_TELEA)
+        # soften the fill a little so it carries no streaks across the mouth
+        soft = cv2.GaussianBlur(filled, (0, 0), max(0.8, 0.02 * iod))
+        m = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(0.6, 0.012 * iod))[..., None]
+        out = u8.astype(np.float32) * (1 - m) + soft.astype(np.float32) * m
+        return torch.from_numpy(out / 255).permute(2, 0, 1)[None].float().clamp(0, 1)
 
     @staticmethod
     def _sample_colors(img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -916,11 +1008,10 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         if motion is not None:
             motion = torch.as_tensor(motion, dtype=torch.float32, device=dev).reshape(-1, MOTION_DIM)
             q = self.target_landmarks(state, motion)
-            au12 = motion[:, MotionCodec.index("AU12")]
         else:
             q = torch.as_tensor(landmarks, dtype=torch.float32, device=dev).reshape(-1, NUM_LANDMARKS, 3)
             motion = self.codec.fit(q, state.neutral_landmarks)
-            au12 = motion[:, MotionCodec.index("AU12")]
+        au12, au6, au4, au1 = (motion[:, MotionCodec.index(c)] for c in ("AU12", "AU6", "AU4", "AU1"))
         b, s = q.shape[0], state.size
         ref = state.reference_landmarks
 
@@ -954,6 +1045,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         # 4. mouth ROI sampling coordinates (rigid teeth from the reference) — sampled in the same call
         ry0, ry1, rx0, rx1 = state.mouth_roi
         roi_px = base[ry0:ry1, rx0:rx1]  # (rh, rw, 2)
+        ref_au12 = state.reference_motion[MotionCodec.index("AU12")]
         mouth = self._mouth_coords(state, q[..., :2], roi_px)
         rh, rw = ry1 - ry0, rx1 - rx0
         grids = torch.cat([
@@ -965,16 +1057,23 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         sampled = F.grid_sample(state.stack, self._to_grid(grids, s).view(1, 1, -1, 2), mode="bilinear",
                                 padding_mode="border", align_corners=False)[0, :, 0]  # (C, M)
         n_main, n_roi = b * s * s, b * rh * rw
-        main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)
-        own_up = rearrange(sampled[:3, n_main:n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        own_lo = rearrange(sampled[:3, n_main + n_roi:n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)  # see PortraitState.stack
+        own = slice(7, 10)  # the photo's own pixels (teeth) for the mouth interior; lips from the closed texture
+        own_up = rearrange(sampled[own, n_main:n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        own_lo = rearrange(sampled[own, n_main + n_roi:n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
         lip_tex = rearrange(sampled[:3, n_main + 2 * n_roi:], "c (b h w) -> b c h w", b=b, h=rh)
 
         # 5. taking a smile off: smooth the cheek folds toward the surrounding skin
-        ref_au12 = state.reference_motion[MotionCodec.index("AU12")]
         drop = ((ref_au12 - au12) / ref_au12.clamp_min(0.3)).clamp(0, 1) * self.config.fold_strength
         a = main[:, 6:7] * drop.view(b, 1, 1, 1)
         frame = main[:, :3] * (1 - a) + main[:, 3:6] * a
+        # ... and the raised cheeks' bulge flattened as AU6 drops; AU4 furrows between the brows
+        ref_au6 = state.reference_motion[MotionCodec.index("AU6")]
+        drop6 = ((ref_au6 - au6) / ref_au6.clamp_min(0.3)).clamp(0, 1) * self.config.cheek_strength
+        frame = frame + main[:, 10:13] * drop6.view(b, 1, 1, 1)
+        # AU1 lifting the brow heads stretches the glabella vertically: fewer vertical furrows in AU1+4
+        frown = (au4.clamp(0, 1.2) * (1 - 0.7 * au1.clamp(0, 1))).view(b, 1, 1, 1) * self.config.furrow_strength
+        frame = frame * (1 - frown * main[:, 13:14])
 
         # 6. mouth interior
         synth = self._synth_mouth(state, mouth)
@@ -984,6 +1083,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         roi = frame[:, :, ry0:ry1, rx0:rx1]
         w_band = mouth["w_band"]
         roi = roi * (1 - w_band) + lip_tex * w_band
+        seam = mouth["seam"]
+        roi = roi * (1 - seam) + (roi * state.lip_color.to(dev).view(1, 3, 1, 1) * 0.75) * seam
         frame = frame.clone()
         frame[:, :, ry0:ry1, rx0:rx1] = roi * (1 - alpha) + inside * alpha
         return frame.clamp(0, 1)
@@ -1064,7 +1165,13 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         soft = max(1.0, 0.02 * state.iod)
         w_up = _sig((0.58 * r_gap - du) / soft) * (r_gap > 1.0).float()
         w_lo = _sig((0.42 * r_gap - dl) / soft) * (r_gap > 1.0).float() * (1 - w_up)
+        # closed lips: a soft, shaded line where they meet (not a dark pencil line), fading toward the corners
+        vm = (vu + vl) / 2
+        sw = max(0.6, 0.014 * state.iod)
+        seam = _gexp(((vp - vm) / (sw + 0.5 * gap.clamp_min(0))) ** 2) * (1 - sig.abs() ** 4)
+        seam = seam * (0.4 + 0.6 * (gap / (2.5 * tau)).clamp(0, 1))  # darkens as the lips part
         return dict(alpha=alpha[:, None], src_up=src_up, src_lo=src_lo, src_lip=src_lip, w_band=w_band[:, None],
+                    seam=seam[:, None],
                     w_up=w_up[:, None], w_lo=w_lo[:, None],
                     du=vp - vu, dl=vl - vp, gap=gap, sig=sig)
 
