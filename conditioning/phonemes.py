@@ -1,0 +1,178 @@
+"""Text front end for the voices: IPA phonemes with stress, word and pause boundaries from espeak-ng.
+
+Uses the one process-wide espeak-ng instance of :mod:`affectstudio.conditioning.speech` (its library and
+lock) through ``espeak_TextToPhonemes`` in IPA mode, the way Piper voices were trained. The text is split
+into clauses at punctuation first (the stock library drops the clause terminator), so commas, full stops
+and question marks survive as pause tokens.
+
+A :class:`PhonemeSequence` is a list of :class:`PhonemeToken` — one Unicode code point each (NFD), which is
+exactly the unit a Piper ``.onnx.json`` ``phoneme_id_map`` indexes — with its kind (``vowel``,
+``consonant``, ``stress``, ``modifier``, ``space``, ``pause``), the word it belongs to, the stress of its
+syllable and a lip class for the aligner (``open`` vowels, ``closed`` bilabials, ``labiodental``, ``mid``
+other consonants, ``rest`` pauses).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from ..errors import EmptyTextError, InputError
+from .speech import _engine
+
+__all__ = [
+    "LANGUAGES",
+    "PhonemeToken",
+    "PhonemeSequence",
+    "phonemize",
+    "resolve_language",
+    "LIP_CLASSES",
+]
+
+# language code → espeak-ng voice. Any other espeak language name is accepted too (see resolve_language).
+LANGUAGES: dict[str, str] = {"en": "en-us", "es": "es", "fr": "fr-fr", "de": "de", "it": "it", "pt": "pt"}
+LIP_CLASSES = ("rest", "closed", "labiodental", "mid", "open")
+
+_IPA_MODE = 0x02  # espeakPHONEMES_IPA
+_VOWELS = set("aeiouyæøœɐɑɒɔɘəɚɛɜɞɤɨɪɯɵɶʉʊʌʏᵻɝ")
+_BILABIAL = set("pbmɓʙɸβ")
+_LABIODENTAL = set("fvɱʋ")
+_STRESS = {"ˈ": 2, "ˌ": 1}
+_PAUSE_PUNCT = ",.;:!?…"
+_CLAUSE_RE = re.compile(r"([^,.;:!?…]+)([,.;:!?…]*)")
+
+
+@dataclass
+class PhonemeToken:
+    symbol: str  # one code point (NFD)
+    kind: str  # vowel | consonant | stress | modifier | space | pause
+    word: int = -1  # index into PhonemeSequence.words (-1 for spaces and pauses)
+    stress: int = 0  # 2 primary, 1 secondary, 0 unstressed (for vowels: its syllable's stress)
+
+    @property
+    def lip_class(self) -> str:
+        if self.kind in ("space", "pause"):
+            return "rest"
+        if self.kind == "vowel":
+            return "open"
+        if self.symbol in _BILABIAL:
+            return "closed"
+        if self.symbol in _LABIODENTAL:
+            return "labiodental"
+        return "mid"
+
+    @property
+    def is_phone(self) -> bool:
+        return self.kind in ("vowel", "consonant")
+
+
+@dataclass
+class PhonemeSequence:
+    tokens: list[PhonemeToken]
+    words: list[str] = field(default_factory=list)
+    language: str = "en"
+    voice: str = "en-us"
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def text(self) -> str:
+        """The IPA string (what Piper's phonemizer would give)."""
+        return "".join(t.symbol for t in self.tokens)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [t.symbol for t in self.tokens]
+
+    def phrases(self) -> list[tuple[int, int]]:
+        """``[start, end)`` token ranges between pause tokens (punctuation), pauses attached to the end."""
+        out, start = [], 0
+        for i, t in enumerate(self.tokens):
+            if t.kind == "pause" and (i + 1 == len(self.tokens) or self.tokens[i + 1].kind != "pause"):
+                out.append((start, i + 1))
+                start = i + 1
+        if start < len(self.tokens):
+            out.append((start, len(self.tokens)))
+        return [(a, b) for a, b in out if any(self.tokens[k].is_phone for k in range(a, b))]
+
+    def word_boundaries(self) -> list[int]:
+        """Token indices of spaces and pauses (where a phrase may be split)."""
+        return [i for i, t in enumerate(self.tokens) if t.kind in ("space", "pause")]
+
+
+def resolve_language(language: str) -> str:
+    """espeak-ng voice for a language code (``en``, ``es``, ``fr``, ``de``, … or any espeak voice name)."""
+    lang = str(language or "en").strip().lower()
+    voice = LANGUAGES.get(lang, lang)
+    if voice not in _engine().languages:
+        known = ", ".join(sorted(LANGUAGES))
+        raise InputError(f"unsupported language {language!r}: use one of {known} or an espeak-ng voice name")
+    return voice
+
+
+def _clause_ipa(text: str, voice_ident: str) -> str:
+    eng = _engine()
+    lib = eng.lib
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+    data = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+    ptr = ctypes.c_char_p(ctypes.addressof(data))
+    parts = []
+    with eng.lock:
+        if lib.espeak_SetVoiceByName(voice_ident.encode()) != 0:
+            raise InputError(f"espeak-ng could not select voice {voice_ident!r}")
+        while ptr.value:
+            out = lib.espeak_TextToPhonemes(ctypes.byref(ptr), 1, _IPA_MODE)  # 1 = espeakCHARS_UTF8
+            if out:
+                parts.append(out.decode("utf-8", errors="ignore"))
+    return " ".join(p.strip() for p in parts if p.strip())
+
+
+def phonemize(text: str, language: str = "en") -> PhonemeSequence:
+    """IPA phoneme tokens of ``text`` in ``language`` with word, stress and pause information.
+
+    Raises :class:`EmptyTextError` for empty text or text with nothing to pronounce.
+    """
+    if text is None or not str(text).strip():
+        raise EmptyTextError("the script is empty: give some words to speak")
+    voice = resolve_language(language)
+    ident = _engine().languages[voice]
+    text = " ".join(str(text).split())
+    tokens: list[PhonemeToken] = []
+    words: list[str] = []
+    for clause, punct in _CLAUSE_RE.findall(text):
+        if not clause.strip():
+            continue
+        ipa = unicodedata.normalize("NFD", _clause_ipa(clause.strip(), ident))
+        written = clause.split()
+        ipa_words = [w for w in ipa.split(" ") if w]
+        for k, w in enumerate(ipa_words):
+            if tokens and tokens[-1].kind not in ("space",):
+                tokens.append(PhonemeToken(" ", "space"))
+            wi = len(words)
+            # espeak may merge or split words ("of the" → one chunk); keep the written word when counts agree
+            words.append(written[k] if len(ipa_words) == len(written) else w)
+            pending_stress = 0
+            for ch in w:
+                if ch in _STRESS:
+                    pending_stress = _STRESS[ch]
+                    tokens.append(PhonemeToken(ch, "stress", wi, pending_stress))
+                elif ch in _VOWELS:
+                    tokens.append(PhonemeToken(ch, "vowel", wi, pending_stress))
+                elif unicodedata.category(ch).startswith("M") or ch in "ːˑʰʲʷ̃":
+                    tokens.append(PhonemeToken(ch, "modifier", wi, pending_stress))
+                elif ch.strip():
+                    tokens.append(PhonemeToken(ch, "consonant", wi, pending_stress))
+        marks = [c for c in punct if c in _PAUSE_PUNCT][:1]
+        if marks and tokens:
+            if tokens[-1].kind == "space":
+                tokens.pop()
+            tokens.append(PhonemeToken(marks[0], "pause"))
+    while tokens and tokens[-1].kind == "space":
+        tokens.pop()
+    if not any(t.is_phone for t in tokens):
+        raise EmptyTextError(f"the script {text[:40]!r} has nothing to pronounce")
+    return PhonemeSequence(tokens=tokens, words=words, language=str(language), voice=voice)
