@@ -9,7 +9,6 @@ The ``AffectDiT`` generates face motion (articulation, expression action units, 
 ``blink_rate``), not by the DiT. ``PortraitRenderer`` then warps the reference photo frame by frame.
 """
 
-import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,32 +16,21 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, SchedulerMixin
+from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder, parse_emotion_spec
+from affectstudio.conditioning.emotion import EmotionCurve, EmotionEmbedding, load_encoder
 from affectstudio.conditioning.face import analyze_face
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features, prosody_for, synthesize
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
-from affectstudio.media import VideoWriter, load_audio, load_image, write_video
-from affectstudio.models.dit import AffectDiT, sample_windowed
+from affectstudio.media import load_audio, load_image, write_video
+from affectstudio.models.dit import AffectDiT
 from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer
+from affectstudio.pipelines.base import AffectPipeline
 
 SIZES = (256, 512, 0)
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Hide diffusers' "Loading pipeline components" bar; sampling and rendering keep their progress bars."""
-    from diffusers.utils import logging as dlogging
-
-    was_enabled = dlogging.is_progress_bar_enabled()
-    dlogging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            dlogging.enable_progress_bar()
+IDLE_CHANNELS = ("blink", "gaze_x", "gaze_y")  # drawn here (idle motion), not by the DiT
+POSE_CHANNELS = ("yaw", "pitch", "roll")
 
 
 @dataclass
@@ -68,7 +56,7 @@ class TalkingPortraitOutput(BaseOutput):
         return write_video(path, self.frames, self.fps, self.audio, self.sample_rate)
 
 
-class TalkingPortraitPipeline(DiffusionPipeline):
+class TalkingPortraitPipeline(AffectPipeline):
     r"""Talking portrait generation.
 
     Components:
@@ -79,33 +67,23 @@ class TalkingPortraitPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "dit"
+    bundled_checkpoint = "talking_portrait"
 
     def __init__(self, dit: AffectDiT, scheduler: SchedulerMixin, codec: MotionCodec, renderer: PortraitRenderer,
                  motion_channels: list = None, motion_mean: list = None, motion_std: list = None,
                  fps: float = 25.0, window: int = 250, overlap: int = 25, max_audio_seconds: float = 600.0):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler, codec=codec, renderer=renderer)
-        channels = list(motion_channels) or list(MOTION_CHANNELS[: dit.config.in_channels])
+        generated = [c for c in MOTION_CHANNELS if c not in IDLE_CHANNELS]
+        channels = list(motion_channels) if motion_channels else generated[: dit.config.in_channels]
         unknown = [c for c in channels if c not in MOTION_CHANNELS]
         if unknown or len(channels) != dit.config.in_channels:
             raise ValueError(f"motion_channels {channels} must be {dit.config.in_channels} names from MOTION_CHANNELS")
-        mean = list(motion_mean) or [0.0] * len(channels)
-        std = list(motion_std) or [1.0] * len(channels)
+        mean = list(motion_mean) if motion_mean else [0.0] * len(channels)
+        std = list(motion_std) if motion_std else [1.0] * len(channels)
         self.register_to_config(motion_channels=channels, motion_mean=[float(m) for m in mean],
                                 motion_std=[float(s) for s in std], fps=float(fps), window=int(window),
                                 overlap=int(overlap), max_audio_seconds=float(max_audio_seconds))
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Optional[Union[str, Path]] = None, **kwargs):
-        """With no path, load the bundled default checkpoint (offline)."""
-        if pretrained_model_name_or_path is None:
-            from affectstudio.assets import asset_path
-
-            pretrained_model_name_or_path = asset_path("talking_portrait")
-            kwargs.setdefault("local_files_only", True)
-        # the loading bar of four small components is noise on stderr (and would precede a one-line error)
-        with quiet_loading():
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------------------------------ inputs
 
@@ -117,25 +95,25 @@ class TalkingPortraitPipeline(DiffusionPipeline):
             raise InputError("give exactly one of audio (speech to lip-sync) or text (a script to speak)")
         if size not in SIZES:
             raise InputError(f"size must be 256, 512 or 0 (the source crop), got {size}")
-        if not 1 <= int(num_inference_steps) <= 200:
-            raise InputError(f"num_inference_steps must be in 1..200, got {num_inference_steps}")
-        if emotion_intensity is not None and not 0.0 <= float(emotion_intensity) <= 1.0:
-            raise InputError(f"emotion intensity must be in [0, 1], got {emotion_intensity}")
+        self.check_common_inputs(num_inference_steps, emotion_intensity, output_path, (".mp4",))
         if pose_scale < 0 or blink_rate < 0:
             raise InputError("pose_scale and blink_rate must be ≥ 0")
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
-        if output_path is not None and Path(output_path).suffix.lower() != ".mp4":
-            raise InputError(f"output must be an .mp4 file, got {output_path}")
 
     def prepare_audio(self, audio, text, emotions: list, max_seconds: float) -> tuple[np.ndarray, int]:
         """Speech at 24 kHz: the given audio, or the script spoken by espeak-ng with the emotion's prosody;
         either way at most ``max_seconds`` long."""
         if text is None:
             return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=max_seconds)
-        first = emotions[0] if emotions[0] is not None else None
-        emb = parse_emotion_spec(first) if first is not None else EmotionEmbedding.neutral()
-        label = emb.label if isinstance(emb.label, str) else emb.mean().label
+        first = emotions[0]
+        if first is None:
+            emb = EmotionEmbedding.neutral()
+        elif isinstance(first, EmotionCurve):
+            emb = EmotionEmbedding.mix(first.states)
+        else:
+            emb = first.mean()
+        label = emb.label
         prosody = prosody_for(label, float(np.mean(emb.intensity)))
         wave = synthesize(text, **prosody.as_kwargs()).wave
         if wave.size / SPEECH_SAMPLE_RATE > max_seconds:
@@ -143,15 +121,12 @@ class TalkingPortraitPipeline(DiffusionPipeline):
                                     f"{max_seconds:.0f} s (raise it with max_audio_seconds / --max-seconds)")
         return wave, SPEECH_SAMPLE_RATE
 
-    def encode_emotion(self, emotion, intensity: Optional[float], wave: np.ndarray, sr: int) -> EmotionEmbedding:
-        """The emotion spec given, or — with none — the speech encoder's reading of the audio (neutral if silent)."""
-        if emotion is not None:
-            return parse_emotion_spec(emotion, intensity=intensity)
+    def read_speech_emotion(self, wave: np.ndarray, sr: int) -> EmotionEmbedding:
+        """With no emotion given: the speech encoder's reading of the audio (neutral if silent)."""
         try:
-            emb = load_encoder("speech").encode((wave, sr))
+            return load_encoder("speech").encode((wave, sr))
         except NoSpeechError:
-            emb = EmotionEmbedding.neutral()
-        return emb if intensity is None else emb.with_intensity(intensity)
+            return EmotionEmbedding.neutral()
 
     def idle_motion(self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator]) -> torch.Tensor:
         """Blinks (``blink_rate`` per minute, 0.1–0.3 s each) and slow gaze shifts, ``(t, 3)``: blink, gaze_x, gaze_y."""
@@ -224,10 +199,13 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         emotions = list(emotion) if isinstance(emotion, (list, tuple)) else [emotion]
         self.check_inputs(image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
                           output_path, emotions)
-        device, dtype = self.dit.device, self.dit.dtype
+        self.check_generator(generator, len(emotions))
+        device = self.dit.device
         fps = self.config.fps
 
-        # 1. The face: analysis, estimated neutral and render state (first: the cheapest input to reject).
+        # 1. Emotion specs parsed first (a bad label fails before any media work), then the face: analysis,
+        #    estimated neutral and render state.
+        emotions = [self.parse_emotion(e, emotion_intensity) for e in emotions]
         analysis = analyze_face(image)  # loads the image; errors name the file
         image = load_image(image)
         state = self.renderer.prepare(image, analysis, size=size, device=device)
@@ -238,36 +216,20 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
         num_frames = content.shape[0]
 
-        # 3. Emotion conditions, one per clip (curves resampled to the frame count).
-        embs = [self.encode_emotion(e, emotion_intensity, wave, sr) for e in emotions]
-        cond = torch.stack([e.as_condition(num_frames) for e in embs])  # (b, t, 12)
-        negs = None
-        if emotion_guidance_scale != 1.0:
-            negs = [parse_emotion_spec(negative_emotion) if negative_emotion is not None else e.mirror() for e in embs]
-            negs = torch.stack([n.as_condition(num_frames) for n in negs])
+        # 3. Emotion conditions, one per clip (curves at the frame rate; none given: read from the speech).
+        embs = [self.resolve_emotion(e, emotion_intensity, num_frames, fps,
+                                     fallback=lambda: self.read_speech_emotion(wave, sr)) for e in emotions]
+        cond, negs = self.emotion_conditions(embs, num_frames, emotion_guidance_scale, negative_emotion, fps)
         batch = len(embs)
-        if isinstance(generator, list) and len(generator) != batch:
-            raise InputError(f"got {len(generator)} generators for {batch} clips")
 
         # 4. Motion: DiT sampling in overlapping windows, then idle motion and pose scaling.
-        total = math.ceil(num_frames / max(1, self.config.window - self.config.overlap)) * num_inference_steps
-        with self.progress_bar(total=total) as bar:
-
-            def on_step(model, i, t, kwargs):
-                bar.update()
-                if callback_on_step_end is not None:
-                    out = callback_on_step_end(self, i, t, kwargs)
-                    kwargs.update(out or {})
-                return kwargs
-
-            latents = sample_windowed(
-                self.dit, self.scheduler, (batch, num_frames, self.dit.config.in_channels),
-                content[None].expand(batch, -1, -1).to(device, dtype), cond.to(device, dtype),
-                window=self.config.window, overlap=self.config.overlap,
-                negative_emotion=None if negs is None else negs.to(device, dtype),
-                content_guidance_scale=audio_guidance_scale, emotion_guidance_scale=emotion_guidance_scale,
-                num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=on_step,
-            )  # (b, t, c) normalised
+        latents = self.denoise(
+            self.dit, (batch, num_frames, self.dit.config.in_channels),
+            {"audio": content[None].expand(batch, -1, -1)}, cond, negative_emotion=negs,
+            guidance_scales={"content": audio_guidance_scale, "emotion": emotion_guidance_scale},
+            num_inference_steps=num_inference_steps, generator=generator,
+            callback_on_step_end=callback_on_step_end, window=self.config.window, overlap=self.config.overlap,
+        )  # (b, t, c) normalised
         motion = self.assemble_motion(latents.float().cpu(), pose_scale, blink_rate, generator)  # (b, t, D)
 
         # 5. Render in chunks; stream into the encoder when writing a file.
@@ -291,10 +253,10 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         idx = [MOTION_CHANNELS.index(c) for c in self.config.motion_channels]
         motion[..., idx] = latents * std + mean
         gens = generator if isinstance(generator, list) else [generator] * b
-        idle_idx = [MOTION_CHANNELS.index(c) for c in ("blink", "gaze_x", "gaze_y")]
+        idle_idx = [MOTION_CHANNELS.index(c) for c in IDLE_CHANNELS]
         for i in range(b):
             motion[i][:, idle_idx] = self.idle_motion(t, blink_rate, gens[i])
-        pose_idx = [MOTION_CHANNELS.index(c) for c in ("yaw", "pitch", "roll")]
+        pose_idx = [MOTION_CHANNELS.index(c) for c in POSE_CHANNELS]
         motion[..., pose_idx] *= pose_scale
         return motion
 
@@ -303,13 +265,13 @@ class TalkingPortraitPipeline(DiffusionPipeline):
         b, t, _ = motion.shape
         device = state.device
         kept = [] if keep else None
-        writer = VideoWriter(output_path, self.config.fps, audio=wave, sample_rate=sr) if output_path else None
-        with (writer or contextlib.nullcontext()), self.progress_bar(total=t * b) as bar:
+        writer = self.stream_to(output_path, self.config.fps, audio=wave, sample_rate=sr)
+        with writer, self.progress_bar(total=t * b) as bar:
             for i in range(b):
                 clip = []
                 for s in range(0, t, chunk):
                     frames = self.renderer.render(state, motion=motion[i, s : s + chunk].to(device))
-                    if writer is not None:
+                    if output_path is not None:
                         writer.write(frames)
                     if keep:
                         clip.append(frames)

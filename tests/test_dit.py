@@ -1,4 +1,5 @@
-"""AffectDiT: shapes, adaLN-Zero init, save/load, determinism, training, guidance, schedulers, RoPE, windows."""
+"""AffectDiT and flow matching: shapes, adaLN-Zero init, presets, named content streams, speaker input,
+save/load, determinism, training, per-axis guidance, schedulers, RoPE, windows."""
 
 import math
 
@@ -7,20 +8,24 @@ import torch
 
 from affectstudio.models.dit import (
     AFFECT_DIT_PRESETS,
-    SCHEDULER_NAMES,
+    GENERATOR_PRESETS,
     AffectDiT,
     AffectDiTOutput,
     apply_rotary,
+    rotary_cos_sin,
+)
+from affectstudio.models.flow import (
+    SCHEDULER_NAMES,
     flow_matching_loss,
     guided_velocity,
     make_scheduler,
     plan_windows,
-    rotary_cos_sin,
     sample,
     sample_windowed,
 )
 
 IN, CD = 6, 5  # frame channels, content features
+NO_DROP = {"content": 0.0, "emotion": 0.0}
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +39,7 @@ def single_thread():
 
 def _model(**kw) -> AffectDiT:
     torch.manual_seed(0)
-    cfg = dict(in_channels=IN, content_dim=CD, hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0)
+    cfg = dict(in_channels=IN, content_streams={"audio": CD}, hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0)
     cfg.update(kw)
     return AffectDiT(**cfg)
 
@@ -51,7 +56,7 @@ def _perturb(model: AffectDiT, seed: int = 0, std: float = 0.05) -> AffectDiT:
 def _inputs(b=2, n=17, m=17, curve=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, n, IN, generator=g)
-    content = torch.randn(b, m, CD, generator=g)
+    content = {"audio": torch.randn(b, m, CD, generator=g)}
     emotion = torch.rand(b, n, 12, generator=g) if curve else torch.rand(b, 12, generator=g)
     return x, content, emotion
 
@@ -92,12 +97,79 @@ def test_zero_output_at_init():
 
 def test_presets():
     assert {"tiny", "base", "large"} <= set(AFFECT_DIT_PRESETS)
-    tiny = AffectDiT.from_preset("tiny", in_channels=24, content_dim=90)
+    tiny = AffectDiT.from_preset("tiny", in_channels=24, content_streams={"audio": 90})
     assert tiny.config.hidden_size == AFFECT_DIT_PRESETS["tiny"]["hidden_size"]
     assert tiny.config.in_channels == 24 and tiny.out_channels == 24
-    assert AffectDiT.from_preset("tiny", in_channels=4, content_dim=3, depth=1).config.depth == 1
+    assert AffectDiT.from_preset("tiny", in_channels=4, content_streams={"a": 3}, depth=1).config.depth == 1
     with pytest.raises(ValueError, match="unknown AffectDiT preset"):
-        AffectDiT.from_preset("huge", in_channels=4, content_dim=3)
+        AffectDiT.from_preset("huge", in_channels=4)
+
+
+@pytest.mark.parametrize("name", GENERATOR_PRESETS)
+def test_generator_presets_equal_shipped_configs(name):
+    """A generator preset's defaults are exactly its configs/presets/<name>.yaml (over the size preset)."""
+    from importlib import resources
+
+    import yaml
+
+    shipped = yaml.safe_load(resources.files("affectstudio.configs").joinpath("presets", f"{name}.yaml").read_text())
+    size = AFFECT_DIT_PRESETS[shipped.pop("size", "tiny")]
+    model = AffectDiT.from_preset(name, depth=1)  # overrides win
+    assert model.config.depth == 1
+    for key, value in {**size, **shipped}.items():
+        if key != "depth":
+            assert model.config[key] == value, key
+
+
+def test_portrait_preset_matches_bundled_checkpoint():
+    import json
+
+    from affectstudio.assets import asset_path
+
+    bundled = json.loads((asset_path("talking_portrait", "dit") / "config.json").read_text())
+    preset = AffectDiT.from_preset("portrait").config
+    for key in ("in_channels", "content_streams", "hidden_size", "depth", "num_heads", "speaker_dim"):
+        assert preset[key] == bundled[key], key
+
+
+def test_named_streams_each_have_a_projector_and_are_all_read():
+    model = _perturb(AffectDiT(in_channels=3, content_streams={"phonemes": 5, "lips": 2}, aligned_streams=["lips"],
+                               hidden_size=32, depth=1, num_heads=2))
+    assert set(model.content_projectors) == {"phonemes", "lips"}
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 10, 3, generator=g)
+    content = {"phonemes": torch.randn(1, 7, 5, generator=g), "lips": torch.randn(1, 10, 2, generator=g)}
+    emotion = torch.rand(1, 12, generator=g)
+    base = model(x, 100.0, content, emotion).sample
+    for name in content:  # changing either stream changes the output
+        other = dict(content, **{name: content[name] + 1.0})
+        assert not torch.allclose(model(x, 100.0, other, emotion).sample, base)
+    with pytest.raises(ValueError, match="streams"):
+        model(x, 100.0, {"phonemes": content["phonemes"]}, emotion)
+    with pytest.raises(ValueError, match="aligned_streams"):
+        AffectDiT(in_channels=3, content_streams={"a": 2}, aligned_streams=["b"])
+
+
+def test_speaker_vector_conditions_and_guides():
+    model = _perturb(AffectDiT(in_channels=3, content_streams={"c": 4}, speaker_dim=6, hidden_size=32, depth=1,
+                               num_heads=2))
+    g = torch.Generator().manual_seed(1)
+    x, content, emotion = torch.randn(2, 8, 3, generator=g), {"c": torch.randn(2, 8, 4, generator=g)}, torch.rand(2, 12)
+    spk = torch.randn(2, 6, generator=g)
+    t = torch.tensor([300.0, 300.0])
+    yes = torch.tensor([True, True])
+    with torch.no_grad():
+        with_spk = model(x, t, content, emotion, speaker=spk).sample
+        null_spk = model(x, t, content, emotion, speaker=spk, drop_speaker=yes).sample
+        assert not torch.allclose(with_spk, null_spk)
+        assert torch.allclose(model(x, t, content, emotion).sample, null_spk, atol=1e-6)  # no speaker = null token
+        guided = guided_velocity(model, x, t, content, emotion, speaker=spk, guidance_scales={"speaker": 2.0})
+        assert torch.allclose(guided, null_spk + 2.0 * (with_spk - null_spk), atol=1e-5)
+        with pytest.raises(ValueError, match="guidance axes"):
+            guided_velocity(model, x, t, content, emotion, guidance_scales={"style": 2.0})
+    with pytest.raises(ValueError, match="speaker"):
+        _model()(x[..., :IN] if IN <= 3 else torch.randn(2, 8, IN), t, {"audio": torch.randn(2, 8, CD)}, emotion,
+                 speaker=spk)
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -123,7 +195,8 @@ def test_loss_deterministic_with_generator():
     ]
     assert losses[0] == losses[1]
     assert losses[0] != losses[2]
-    uniform = flow_matching_loss(model, x, content, emotion, torch.Generator().manual_seed(7), sigma_sampling="uniform")
+    uniform = flow_matching_loss(model, x, content, emotion, generator=torch.Generator().manual_seed(7),
+                                 sigma_sampling="uniform")
     assert torch.isfinite(uniform)
     with pytest.raises(ValueError):
         flow_matching_loss(model, x, content, emotion, sigma_sampling="cosine")
@@ -136,12 +209,13 @@ def test_overfit_one_batch():
 
     def eval_loss():  # same σ and noise draws every time
         with torch.no_grad():
-            return flow_matching_loss(model, x, content, emotion, torch.Generator().manual_seed(123), 0.0, 0.0).item()
+            return flow_matching_loss(model, x, content, emotion, generator=torch.Generator().manual_seed(123),
+                                      p_drop=NO_DROP).item()
 
     before = eval_loss()
     g = torch.Generator().manual_seed(0)
     for _ in range(150):
-        loss = flow_matching_loss(model, x, content, emotion, generator=g, p_drop_content=0.0, p_drop_emotion=0.0)
+        loss = flow_matching_loss(model, x, content, emotion, generator=g, p_drop=NO_DROP)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -159,7 +233,7 @@ def test_drop_masks_change_output_after_training_step():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
-        loss = flow_matching_loss(model, x, content, emotion, generator=g, p_drop_content=0.5, p_drop_emotion=0.5)
+        loss = flow_matching_loss(model, x, content, emotion, generator=g, p_drop={"content": 0.5, "emotion": 0.5})
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -199,8 +273,8 @@ def test_guidance_formula_matches_separate_branches(negative):
         else:
             v_c = model(x, t, content, emotion, drop_emotion=yes).sample
         v_f = model(x, t, content, emotion).sample
-        guided = guided_velocity(model, x, t, content, emotion, neg, s_c, s_e)
-        only_emotion = guided_velocity(model, x, t, content, emotion, neg, 1.0, s_e)
+        guided = guided_velocity(model, x, t, content, emotion, neg, guidance_scales={"content": s_c, "emotion": s_e})
+        only_emotion = guided_velocity(model, x, t, content, emotion, neg, guidance_scales={"emotion": s_e})
     assert torch.allclose(guided, v_u + s_c * (v_c - v_u) + s_e * (v_f - v_c), atol=1e-5)
     assert torch.allclose(only_emotion, v_c + s_e * (v_f - v_c), atol=1e-5)
     assert not torch.allclose(guided, v_f)
@@ -213,7 +287,7 @@ def test_every_scheduler_samples_deterministically(name):
     scheduler = make_scheduler(name)
     runs = [
         sample(model, scheduler, (2, 17, IN), content, emotion, num_inference_steps=6,
-               generator=torch.Generator().manual_seed(s), content_guidance_scale=1.5, emotion_guidance_scale=2.0)
+               generator=torch.Generator().manual_seed(s), guidance_scales={"content": 1.5, "emotion": 2.0})
         for s in (0, 0, 1)
     ]
     assert runs[0].shape == (2, 17, IN)
@@ -310,19 +384,19 @@ def _sinusoids(g, b, n):
 @pytest.mark.slow
 def test_windowed_seams_are_continuous():
     torch.manual_seed(0)
-    model = AffectDiT(in_channels=2, content_dim=1, hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0)
+    model = AffectDiT(in_channels=2, content_streams={"c": 1}, hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     g = torch.Generator().manual_seed(0)
     win, ov, b, n = 16, 6, 8, 80
     for _ in range(400):
         x0 = _sinusoids(g, 16, win)
-        loss = flow_matching_loss(model, x0, torch.zeros(16, win, 1), torch.zeros(16, 12), generator=g,
-                                  p_drop_content=0.0, p_drop_emotion=0.0)
+        loss = flow_matching_loss(model, x0, {"c": torch.zeros(16, win, 1)}, torch.zeros(16, 12), generator=g,
+                                  p_drop=NO_DROP)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    content, emotion = torch.zeros(b, n, 1), torch.zeros(b, 12)
+    content, emotion = {"c": torch.zeros(b, n, 1)}, torch.zeros(b, 12)
     out = sample_windowed(model, make_scheduler("flow_euler"), (b, n, 2), content, emotion, window=win, overlap=ov,
                           num_inference_steps=10, generator=torch.Generator().manual_seed(2))
     step = (out[:, 1:] - out[:, :-1]).norm(dim=-1)  # (b, n - 1) frame-to-frame differences
@@ -330,7 +404,7 @@ def test_windowed_seams_are_continuous():
     seam_step = torch.stack([step[:, s - 1 : s + 1].amax(1) for s in seams], 1)  # around each seam
     # naive: independent windows, concatenated
     gen = torch.Generator().manual_seed(2)
-    parts = [sample(model, make_scheduler("flow_euler"), (b, win, 2), content[:, :win], emotion,
+    parts = [sample(model, make_scheduler("flow_euler"), (b, win, 2), {"c": content["c"][:, :win]}, emotion,
                     num_inference_steps=10, generator=gen) for _ in range(5)]
     naive = torch.cat(parts, 1)
     naive_step = (naive[:, 1:] - naive[:, :-1]).norm(dim=-1)

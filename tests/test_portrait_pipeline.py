@@ -11,7 +11,8 @@ from affectstudio.conditioning.emotion import EmotionEmbedding  # noqa: E402
 from affectstudio.conditioning.speech import FEATURE_DIM, SPEECH_SAMPLE_RATE  # noqa: E402
 from affectstudio.errors import InputError, InputTooLongError, MediaDecodeError, NoFaceError  # noqa: E402
 from affectstudio.media import probe_video  # noqa: E402
-from affectstudio.models.dit import AffectDiT, make_scheduler  # noqa: E402
+from affectstudio.models.dit import AffectDiT  # noqa: E402
+from affectstudio.models.flow import make_scheduler  # noqa: E402
 from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer  # noqa: E402
 from affectstudio.pipelines.portrait import TalkingPortraitPipeline  # noqa: E402
 
@@ -34,7 +35,8 @@ def speech():
 
 def tiny_pipeline(seed=0, **config):
     torch.manual_seed(seed)
-    dit = AffectDiT(in_channels=len(CHANNELS), content_dim=FEATURE_DIM, hidden_size=32, depth=1, num_heads=2)
+    dit = AffectDiT(in_channels=len(CHANNELS), content_streams={"audio": FEATURE_DIM}, hidden_size=32, depth=1,
+                    num_heads=2)
     for p in dit.parameters():  # leave adaLN-Zero's zero init so the output depends on the inputs
         torch.nn.init.normal_(p, std=0.05)
     std = [0.3] * len(CHANNELS)
@@ -159,3 +161,56 @@ def test_silent_audio_is_valid(face_image):
     pipe = tiny_pipeline()
     out = call(pipe, face_image, (np.zeros(SPEECH_SAMPLE_RATE, np.float32), SPEECH_SAMPLE_RATE), emotion=None)
     assert out.emotion.label == "neutral" and out.frames.shape[0] == 25
+
+
+def test_built_with_default_arguments(face_image, speech):
+    """motion_channels / mean / std omitted: the DiT's channels in MOTION_CHANNELS order (idle ones excluded)."""
+    torch.manual_seed(0)
+    dit = AffectDiT(in_channels=5, content_streams={"audio": FEATURE_DIM}, hidden_size=32, depth=1, num_heads=2)
+    pipe = TalkingPortraitPipeline(dit, make_scheduler(), MotionCodec(), PortraitRenderer())
+    assert pipe.config.motion_channels == CHANNELS[:5] and pipe.config.motion_std == [1.0] * 5
+    out = call(pipe, face_image, speech)
+    assert out.motion.shape == (30, len(MOTION_CHANNELS))
+
+
+def test_keyframe_curve_spec_turns_the_emotion_over_the_clip(face_image, speech):
+    out = call(tiny_pipeline(), face_image, speech, emotion="neutral@0; angry@1.0")
+    labels = out.emotion.label
+    assert out.emotion.is_curve and len(labels) == 30
+    assert labels[0] == "neutral" and labels[-1] == "angry"
+
+
+def test_text_input_speaks_the_script(face_image):
+    out = call(tiny_pipeline(), face_image, None, text="Hello there.", emotion="sad")
+    assert out.audio.size / out.sample_rate > 0.4 and out.frames.shape[0] == out.motion.shape[0]
+    assert abs(out.frames.shape[0] / 25.0 - out.audio.size / out.sample_rate) < 0.1
+
+
+def test_callback_counts_steps_across_windows(face_image, speech):
+    pipe = tiny_pipeline(window=12, overlap=4)
+    seen = []
+
+    def cb(p, i, t, kwargs):
+        seen.append((i, kwargs["window_index"]))
+        return {}
+
+    call(pipe, face_image, speech, num_inference_steps=2, callback_on_step_end=cb)
+    windows = max(w for _, w in seen) + 1
+    assert windows > 1 and [i for i, _ in seen] == list(range(2 * windows))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_on_cpu(face_image, speech, dtype):
+    pipe = tiny_pipeline().to(dtype=dtype)
+    assert pipe.dit.dtype == dtype
+    out = call(pipe, face_image, speech)
+    ref = call(tiny_pipeline(), face_image, speech)
+    assert np.isfinite(out.motion).all() and np.abs(out.motion - ref.motion).mean() < 0.1
+
+
+@pytest.mark.slow
+def test_bundled_pipeline_loads_offline_with_default_arguments(face_image, speech):
+    pipe = TalkingPortraitPipeline.from_pretrained()
+    assert pipe.dit.config.content_streams == {"audio": FEATURE_DIM}
+    out = call(pipe, face_image, speech, size=256)
+    assert out.frames.shape[1:] == (256, 256, 3)

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from affectstudio.apps.train.flow import heldout_loss
 from affectstudio.apps.train.portrait import (
     build_real_dataset,
-    heldout_loss,
-    load_trained,
     parse_video_folder,
     save_outputs,
     train,
     WindowSampler,
 )
+from affectstudio.apps.train.portrait_eval import load_trained
 from affectstudio.apps.train.portrait_data import (
     DIT_CHANNELS,
     FPS,
@@ -135,13 +135,15 @@ def test_short_training_reduces_loss_and_saves(tiny_data, tmp_path):
     from affectstudio.models.dit import AffectDiT
 
     cfg = _cfg()
-    res = train(cfg, tiny_data, log=lambda s: None)
+    res = train(cfg, tiny_data, output_dir=tmp_path / "run", log=lambda s: None)
     sampler = WindowSampler(tiny_data, res["mean"], res["std"], 50)
-    init = AffectDiT.from_preset("tiny", in_channels=len(DIT_CHANNELS), content_dim=F)
+    init = AffectDiT.from_preset("tiny", in_channels=len(DIT_CHANNELS), content_streams={"audio": F})
     before = heldout_loss(init, sampler, 2, 8, seed=5)
     after = heldout_loss(res["model"], sampler, 2, 8, seed=5)
-    assert len(res["curve"]) == 10 and all(np.isfinite(c["loss"]) for c in res["curve"])
+    curve = res["result"].curve
+    assert len(curve) == 10 and all(np.isfinite(c["loss"]) for c in curve)
     assert after < 0.9 * before
+    assert (tmp_path / "run" / "train_state.pt").exists() and (tmp_path / "run" / "loss_log.jsonl").exists()
     save_outputs(tmp_path, res, cfg, "test data", ["--steps", "10"], log=lambda s: None)
     assert (tmp_path / "TRAINING.md").exists() and (tmp_path / "loss_curve.png").exists()
     assert len(json.loads((tmp_path / "loss_curve.json").read_text())) == 10
@@ -225,5 +227,5 @@ def test_real_data_mode_end_to_end(tmp_path):
     assert jaw.max() - jaw.min() > 0.05  # the warped jaw is measured
     labels = {m["emotion"] for m in data["meta"]}
     assert labels == {"happy", "sad"}
-    res = train(_cfg(steps=2, window=20, batch_size=2), data, log=lambda s: None)
-    assert all(np.isfinite(c["loss"]) for c in res["curve"])
+    res = train(_cfg(steps=2, window=20, batch_size=2), data, output_dir=tmp_path / "run", log=lambda s: None)
+    assert all(np.isfinite(c["loss"]) for c in res["result"].curve)

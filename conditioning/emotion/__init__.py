@@ -6,6 +6,7 @@ imported on first attribute access, and MiniLM loads on the first text encode.
 
 from __future__ import annotations
 
+from .curve import EmotionCurve
 from .embedding import CONDITION_DIM, EMOTIONS, VAD_ANCHORS, EmotionEmbedding
 from .fusion import encode_emotion, fuse_emotions
 from .spec import load_encoder, parse_emotion_spec
@@ -13,6 +14,7 @@ from .spec import load_encoder, parse_emotion_spec
 __all__ = [
     "CONDITION_DIM",
     "EMOTIONS",
+    "EmotionCurve",
     "VAD_ANCHORS",
     "EmotionEmbedding",
     "FaceEmotionEncoder",

@@ -7,7 +7,9 @@
 * free text — ``a quiet, simmering anger`` — read by the text encoder;
 * a path to a speech recording (``.wav .flac .mp3 .m4a .ogg``) or a face image (``.png .jpg …``) — read by the
   speech / face encoder. A spec ending in such an extension that does not exist is a missing-file error,
-  never free text; ``word:number`` must name a known label (``zorblax:0.5`` is an error, not free text).
+  never free text; ``word:number`` must name a known label (``zorblax:0.5`` is an error, not free text);
+* an emotion curve — ``neutral@0; angry:0.8@3.5`` or a ``.json``/``.csv`` keyframe file — parsed into an
+  :class:`~affectstudio.conditioning.emotion.curve.EmotionCurve` (see :mod:`.curve`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 from affectstudio.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
+from .curve import CURVE_FILE_EXTENSIONS, EmotionCurve, is_curve_text, load_curve_file, parse_curve_text
 from .embedding import LABEL_SYNONYMS, EmotionEmbedding, canonical_label
 
 _WEIGHTED = re.compile(r"^\s*([A-Za-z_-]+)\s*:\s*([-+]?\d*\.?\d+)\s*$")
@@ -71,15 +74,16 @@ def _parse_labels(spec: str) -> EmotionEmbedding | None:
     return EmotionEmbedding.from_mix(weights)
 
 
-def parse_emotion_spec(spec, intensity: float | None = None) -> EmotionEmbedding:
-    """Parse any emotion spec (see the module docstring) into an :class:`EmotionEmbedding`.
+def parse_emotion_spec(spec, intensity: float | None = None) -> EmotionEmbedding | EmotionCurve:
+    """Parse any emotion spec (see the module docstring): an :class:`EmotionEmbedding`, or an
+    :class:`EmotionCurve` for keyframes / a curve file (``curve.at_frames(n, fps)`` gives per-frame states).
 
-    ``spec`` may also be an ``EmotionEmbedding``, a ``{label: weight}`` mapping or a ``Path``. ``intensity``
-    (0..1) overrides the intensity of every form.
+    ``spec`` may also be an ``EmotionEmbedding``, an ``EmotionCurve``, a ``{label: weight}`` mapping or a
+    ``Path``. ``intensity`` (0..1) overrides the intensity of every form.
     """
     if intensity is not None and not 0.0 <= float(intensity) <= 1.0:
         raise InputError(f"emotion intensity must be in [0, 1], got {intensity}")
-    if isinstance(spec, EmotionEmbedding):
+    if isinstance(spec, (EmotionEmbedding, EmotionCurve)):
         emb = spec
     elif isinstance(spec, Mapping):
         emb = EmotionEmbedding.from_mix({canonical_label(k): float(v) for k, v in spec.items()})
@@ -90,11 +94,15 @@ def parse_emotion_spec(spec, intensity: float | None = None) -> EmotionEmbedding
     return emb if intensity is None else emb.with_intensity(float(intensity))
 
 
-def _parse_string(spec) -> EmotionEmbedding:
+def _parse_string(spec) -> EmotionEmbedding | EmotionCurve:
     text = os.fspath(spec).strip()
     if not text:
         raise EmptyTextError("the emotion spec is empty: give a label (e.g. 'happy'), a mix, a description or a file")
     suffix = Path(text).suffix.lower()
+    if suffix in CURVE_FILE_EXTENSIONS:
+        return load_curve_file(text, _parse_state)
+    if is_curve_text(text):
+        return parse_curve_text(text, _parse_state)
     if isinstance(spec, os.PathLike) or suffix in AUDIO_EXTENSIONS + IMAGE_EXTENSIONS:
         path = Path(text).expanduser()
         if not path.is_file():
@@ -106,3 +114,11 @@ def _parse_string(spec) -> EmotionEmbedding:
         raise InputError(f"cannot read an emotion from {path}: use a speech recording or a face image")
     emb = _parse_labels(text)
     return emb if emb is not None else load_encoder("text").encode(text)
+
+
+def _parse_state(spec: str) -> EmotionEmbedding:
+    """One keyframe's SPEC: any static form (a curve inside a curve is an error)."""
+    emb = _parse_string(spec)
+    if isinstance(emb, EmotionCurve):
+        raise InputError(f"an emotion keyframe cannot itself be a curve: {spec!r}")
+    return emb
