@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
 
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
+
+PORTRAIT_SIZES = (256, 512, 0)  # as pipelines.portrait.SIZES, without importing torch for a check
 
 
 def resolve_device(device: str):
@@ -21,6 +24,20 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
+_pipelines: dict = {}
+_pipelines_lock = threading.Lock()
+
+
+def load_pipeline(cls, device) -> "object":
+    """The bundled ``cls.from_pretrained()`` on ``device``, loaded once per process (CLI, studio, each batch worker)
+    and reused by every later job."""
+    key = (cls, str(device))
+    with _pipelines_lock:
+        if key not in _pipelines:
+            _pipelines[key] = cls.from_pretrained().to(device)
+        return _pipelines[key]
+
+
 def _require_files(**paths) -> None:
     for flag, path in paths.items():
         if path is not None and not Path(path).is_file():
@@ -32,29 +49,43 @@ def _require_output(path: Path, suffix: str) -> None:
         raise InputError(f"output must be a {suffix} file, got {path}")
 
 
-def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
-                    emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
-                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None) -> Path:
-    """Validate the inputs cheaply, then run the bundled ``TalkingPortraitPipeline`` streaming into ``output``."""
-    import torch
-
-    from affectstudio.pipelines.portrait import SIZES, TalkingPortraitPipeline
+def preflight_portrait(image: Path, audio: Optional[Path], text: Optional[str], emotion: Optional[str],
+                       intensity: Optional[float], size: int, output: Path, max_seconds: Optional[float]):
+    """Everything about a portrait job that can be wrong, checked before torch or any generator loads: files,
+    output type, size, the emotion spec, the audio's decodability and length, and a face in the photo.
+    Returns the parsed emotion (``None``: read from the speech)."""
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.conditioning.face import analyze_face
+    from affectstudio.media import load_audio
 
     if (audio is None) == (text is None):
         raise InputError("give exactly one of --audio (speech to lip-sync) or --text (a script to speak)")
     if text is not None and not text.strip():
         raise EmptyTextError("--text is empty: give some words to speak")
-    if size not in SIZES:
+    if size not in PORTRAIT_SIZES:
         raise InputError(f"--size must be 256, 512 or 0 (the source crop), got {size}")
     _require_files(image=image, audio=audio)
     _require_output(output, ".mp4")
-    dev = resolve_device(device)
-    if emotion is not None:  # reject a bad spec before any rendering work
-        from affectstudio.conditioning.emotion import parse_emotion_spec
+    parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
+    if audio is not None:
+        load_audio(audio, max_seconds=600.0 if max_seconds is None else max_seconds)
+    analyze_face(image)  # no face: NoFaceError naming the file
+    return parsed
 
-        emotion = parse_emotion_spec(emotion, intensity=intensity)
-    pipe = TalkingPortraitPipeline.from_pretrained().to(dev)
-    pipe(image=image, audio=audio, text=text, emotion=emotion, emotion_intensity=intensity,
+
+def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
+                    emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
+                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None) -> Path:
+    """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
+    into ``output``."""
+    parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds)
+    import torch
+
+    from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+
+    dev = resolve_device(device)
+    pipe = load_pipeline(TalkingPortraitPipeline, dev)
+    pipe(image=image, audio=audio, text=text, emotion=parsed, emotion_intensity=intensity,
          num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),
          output_path=output, output_type="none", max_audio_seconds=max_seconds)
     return Path(output)

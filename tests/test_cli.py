@@ -121,3 +121,26 @@ def test_portrait_end_to_end_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = probe_video(out)
     assert info.fps == 25 and info.width == 256 and info.has_audio and info.num_frames > 25
+
+
+@pytest.mark.parametrize("case", ["missing_image", "unknown_label", "no_face"])
+def test_portrait_input_errors_come_before_any_generator_loads(tmp_path, case):
+    """Fail fast: a missing file, a bad emotion label or a face-less photo is reported before torch (and so any
+    model) is imported — under two seconds on a CPU instead of the model-loading time."""
+    from affectstudio.assets import asset_path
+
+    photo = str(asset_path("samples", "portrait.jpg"))
+    speech = str(asset_path("samples", "speech.wav"))
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(blank)
+    args = {"missing_image": ["--image", str(tmp_path / "missing.png")],
+            "unknown_label": ["--image", photo, "--emotion", "zorblax:0.5"],
+            "no_face": ["--image", str(blank)]}[case]
+    out = tmp_path / "out.mp4"
+    code = ("import sys\nfrom affectstudio.apps.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print('torch' in sys.modules, e.code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "portrait", *args, "--audio", speech, "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.stdout.split() == ["False", "2"], (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("error: ") and not out.exists()
