@@ -1,4 +1,5 @@
-"""The layout contract of DESIGN.md: one import package, explicit package list, data files in the wheel."""
+"""The layout contract of DESIGN.md: one import package whose layers are the top-level folders (reached through
+symlinks in affectstudio/, so static tools resolve them from a plain checkout), data files in the wheel."""
 
 import json
 import os
@@ -34,20 +35,33 @@ def all_modules() -> list[str]:
 def test_layers_import_as_subpackages():
     import affectstudio.models
 
-    assert Path(affectstudio.models.__file__).parent == ROOT / "models"
+    assert Path(affectstudio.models.__file__).resolve().parent == ROOT / "models"
     assert resources.files("affectstudio.assets").is_dir()
 
 
-def test_every_package_is_listed_in_pyproject():
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_is_a_real_path_inside_the_package(layer):
+    """``affectstudio/<layer>`` is a relative symlink to the top-level folder: an IDE following
+    ``from affectstudio.models.dit import AffectDiT`` from a plain checkout lands in ``models/dit.py``."""
+    link = ROOT / "affectstudio" / layer
+    assert link.is_symlink() and os.readlink(link) == f"../{layer}"
+    assert link.resolve() == ROOT / layer and (link / "__init__.py").is_file()
+
+
+def test_packaging_finds_every_package():
     import tomllib
 
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    from setuptools import find_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(str(ROOT), include=find["include"]))
     on_disk = {"affectstudio"}
     for layer in LAYERS:
         for init in (ROOT / layer).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / layer).parts
             on_disk.add(".".join(["affectstudio", layer, *rel]))
-    assert on_disk <= listed, f"packages missing from [tool.setuptools] packages: {sorted(on_disk - listed)}"
+    assert on_disk <= found, f"packages the build would miss: {sorted(on_disk - found)}"
+    assert all(p.startswith("affectstudio") for p in found)
 
 
 def test_model_index_names_affectstudio_modules():
