@@ -25,12 +25,17 @@ from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features,
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, load_image, write_video
 from affectstudio.models.dit import AffectDiT
-from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer
+from affectstudio.models.portrait import (
+    GENERATED_CHANNELS,
+    IDLE_CHANNELS,
+    MOTION_CHANNELS,
+    POSE_CHANNELS,
+    MotionCodec,
+    PortraitRenderer,
+)
 from affectstudio.pipelines.base import AffectPipeline
 
 SIZES = (256, 512, 0)
-IDLE_CHANNELS = ("blink", "gaze_x", "gaze_y")  # drawn here (idle motion), not by the DiT
-POSE_CHANNELS = ("yaw", "pitch", "roll")
 
 
 @dataclass
@@ -74,8 +79,7 @@ class TalkingPortraitPipeline(AffectPipeline):
                  fps: float = 25.0, window: int = 250, overlap: int = 25, max_audio_seconds: float = 600.0):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler, codec=codec, renderer=renderer)
-        generated = [c for c in MOTION_CHANNELS if c not in IDLE_CHANNELS]
-        channels = list(motion_channels) if motion_channels else generated[: dit.config.in_channels]
+        channels = list(motion_channels) if motion_channels else GENERATED_CHANNELS[: dit.config.in_channels]
         unknown = [c for c in channels if c not in MOTION_CHANNELS]
         if unknown or len(channels) != dit.config.in_channels:
             raise ValueError(f"motion_channels {channels} must be {dit.config.in_channels} names from MOTION_CHANNELS")
@@ -167,6 +171,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         pose_scale: float = 1.0,
         blink_rate: float = 15.0,
         size: int = 256,
+        paste_back: bool = False,
         generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
         callback_on_step_end: Optional[Callable[..., dict]] = None,
         output_type: str = "np",
@@ -189,7 +194,9 @@ class TalkingPortraitPipeline(AffectPipeline):
                 ``emotion_guidance_scale > 1`` the emotion is pushed away from ``negative_emotion`` (default:
                 its valence mirror).
             pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute.
-            size: 256, 512, or 0 (the source crop's own size).
+            size: 256, 512, or 0 (the source crop's own size): the side of the rendered face square.
+            paste_back: return the whole photo at its own size and aspect with the animated face composited
+                back (LivePortrait-style; for video stills and wide photos) instead of the square face crop.
             generator: ``torch.Generator`` (or one per clip of a batch) — the only source of randomness.
             callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each denoising step.
             output_type: ``"np"`` (frames in memory) or ``"none"`` (only write ``output_path``).
@@ -208,7 +215,8 @@ class TalkingPortraitPipeline(AffectPipeline):
         emotions = [self.parse_emotion(e, emotion_intensity) for e in emotions]
         analysis = analyze_face(image)  # loads the image; errors name the file
         image = load_image(image)
-        state = self.renderer.prepare(image, analysis, size=size, device=device)
+        state = self.renderer.prepare(image, analysis, size=size, device=device, codec=self.codec,
+                                      mode="paste_back" if paste_back else "crop")
 
         # 2. Speech and its features at the video frame rate.
         limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)

@@ -1,0 +1,129 @@
+"""The mouth: inner-lip geometry in a mouth-aligned frame, per-pixel sampling of the photo's own teeth and lips
+for the target lip shape, and a synthesised cavity (shaded toward the back, tongue, teeth scaled with the
+opening) where the photo has nothing to show. ``state`` is the renderer's :class:`PortraitState`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .geometry import gexp, interp, sigmoid
+from .mesh import INNER_CORNER_L, INNER_CORNER_R, LIPS_LOWER_INNER, LIPS_UPPER_INNER
+
+
+def mouth_frame(q: torch.Tensor):
+    """q (b, 478, 2) -> origin (b, 2), axis (b, 2), half width (b,) of the inner mouth corners."""
+    a, b = q[:, INNER_CORNER_R], q[:, INNER_CORNER_L]
+    d = b - a
+    hw = d.norm(dim=-1) / 2
+    return (a + b) / 2, d / hw.clamp_min(1e-6)[:, None] / 2, hw
+
+
+def lip_profile(q, origin, axis, hw) -> torch.Tensor:
+    """Inner-lip curves in the mouth frame: (b, 3, 11) = (s, v_upper, v_lower) ordered corner to corner."""
+    normal = torch.stack([-axis[:, 1], axis[:, 0]], -1)
+    ui = q[:, LIPS_UPPER_INNER] - origin[:, None]
+    li = q[:, LIPS_LOWER_INNER] - origin[:, None]
+    su = (ui * axis[:, None]).sum(-1)
+    vu = (ui * normal[:, None]).sum(-1)
+    sl = (li * axis[:, None]).sum(-1)
+    vl = (li * normal[:, None]).sum(-1)
+    s = (su + sl) / 2
+    s = torch.cummax(s, -1).values
+    # lower lip shares the knots: resample it at the upper knots' s
+    vl = interp(s, torch.cummax(sl, -1).values, vl)
+    vu = interp(s, torch.cummax(su, -1).values, vu)
+    vl = torch.maximum(vl, vu)  # lips never cross
+    return torch.stack([s, vu, vl], 1)
+
+
+def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
+    """Per ROI pixel: inside-mouth alpha, rigid upper/lower source coordinates, coverage weights."""
+    b = q.shape[0]
+    origin, axis, hw = mouth_frame(q)
+    normal = torch.stack([-axis[:, 1], axis[:, 0]], -1)
+    prof = lip_profile(q, origin, axis, hw)  # (b, 3, 11)
+    rel = roi_px[None] - origin[:, None, None]  # (b, rh, rw, 2)
+    sp = (rel * axis[:, None, None]).sum(-1)
+    vp = (rel * normal[:, None, None]).sum(-1)
+    rh, rw = sp.shape[1:]
+    flat_s = sp.reshape(b, -1)
+    vu = interp(flat_s, prof[:, 0], prof[:, 1]).view(b, rh, rw)
+    vl = interp(flat_s, prof[:, 0], prof[:, 2]).view(b, rh, rw)
+    gap = vl - vu
+    tau = max(0.5, 0.012 * state.iod)  # soft, slightly blurred inner-lip edge
+    sig = (sp / hw[:, None, None]).clamp(-1, 1)  # position along the mouth, -1..1
+    alpha = sigmoid((vp - vu) / tau) * sigmoid((vl - vp) / tau)
+    alpha = alpha * (gap / (2.5 * tau)).clamp(0, 1) * (1 - sig.abs() ** 8)
+    # reference correspondences at the same relative position along the mouth
+    ref = state.ref_mouth  # (3, 11)
+    rmf = state.ref_mouth_frame
+    r_o, r_a, r_hw = rmf[:2], rmf[2:4], rmf[4]
+    r_n = torch.stack([-r_a[1], r_a[0]])
+    s_ref = sig * r_hw
+    flat = s_ref.reshape(1, -1)
+    r_vu = interp(flat, ref[0][None], ref[1][None]).view(b, rh, rw)
+    r_vl = interp(flat, ref[0][None], ref[2][None]).view(b, rh, rw)
+    r_gap = (r_vl - r_vu).clamp_min(0)
+    k = r_hw / hw[:, None, None]  # reference px per target px
+    du = (vp - vu) * k
+    dl = (vl - vp) * k
+    src_up = r_o + s_ref[..., None] * r_a + (r_vu + du)[..., None] * r_n
+    src_lo = r_o + s_ref[..., None] * r_a + (r_vl - dl)[..., None] * r_n
+    # lips: texture rigidly attached to each inner-lip edge (never the reference's teeth), so a closing
+    # mouth shows lip over the old teeth region instead of a compressed white line
+    off = 0.02 * state.iod
+    upper_half = (vp < (vu + vl) / 2)
+    v_lip = torch.where(upper_half, r_vu + torch.minimum(du, torch.zeros_like(du)) - off,
+                        r_vl - torch.minimum(dl, torch.zeros_like(dl)) + off)
+    src_lip = r_o + s_ref[..., None] * r_a + v_lip[..., None] * r_n
+    band = 0.07 * state.iod
+    dist = torch.maximum(vu - vp, vp - vl).clamp_min(0)  # distance outside the gap
+    w_band = sigmoid((band - dist) / max(0.7, 0.02 * state.iod)) * (1 - sig.abs() ** 6)
+    soft = max(1.0, 0.02 * state.iod)
+    w_up = sigmoid((0.58 * r_gap - du) / soft) * (r_gap > 1.0).float()
+    w_lo = sigmoid((0.42 * r_gap - dl) / soft) * (r_gap > 1.0).float() * (1 - w_up)
+    # closed lips: a soft, shaded line where they meet (not a dark pencil line), fading toward the corners
+    vm = (vu + vl) / 2
+    sw = max(0.6, 0.014 * state.iod)
+    seam = gexp(((vp - vm) / (sw + 0.5 * gap.clamp_min(0))) ** 2) * (1 - sig.abs() ** 4)
+    seam = seam * (0.4 + 0.6 * (gap / (2.5 * tau)).clamp(0, 1))  # darkens as the lips part
+    return dict(alpha=alpha[:, None], src_up=src_up, src_lo=src_lo, src_lip=src_lip, w_band=w_band[:, None],
+                seam=seam[:, None],
+                w_up=w_up[:, None], w_lo=w_lo[:, None],
+                du=vp - vu, dl=vl - vp, gap=gap, sig=sig)
+
+
+def synth_mouth(state, m: dict) -> torch.Tensor:
+    """Shaded cavity (darker toward the back), tongue hint, upper teeth band scaled with the opening."""
+    gap = m["gap"].clamp_min(1e-3)
+    du, dl, sig = m["du"], m["dl"], m["sig"]
+    iod = state.iod
+    dev = gap.device
+    depth = (torch.sin(math.pi * (du / gap).clamp(0, 1)) * (1 - sig.abs() ** 2).clamp_min(0)).clamp(0, 1)
+    lip = state.lip_color.to(dev).view(1, 3, 1, 1)
+    edge = lip * 0.45
+    back = torch.tensor([0.05, 0.015, 0.015], device=dev).view(1, 3, 1, 1)
+    d = depth[:, None] ** 0.7
+    cavity = edge * (1 - d) + back * d
+    # tongue: a dim, reddish bulge in the lower part of a wide opening
+    tongue_h = (0.35 * gap).clamp(max=0.22 * iod)
+    tongue = sigmoid((tongue_h - dl) / max(1.0, 0.02 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
+    tongue = tongue * ((gap - 0.15 * iod) / (0.2 * iod)).clamp(0, 1)
+    t_col = lip * 0.55 + 0.03
+    cavity = cavity * (1 - 0.7 * tongue[:, None]) + t_col * (0.7 * tongue[:, None])
+    # upper teeth: band under the upper lip, height grows with the opening, shaded toward the corners
+    band = (0.32 * gap).clamp(max=0.15 * iod)
+    teeth_a = sigmoid((band - du) / max(0.7, 0.015 * iod))
+    teeth_a = teeth_a * (1 - sig.abs() ** 2.5).clamp_min(0) * ((gap - 0.03 * iod) / (0.08 * iod)).clamp(0, 1)
+    shade = (0.55 + 0.45 * (1 - sig.abs() ** 2)) * (1 - 0.25 * (du / band.clamp_min(1e-3)).clamp(0, 1))
+    teeth = state.teeth_color.to(dev).view(1, 3, 1, 1) * shade[:, None]
+    # lower teeth: thin band just above the lower lip when the mouth is wide open
+    lband = (0.12 * gap).clamp(max=0.06 * iod)
+    lower_a = sigmoid((lband - dl) / max(0.7, 0.015 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
+    lower_a = lower_a * ((gap - 0.2 * iod) / (0.2 * iod)).clamp(0, 1) * 0.8
+    teeth_a = teeth_a[:, None]
+    lower_a = lower_a[:, None]
+    out = cavity * (1 - teeth_a) + teeth * teeth_a
+    return out * (1 - lower_a) + teeth * 0.8 * lower_a

@@ -1,0 +1,347 @@
+"""``PortraitRenderer``: a dense piecewise-affine warp of a reference portrait driven by face-mesh motion.
+
+``prepare`` frames the face (:func:`affectstudio.conditioning.face.face_square`, kept inside the photo: no
+pixel is ever invented), estimates its neutral with the codec, triangulates mesh points + still anchors
+(:mod:`.warp`) and builds the texture stack (:mod:`.textures`); ``render`` warps the stack with one batched
+``grid_sample``, smooths folds and cheeks when a smile is taken off, adds brow furrows and draws the mouth
+(:mod:`.mouth`). Two framings: ``"crop"`` returns the square face crop at ``size``; ``"paste_back"`` returns
+the whole photo at its own size and aspect with the animated face composited back through a feathered mask
+(as LivePortrait does — the natural choice for video stills and wide photos).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from einops import rearrange
+
+from affectstudio.conditioning.face import face_square, paste_mask
+from affectstudio.errors import InputError
+
+from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index
+from .codec import MotionCodec
+from .geometry import FaceFrame, rigid_2d
+from .mesh import (
+    LIPS_LOWER_INNER,
+    LIPS_LOWER_OUTER,
+    LIPS_LOWER_SEMI_INNER,
+    LIPS_UPPER_INNER,
+    LIPS_UPPER_OUTER,
+    LIPS_UPPER_SEMI_INNER,
+    NUM_LANDMARKS,
+    landmarks_of,
+)
+from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
+from .textures import CHEEK, CLOSED, FOLD, FURROWS, PHOTO, SMOOTHED, sample_colors, teeth_color, texture_stack
+from .warp import anchor_points, base_grid, interpolation_matrix, to_grid
+
+MODES = ("crop", "paste_back")
+
+
+@dataclass
+class PortraitState:
+    """Everything ``render`` needs about one prepared portrait (tensors on one device)."""
+
+    size: int  # side of the rendered face square in pixels
+    image: torch.Tensor  # (3, s, s) float [0, 1] face square
+    stack: torch.Tensor  # (1, 14, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, furrows
+    crop_box: torch.Tensor  # (4,) x0, y0, side (source pixels), scale (output px / source px)
+    reference_landmarks: torch.Tensor  # (478, 3) in output pixels
+    neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
+    reference_motion: torch.Tensor  # (D,)
+    residual: torch.Tensor  # (478, 3) the codec's fit residual of the photo, output pixels (see _fit_residual)
+    templates: torch.Tensor  # (E, 478, 3) of the neutral (normalised frame)
+    anchors: torch.Tensor  # (A, 2) anchor positions, output pixels
+    anchor_pose_weight: torch.Tensor  # (A,) how much of the head's rigid motion each anchor follows
+    interp: torch.Tensor  # sparse (s*s, N) piecewise-linear vertex -> pixel matrix (CSR)
+    triangles: torch.Tensor  # (T, 3) long, vertex indices (mesh points then anchors)
+    mouth_roi: tuple[int, int, int, int]  # y0, y1, x0, x1 in output pixels
+    ref_mouth: torch.Tensor  # (3, 11) reference inner-lip s, v_up, v_lo in its mouth frame
+    ref_mouth_frame: torch.Tensor  # (2, 3) origin xy + axis xy + half-width
+    teeth_color: torch.Tensor  # (3,)
+    lip_color: torch.Tensor  # (3,)
+    iod: float  # inter-ocular distance in output pixels
+    codec: MotionCodec  # the codec that decodes motion for this portrait (the pipeline's saved one)
+    mode: str = "crop"  # "crop" or "paste_back"
+    photo: Optional[torch.Tensor] = None  # (h, w, 3) uint8, the whole photo (paste_back)
+    paste_mask: Optional[torch.Tensor] = None  # (1, 1, side, side) feathered blend mask (paste_back)
+
+    def to(self, device) -> "PortraitState":
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v.to(device) if isinstance(v, torch.Tensor) else v
+        return PortraitState(**kw)
+
+    @property
+    def device(self) -> torch.device:
+        return self.image.device
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(h, w) of the frames ``render`` returns."""
+        return (self.size, self.size) if self.photo is None else tuple(self.photo.shape[:2])
+
+
+class PortraitRenderer(ModelMixin, ConfigMixin):
+    """Dense piecewise-affine warp of a reference portrait driven by face-mesh motion (weightless).
+
+    ``prepare(image, analysis, size, mode, codec)`` once per portrait, then ``render(state, landmarks_or_motion)``
+    for batches of frames; the device follows the state (``state.to("cuda")``). Pass the pipeline's
+    ``codec``; without one the renderer's default codec is used.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        crop_margin: float = 2.1,
+        ring_scales: tuple[float, float] = (1.6, 2.3),
+        ring_pose_weights: tuple[float, float] = (0.55, 0.0),
+        border_anchors: int = 8,
+        inverse_iterations: int = 2,
+        fold_blur: float = 0.09,
+        fold_strength: float = 0.9,
+        cheek_strength: float = 0.8,
+        furrow_strength: float = 0.15,
+        crop_shift: float = 0.04,
+        paste_feather: float = 0.06,
+    ):
+        super().__init__()
+        self.codec = MotionCodec()  # default for standalone use; prepare(codec=...) takes the pipeline's
+
+    # ----------------------------------------------------------------------------------------------- prepare
+    @torch.no_grad()
+    def prepare(self, image: np.ndarray, analysis, size: int = 256, action_units: dict | None = None,
+                device: torch.device | str | None = None, mode: str = "crop",
+                codec: MotionCodec | None = None) -> PortraitState:
+        """Frame the face, estimate the neutral, triangulate and precompute the warp.
+
+        ``size``: side of the rendered face square (256, 512, or 0 = the square's own size in the photo).
+        ``mode="crop"`` renders that square; ``"paste_back"`` composites it back into the whole photo.
+        """
+        from scipy.spatial import Delaunay
+
+        if size not in (0, 256, 512) and size < 64:
+            raise InputError(f"size must be 256, 512, or 0 (source crop), got {size}")
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError("image must be an RGB uint8 array (h, w, 3)")
+        codec = self.codec if codec is None else codec
+        lm = landmarks_of(analysis)
+        h, w = image.shape[:2]
+        # the face square, kept inside the photo (shifted, or shrunk when the photo is smaller than it)
+        x0, y0, side = face_square(lm, self.config.crop_margin, self.config.crop_shift, upright=False,
+                                   image_size=(h, w), whole_pixels=True).box()
+        crop = image[y0: y0 + side, x0: x0 + side]
+        out_size = side if size == 0 else int(size)
+        scale = out_size / side
+        img = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255
+        if out_size != side:
+            img = F.interpolate(img, size=(out_size, out_size), mode="bilinear", antialias=True,
+                                align_corners=False)
+        img = img.clamp(0, 1)
+        ref = torch.from_numpy(lm.copy())
+        ref[:, 0] -= x0
+        ref[:, 1] -= y0
+        ref = ref * scale
+
+        neutral, ref_motion = codec.estimate_neutral(ref.numpy(), action_units)
+        frame = FaceFrame.from_landmarks(neutral)
+        templates = codec.templates(frame.to_norm(neutral))
+        iod = float(frame.scale)
+
+        # anchors (rings outside the face oval, the crop border), then the triangulation on an opened-mouth
+        # version so triangles respect the lips when the jaw drops
+        s = out_size
+        anchors, weights = anchor_points(ref, s, iod, self.config.ring_scales, self.config.ring_pose_weights,
+                                         self.config.border_anchors)
+        verts = torch.cat([ref[:, :2], anchors]).numpy().astype(np.float64)
+        opened = ref_motion.clone()
+        opened[codec.index("jaw_open")] += 0.8
+        open_lm = codec.decode(opened, neutral)
+        topo = verts.copy()
+        topo[:NUM_LANDMARKS] += (open_lm - codec.decode(ref_motion, neutral))[:, :2].numpy()
+        tris = Delaunay(topo).simplices.astype(np.int64)
+        interp = interpolation_matrix(verts, tris, s)
+        stack = texture_stack(img, ref, iod, self.config.fold_blur)
+
+        # mouth: ROI and reference inner-lip profile in its mouth frame
+        mo, ax, hw = mouth_frame(ref[None, :, :2])
+        ref_prof = lip_profile(ref[None, :, :2], mo, ax, hw)[0]  # (3, 11)
+        lipc = sample_colors(img, ref[LIPS_LOWER_OUTER[2:-2] + LIPS_UPPER_OUTER[3:-3], :2] * 0.5
+                             + ref[LIPS_LOWER_INNER[2:-2] + LIPS_UPPER_INNER[3:-3], :2] * 0.5)
+        teeth = teeth_color(img, ref_prof, mo[0], ax[0], hw[0])
+        pts = ref[LIPS_UPPER_OUTER + LIPS_LOWER_OUTER, :2]
+        rx0 = int(max(0, math.floor(float(pts[:, 0].min()) - 0.35 * iod)))
+        rx1 = int(min(s, math.ceil(float(pts[:, 0].max()) + 0.35 * iod)))
+        ry0 = int(max(0, math.floor(float(pts[:, 1].min()) - 0.3 * iod)))
+        ry1 = int(min(s, math.ceil(float(pts[:, 1].max()) + 0.9 * iod)))
+
+        paste = {}
+        if mode == "paste_back":
+            paste = dict(photo=torch.from_numpy(np.ascontiguousarray(image)),
+                         paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather))[None, None])
+        state = PortraitState(
+            size=s, image=img[0], stack=stack, crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
+            reference_landmarks=ref, neutral_landmarks=neutral, reference_motion=ref_motion,
+            residual=self._fit_residual(codec, ref, neutral, templates, ref_motion), templates=templates,
+            anchors=anchors, anchor_pose_weight=weights, interp=interp, triangles=torch.from_numpy(tris),
+            mouth_roi=(ry0, ry1, rx0, rx1), ref_mouth=ref_prof, ref_mouth_frame=torch.cat([mo[0], ax[0], hw[0].view(1)]),
+            teeth_color=teeth, lip_color=lipc, iod=iod, codec=codec, mode=mode, **paste,
+        )
+        return state if device is None else state.to(device)
+
+    # ------------------------------------------------------------------------------------------------ motion
+    @staticmethod
+    def _decode_px(codec: MotionCodec, neutral: torch.Tensor, templates: torch.Tensor,
+                   motion: torch.Tensor) -> torch.Tensor:
+        """motion (b, D) -> landmarks (b, 478, 3) in output pixels, decoded on the neutral (no residual)."""
+        frame = FaceFrame.from_landmarks(neutral)
+        return frame.to_pixels(codec.decode_norm(motion, frame.to_norm(neutral), templates))
+
+    def _fit_residual(self, codec: MotionCodec, ref: torch.Tensor, neutral: torch.Tensor, templates: torch.Tensor,
+                      ref_motion: torch.Tensor) -> torch.Tensor:
+        """What the codec misses of the photo, ``ref - decode(ref_motion)`` (478, 3) pixels, added to every frame
+        so the reference motion renders the photo itself. Where it would push the inner lips into each other at
+        zero motion (the codec over-fitting an open smile), the overlap is taken out of it: closed lips at rest
+        part as soon as the jaw moves, instead of a dead zone that swallows small openings."""
+        residual = ref - self._decode_px(codec, neutral, templates, ref_motion[None])[0]
+        rest = neutral + residual  # zero motion
+        up, lo = torch.tensor(LIPS_UPPER_INNER[1:-1]), torch.tensor(LIPS_LOWER_INNER[1:-1])
+        half = ((rest[up, 1] - rest[lo, 1]) / 2).clamp_min(0)  # (9,) overlap / 2, pixels
+        for rows, sign in (((LIPS_UPPER_INNER, LIPS_UPPER_SEMI_INNER), -1.0),
+                           ((LIPS_LOWER_INNER, LIPS_LOWER_SEMI_INNER), 1.0)):
+            for row in rows:
+                residual[torch.tensor(row[1:-1]), 1] += sign * half
+        return residual
+
+    def target_landmarks(self, state: PortraitState, motion: torch.Tensor) -> torch.Tensor:
+        """motion (b, D) -> target landmarks (b, 478, 3) in output pixels, with the reference's fit residual."""
+        return self._decode_px(state.codec, state.neutral_landmarks, state.templates, motion) + state.residual
+
+    # ------------------------------------------------------------------------------------------------ render
+    @torch.no_grad()
+    def render(self, state: PortraitState, landmarks=None, motion=None) -> np.ndarray:
+        """Render frames from target landmarks (b, 478, 3) in output pixels, or motion (b, D) -> uint8
+        ``(b, h, w, 3)``: the face square (``h = w = state.size``), or the whole photo in paste-back mode."""
+        face = self.render_tensor(state, landmarks, motion)
+        if state.mode == "paste_back":
+            return self.paste(state, face).cpu().numpy()
+        return (face * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    @torch.no_grad()
+    def paste(self, state: PortraitState, face: torch.Tensor) -> torch.Tensor:
+        """Composite rendered face squares ``(b, 3, s, s)`` float back into the photo: uint8 ``(b, h, w, 3)``."""
+        x0, y0, side = (int(v) for v in state.crop_box[:3].tolist())
+        if face.shape[-1] != side:
+            face = F.interpolate(face, size=(side, side), mode="bilinear", antialias=side < face.shape[-1],
+                                 align_corners=False)
+        photo = state.photo  # (h, w, 3) uint8
+        region = photo[y0: y0 + side, x0: x0 + side].permute(2, 0, 1)[None].float() / 255
+        m = state.paste_mask
+        mixed = ((face * m + region * (1 - m)) * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        out = photo[None].repeat(face.shape[0], 1, 1, 1)
+        out[:, y0: y0 + side, x0: x0 + side] = mixed
+        return out
+
+    @torch.no_grad()
+    def render_tensor(self, state: PortraitState, landmarks=None, motion=None) -> torch.Tensor:
+        """The rendered face squares: float (b, 3, s, s) in [0, 1] on the state's device (see :meth:`render`)."""
+        dev = state.device
+        if (landmarks is None) == (motion is None):
+            raise InputError("render needs exactly one of landmarks or motion")
+        if motion is not None:
+            motion = torch.as_tensor(motion, dtype=torch.float32, device=dev).reshape(-1, MOTION_DIM)
+            q = self.target_landmarks(state, motion)
+        else:
+            q = torch.as_tensor(landmarks, dtype=torch.float32, device=dev).reshape(-1, NUM_LANDMARKS, 3)
+            motion = state.codec.fit(q, state.neutral_landmarks)
+        au12, au6, au4, au1 = (motion[:, channel_index(c)] for c in ("AU12", "AU6", "AU4", "AU1"))
+        b, s = q.shape[0], state.size
+        ref = state.reference_landmarks
+
+        # 1. vertex displacements: mesh points, then anchors following part of the head's rigid motion
+        disp_mesh = q[..., :2] - ref[:, :2]  # (b, 478, 2)
+        # the head's rigid motion alone (pose channels on the reference expression) drives the anchors
+        e = NUM_EXPRESSION
+        still = state.reference_motion.clone()
+        still[e:] = 0
+        posed = still.repeat(b, 1)
+        posed[:, e:] = motion[:, e:]
+        head = self.target_landmarks(state, torch.cat([still[None], posed]))
+        rigid = rigid_2d(head[0, :, :2], head[1:, :, :2])  # (b, 2, 3) similarity
+        anc = state.anchors
+        anc_h = torch.cat([anc, torch.ones_like(anc[:, :1])], -1)  # (A, 3)
+        anc_disp = (torch.einsum("bij,aj->bai", rigid, anc_h) - anc) * state.anchor_pose_weight[:, None]
+        disp = torch.cat([disp_mesh, anc_disp], 1)  # (b, N, 2)
+
+        # 2. dense forward displacement on the reference grid (one sparse matmul for all triangles/frames)
+        field = torch.sparse.mm(state.interp, rearrange(disp, "b n k -> n (b k)"))  # (s*s, b*2)
+        field = rearrange(field, "(h w) (b k) -> b k h w", h=s, b=b)  # pixels
+
+        # 3. backward map by fixed-point inversion: u = x - d(u)
+        base = base_grid(s, dev)  # (s, s, 2) pixel centres
+        u = base - rearrange(field, "b k h w -> b h w k")
+        for _ in range(self.config.inverse_iterations - 1):
+            d = F.grid_sample(field, to_grid(u, s), mode="bilinear", padding_mode="border",
+                              align_corners=False)
+            u = base - rearrange(d, "b k h w -> b h w k")
+
+        # 4. mouth ROI sampling coordinates (rigid teeth from the reference) — sampled in the same call
+        ry0, ry1, rx0, rx1 = state.mouth_roi
+        roi_px = base[ry0:ry1, rx0:rx1]  # (rh, rw, 2)
+        ref_au12 = state.reference_motion[channel_index("AU12")]
+        mouth = mouth_coords(state, q[..., :2], roi_px)
+        rh, rw = ry1 - ry0, rx1 - rx0
+        grids = torch.cat([
+            rearrange(u, "b h w k -> (b h w) k"),
+            rearrange(mouth["src_up"], "b h w k -> (b h w) k"),
+            rearrange(mouth["src_lo"], "b h w k -> (b h w) k"),
+            rearrange(mouth["src_lip"], "b h w k -> (b h w) k"),
+        ])
+        sampled = F.grid_sample(state.stack, to_grid(grids, s).view(1, 1, -1, 2), mode="bilinear",
+                                padding_mode="border", align_corners=False)[0, :, 0]  # (C, M)
+        n_main, n_roi = b * s * s, b * rh * rw
+        main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)  # see PortraitState.stack
+        own = PHOTO  # the photo's own pixels (teeth) for the mouth interior; lips from the closed texture
+        own_up = rearrange(sampled[own, n_main:n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        own_lo = rearrange(sampled[own, n_main + n_roi:n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        lip_tex = rearrange(sampled[CLOSED, n_main + 2 * n_roi:], "c (b h w) -> b c h w", b=b, h=rh)
+
+        # 5. taking a smile off: smooth the cheek folds toward the surrounding skin
+        drop = ((ref_au12 - au12) / ref_au12.clamp_min(0.3)).clamp(0, 1) * self.config.fold_strength
+        a = main[:, FOLD] * drop.view(b, 1, 1, 1)
+        frame = main[:, CLOSED] * (1 - a) + main[:, SMOOTHED] * a
+        # ... and the raised cheeks' bulge flattened as AU6 drops; AU4 furrows between the brows
+        ref_au6 = state.reference_motion[channel_index("AU6")]
+        drop6 = ((ref_au6 - au6) / ref_au6.clamp_min(0.3)).clamp(0, 1) * self.config.cheek_strength
+        frame = frame + main[:, CHEEK] * drop6.view(b, 1, 1, 1)
+        # AU1 lifting the brow heads stretches the glabella vertically: fewer vertical furrows in AU1+4
+        frown = (au4.clamp(0, 1.2) * (1 - 0.7 * au1.clamp(0, 1))).view(b, 1, 1, 1) * self.config.furrow_strength
+        frame = frame * (1 - frown * main[:, FURROWS])
+
+        # 6. mouth interior
+        synth = synth_mouth(state, mouth)
+        w_up, w_lo = mouth["w_up"], mouth["w_lo"]
+        inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth
+        alpha = mouth["alpha"]
+        roi = frame[:, :, ry0:ry1, rx0:rx1]
+        w_band = mouth["w_band"]
+        roi = roi * (1 - w_band) + lip_tex * w_band
+        seam = mouth["seam"]
+        roi = roi * (1 - seam) + (roi * state.lip_color.to(dev).view(1, 3, 1, 1) * 0.75) * seam
+        frame = frame.clone()
+        frame[:, :, ry0:ry1, rx0:rx1] = roi * (1 - alpha) + inside * alpha
+        return frame.clamp(0, 1)
+

@@ -1,0 +1,154 @@
+"""Texture layers prepared once per portrait, in reference (crop) pixels; the warp carries them with the face.
+
+The renderer samples one stack (see :func:`texture_stack`): the reference with its mouth interior inpainted
+(lips closing over open teeth show lip), the same with the nasolabial folds smoothed (taking a smile off),
+the fold mask, the photo itself (teeth of an open reference mouth), a cheek-flattening delta (AU6 dropping)
+and glabella furrows (AU4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .geometry import FaceFrame, gauss, gaussian_blur, gexp, interp, smoothstep
+from .mesh import (
+    BROW_HEAD_L,
+    BROW_HEAD_R,
+    INNER_CORNER_L,
+    INNER_CORNER_R,
+    LIPS_LOWER_INNER,
+    LIPS_UPPER_INNER,
+    MOUTH_CORNER_L,
+    MOUTH_CORNER_R,
+    NOSE_ALA_L,
+    NOSE_ALA_R,
+)
+
+# channels of the stack
+CLOSED, SMOOTHED, FOLD, PHOTO, CHEEK, FURROWS = slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), \
+    slice(10, 13), slice(13, 14)
+
+
+def texture_stack(img: torch.Tensor, ref: torch.Tensor, iod: float, fold_blur: float) -> torch.Tensor:
+    """(1, 14, s, s): closed-mouth image, its fold-smoothed version, fold mask, photo, cheek delta, furrows."""
+    s = img.shape[-1]
+    fold = fold_mask(ref, s, iod)
+    closed = closed_mouth_texture(img, ref, iod)
+    # folds smoothed toward the skin around them: the fold-scale shading replaced by a smoother one, the
+    # finest texture (freckles, pores) kept so a smoothed fold does not show as a pale, flat patch
+    fine = closed - gaussian_blur(closed, 0.012 * iod)
+    blurred = (gaussian_blur(closed, fold_blur * iod) + fine).clamp(0, 1)
+    cheek_delta, furrows = expression_textures(closed, ref, iod)
+    return torch.cat([closed, blurred, fold[None, None], img, cheek_delta, furrows], 1)
+
+
+def fold_mask(ref: torch.Tensor, s: int, iod: float) -> torch.Tensor:
+    """(s, s) mask of the nasolabial folds (nose wing to just past each mouth corner), reference pixels."""
+    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
+    fold = torch.zeros(s, s)
+    mouth_c = ref[LIPS_UPPER_INNER + LIPS_LOWER_INNER, :2].mean(0)
+    for ala, corner in ((NOSE_ALA_R, MOUTH_CORNER_R), (NOSE_ALA_L, MOUTH_CORNER_L)):
+        a, b = ref[ala, :2], ref[corner, :2]
+        outward = torch.sign(b[0] - mouth_c[0])
+        for u in torch.linspace(0, 1.25, 12):
+            c = a + u * (b - a) + torch.tensor([outward * 0.09 * iod, 0.0])
+            fold = torch.maximum(fold, gexp(((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (0.08 * iod) ** 2))
+    return fold
+
+
+def expression_textures(img: torch.Tensor, ref: torch.Tensor, iod: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference-space texture layers that move with the warp: (1, 3, s, s) cheek flattening and (1, 1, s, s)
+    glabella furrows.
+
+    Cheeks: raised cheeks (AU6) show as a broad bright bulge with a shadow under it; replacing the cheeks'
+    mid-scale shading by a much smoother one (fine skin texture kept) flattens them when AU6 drops.
+    Furrows: AU4 bunches the skin between the brows into vertical furrows (FACS appearance changes),
+    drawn as soft shading on two short vertical lines above the inner brow heads.
+    """
+    s = img.shape[-1]
+    frame = FaceFrame.from_landmarks(ref)
+    r = torch.arange(s, dtype=torch.float32) + 0.5
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    grid = torch.stack([xx, yy, torch.zeros_like(xx)], -1).view(-1, 3)
+    g = frame.to_norm(grid)
+    x, y = g[:, 0].view(s, s), g[:, 1].view(s, s)
+    n = frame.to_norm(ref)
+    # cheeks: below the lower lids, outside the nose, above the mouth corners' level
+    # the apple of the cheek (lateral to the nose-side shading, which is not part of the smile)
+    cheek = gauss(x.abs(), y, 0.55, 0.6, 0.17, 0.18)
+    lo = gaussian_blur(img, 0.12 * iod)
+    flat = gaussian_blur(img, 0.35 * iod)
+    d = (flat - lo).mean(1, keepdim=True)  # shading only (luminance), the skin's colour stays
+    d = d.clamp(max=0) + 0.5 * d.clamp(min=0)  # mostly take the bulge's highlight down
+    cheek_delta = (d * cheek).expand(-1, 3, -1, -1) * (img / img.mean(1, keepdim=True).clamp_min(1e-3))
+    # furrows: from the inner brow heads up, a little inside them
+    head_r, head_l = n[BROW_HEAD_R, :2].mean(0), n[BROW_HEAD_L, :2].mean(0)
+    furrows = torch.zeros(s, s)
+    for head in (head_r, head_l):
+        fx = head[0] + 0.35 * (0.0 - head[0])  # between the brow head and the midline
+        y_lo, y_hi = head[1] + 0.04, head[1] - 0.14
+        along = smoothstep(y_lo + 0.05, y_lo - 0.05, y) * smoothstep(y_hi - 0.08, y_hi + 0.08, y)
+        furrows = torch.maximum(furrows, gexp(((x - fx) / 0.03) ** 2) * along)
+    return cheek_delta[None] if cheek_delta.ndim == 3 else cheek_delta, furrows[None, None]
+
+
+def closed_mouth_texture(img: torch.Tensor, ref: torch.Tensor, iod: float) -> torch.Tensor:
+    """The reference with its mouth interior (teeth, dark commissures) inpainted from the surrounding lips.
+
+    The main warp samples this texture, so a mouth that closes over an open/smiling reference shows lip
+    where the teeth and the dark corner shadows were (no white or dark seam, no dark ticks past the
+    corners); the open mouth is still drawn from the photo's own pixels inside the mouth (``mouth_coords``).
+    """
+    import cv2
+
+    s = img.shape[-1]
+    q = ref[:, :2].numpy().astype(np.float64)
+    # inner-lip polygon, its ends pushed most of the way to the outer corners (the commissure shadows)
+    a_r = q[INNER_CORNER_R] + 0.7 * (q[MOUTH_CORNER_R] - q[INNER_CORNER_R])
+    a_l = q[INNER_CORNER_L] + 0.7 * (q[MOUTH_CORNER_L] - q[INNER_CORNER_L])
+    poly = np.concatenate([a_r[None], q[LIPS_UPPER_INNER[1:-1]], a_l[None], q[LIPS_LOWER_INNER[-2:0:-1]]])
+    mask = np.zeros((s, s), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * 4).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=2)
+    if int(mask.sum()) == 0:
+        return img
+    grow = max(1, int(round(0.02 * iod)))
+    mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    u8 = (img[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, mask, max(2.0, 0.06 * iod), cv2.INPAINT_TELEA)
+    # soften the fill a little so it carries no streaks across the mouth
+    soft = cv2.GaussianBlur(filled, (0, 0), max(0.8, 0.02 * iod))
+    m = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(0.6, 0.012 * iod))[..., None]
+    out = u8.astype(np.float32) * (1 - m) + soft.astype(np.float32) * m
+    return torch.from_numpy(out / 255).permute(2, 0, 1)[None].float().clamp(0, 1)
+
+
+def sample_colors(img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Median colour (3,) of ``img (1, 3, s, s)`` at pixel points ``(k, 2)``."""
+    s = img.shape[-1]
+    g = (pts / s * 2 - 1).view(1, 1, -1, 2)
+    return F.grid_sample(img, g, align_corners=False).view(3, -1).median(1).values
+
+
+def teeth_color(img: torch.Tensor, prof: torch.Tensor, mo, ax, hw) -> torch.Tensor:
+    """Mean colour of bright, low-saturation pixels inside the reference mouth (inner-lip profile ``prof``
+    in the mouth frame ``mo, ax, hw``), else a natural default."""
+    default = torch.tensor([0.86, 0.82, 0.74])
+    gap = prof[2] - prof[1]
+    if float(gap.max()) < 2.0:
+        return default
+    sv = torch.linspace(0.25, 0.75, 9) * 2 * hw - hw
+    pts = []
+    for s_ in sv:
+        vu = interp(s_.view(1), prof[0], prof[1])
+        vl = interp(s_.view(1), prof[0], prof[2])
+        for f in torch.linspace(0.15, 0.85, 5):
+            v = vu + f * (vl - vu)
+            pts.append(mo + s_ * ax + v * torch.stack([-ax[1], ax[0]]))
+    cols = F.grid_sample(img, (torch.stack(pts) / img.shape[-1] * 2 - 1).view(1, 1, -1, 2),
+                         align_corners=False).view(3, -1)
+    lum = cols.mean(0)
+    sat = cols.max(0).values - cols.min(0).values
+    good = (lum > 0.45) & (sat < 0.25)
+    return cols[:, good].mean(1) if int(good.sum()) >= 3 else default

@@ -1,0 +1,99 @@
+"""The piecewise-affine warp: still anchors around the face, a triangulation of mesh points + anchors
+rasterised once per portrait into a sparse vertex → pixel interpolation matrix, and the pixel/grid helpers
+of the per-frame backward map."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from affectstudio.errors import InputError
+
+from .mesh import FACE_OVAL
+
+
+def anchor_points(ref: torch.Tensor, s: int, iod: float, ring_scales, ring_pose_weights,
+                  border_anchors: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchors ``(A, 2)`` (output pixels) and how much of the head's rigid motion each follows ``(A,)``: rings
+    around the face oval (scaled about its centre) and points along the crop border (still)."""
+    oc = ref[FACE_OVAL, :2].mean(0)
+    anchors, weights = [], []
+    for k, wgt in zip(ring_scales, ring_pose_weights):
+        ring = oc + k * (ref[FACE_OVAL, :2] - oc)
+        keep = ((ring > 2).all(1) & (ring < s - 2).all(1))
+        anchors.append(ring[keep])
+        weights.append(torch.full((int(keep.sum()),), float(wgt)))
+    t = torch.linspace(0, s, border_anchors + 1)[:-1]
+    border = torch.cat([torch.stack([t, torch.zeros_like(t)], 1), torch.stack([torch.full_like(t, s), t], 1),
+                        torch.stack([s - t, torch.full_like(t, s)], 1), torch.stack([torch.zeros_like(t), s - t], 1)])
+    anchors.append(border)
+    weights.append(torch.zeros(len(border)))
+    anchors = torch.cat(anchors)
+    weights = torch.cat(weights)
+    # drop anchors too close to mesh points (still border anchors may come closer)
+    dmin = torch.cdist(anchors, ref[:, :2]).min(1).values
+    keep = (dmin > 0.15 * iod) | (weights == 0) & (dmin > 0.05 * iod)
+    return anchors[keep], weights[keep]
+
+
+def rasterize(verts: np.ndarray, tris: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel (centre) containing triangle vertex ids (s*s, 3) and barycentric weights (s*s, 3)."""
+    n = size * size
+    tri_of = np.full(n, -1, np.int64)
+    bary = np.zeros((n, 3), np.float32)
+    best = np.full(n, -np.inf, np.float32)
+    for t, (i, j, k) in enumerate(tris):  # once per portrait, at prepare time
+        a, b, c = verts[i], verts[j], verts[k]
+        det = (b[1] - c[1]) * (a[0] - c[0]) + (c[0] - b[0]) * (a[1] - c[1])
+        if abs(det) < 1e-9:
+            continue
+        x0 = max(int(np.floor(min(a[0], b[0], c[0]) - 0.5)), 0)
+        x1 = min(int(np.ceil(max(a[0], b[0], c[0]) + 0.5)), size - 1)
+        y0 = max(int(np.floor(min(a[1], b[1], c[1]) - 0.5)), 0)
+        y1 = min(int(np.ceil(max(a[1], b[1], c[1]) + 0.5)), size - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        gx, gy = np.meshgrid(np.arange(x0, x1 + 1) + 0.5, np.arange(y0, y1 + 1) + 0.5)
+        l1 = ((b[1] - c[1]) * (gx - c[0]) + (c[0] - b[0]) * (gy - c[1])) / det
+        l2 = ((c[1] - a[1]) * (gx - c[0]) + (a[0] - c[0]) * (gy - c[1])) / det
+        l3 = 1 - l1 - l2
+        m = np.minimum(np.minimum(l1, l2), l3)
+        pix = (gy.astype(np.int64) * size + gx.astype(np.int64)).ravel()
+        m = m.ravel()
+        take = m > best[pix]
+        pix, m = pix[take], m[take]
+        best[pix] = m
+        tri_of[pix] = t
+        bary[pix] = np.stack([l1.ravel()[take], l2.ravel()[take], l3.ravel()[take]], -1)
+    # pixels slightly outside every triangle (best < 0) keep their nearest triangle, weights clipped
+    bary = np.clip(bary, 0, None)
+    bary /= np.maximum(bary.sum(-1, keepdims=True), 1e-8)
+    if (tri_of < 0).any():
+        raise InputError("portrait triangulation does not cover the crop")
+    return tris[tri_of], bary
+
+
+def interpolation_matrix(verts: np.ndarray, tris: np.ndarray, s: int) -> torch.Tensor:
+    """Sparse CSR ``(s*s, N)``: each pixel's barycentric weights on the vertices of its triangle."""
+    tri_ids, bary = rasterize(verts, tris, s)
+    rows = np.repeat(np.arange(s * s), 3)
+    with warnings.catch_warnings():  # torch's notes that sparse tensors are beta; the indices are ours and valid
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_coo_tensor(
+            torch.from_numpy(np.stack([rows, tri_ids.ravel()])), torch.from_numpy(bary.ravel()),
+            (s * s, len(verts)), check_invariants=False,
+        ).coalesce().to_sparse_csr()
+
+
+def base_grid(s: int, device) -> torch.Tensor:
+    """(s, s, 2) pixel centres (x, y)."""
+    r = torch.arange(s, device=device, dtype=torch.float32) + 0.5
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([xx, yy], -1)
+
+
+def to_grid(px: torch.Tensor, s: int) -> torch.Tensor:
+    """Pixel coordinates → ``grid_sample`` coordinates (align_corners=False)."""
+    return px * (2.0 / s) - 1.0
