@@ -107,16 +107,26 @@ def dub(
 @app.command()
 def music(
     video: Path = typer.Option(..., "--video"),
-    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP),
-    style: Optional[str] = typer.Option(None, "--style"),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont"),
+    emotion: Optional[str] = typer.Option(None, "--emotion",
+                                          help=EMOTION_HELP + ", or a curve 'calm@0; fearful:0.9@20'; default: read "
+                                               "from the video"),
+    style: Optional[str] = typer.Option(None, "--style", help="free text: 'sad piano', 'epic trailer', 'synthwave'"),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="a General MIDI .sf2/.sf3 SoundFont"),
     seed: int = typer.Option(0, "--seed"),
-    output: Path = typer.Option(..., "-o", "--output"),
-    wav: Optional[Path] = typer.Option(None, "--wav"),
-    midi: Optional[Path] = typer.Option(None, "--midi"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .mp4: the video with the score under its sound"),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="also write the score alone as .wav"),
+    midi: Optional[Path] = typer.Option(None, "--midi", help="also write the score as MIDI"),
+    stems: Optional[Path] = typer.Option(None, "--stems", help="also write one .wav per part into this folder"),
+    tempo: Optional[float] = typer.Option(None, "--tempo", min=40, max=240, help="bpm (default: from the video)"),
+    key: Optional[str] = typer.Option(None, "--key", help="'C', 'A minor', 'F#m' (default: from the emotion)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="also write a PNG of the emotion curve, cuts and bars"),
 ) -> None:
     """Score a video: music that follows its mood and lands changes on the cuts."""
-    _not_available("music for video (affectstudio music)")
+    from affectstudio.apps.render import render_music
+
+    paths = render_music(video=video, output=output, emotion=emotion, style=style, soundfont=soundfont, seed=seed,
+                         wav=wav, midi=midi, stems=stems, tempo=tempo, key=key, plot=plot)
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
 @app.command()

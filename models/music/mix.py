@@ -1,0 +1,94 @@
+"""Mixing: stems → one track at −14 LUFS with ducking under speech, a fade-out and a true-peak ceiling.
+
+Order: sum the stems; apply the ducking gain (−``duck_db`` where the clip has speech, 80 ms attack,
+400 ms release) and the fade-out; normalise the integrated loudness (ITU-R BS.1770 via ``pyloudnorm``) to
+``target_lufs``; then a look-ahead peak limiter holds the 4×-oversampled true peak under ``ceiling_db``
+(CLI.md asks for ~1 dB of AAC headroom), and the loudness is re-measured and nudged once more.
+The same gain curve is applied to every stem, so the stems still sum to the mix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from affectstudio.errors import DependencyError
+
+TARGET_LUFS = -14.0
+CEILING_DB = -1.5
+
+
+def gain_curve(n: int, sample_rate: int, speech: np.ndarray | None = None, speech_fps: float = 25.0,
+               duck_db: float = 9.0, fade_start: float | None = None, fade_end: float | None = None) -> np.ndarray:
+    """(n,) linear gain: ducking under ``speech`` (bool per 1/speech_fps s) and a fade to silence."""
+    g = np.ones(n, np.float32)
+    if speech is not None and np.any(speech):
+        t = np.arange(n) / sample_rate
+        on = np.asarray(speech, np.float32)[np.clip((t * speech_fps).astype(int), 0, len(speech) - 1)]
+        target = 1.0 - (1.0 - 10 ** (-duck_db / 20)) * on
+        # one-pole smoothing at a control rate of 100 Hz: fast attack, slow release
+        hop = sample_rate // 100
+        ctrl = target[::hop]
+        out = np.empty_like(ctrl)
+        level = 1.0
+        a_att, a_rel = np.exp(-1 / (0.08 * 100)), np.exp(-1 / (0.4 * 100))
+        for i, x in enumerate(ctrl):
+            a = a_att if x < level else a_rel
+            level = a * level + (1 - a) * x
+            out[i] = level
+        g *= np.interp(np.arange(n), np.arange(len(ctrl)) * hop, out).astype(np.float32)
+    if fade_start is not None and fade_end is not None and fade_end > fade_start:
+        t = np.arange(n) / sample_rate
+        ramp = np.clip((fade_end - t) / (fade_end - fade_start), 0.0, 1.0)
+        g *= (np.sin(0.5 * np.pi * ramp) ** 2).astype(np.float32)
+    return g
+
+
+def integrated_loudness(wave: np.ndarray, sample_rate: int) -> float:
+    try:
+        import pyloudnorm
+    except ImportError as e:
+        raise DependencyError("loudness normalisation needs pyloudnorm: run scripts/setup.sh") from e
+    block = min(0.4, max(0.05, len(wave) / sample_rate / 2))
+    return float(pyloudnorm.Meter(sample_rate, block_size=block).integrated_loudness(np.asarray(wave, np.float64)))
+
+
+def true_peak_limit(wave: np.ndarray, sample_rate: int, ceiling_db: float = CEILING_DB,
+                    lookahead: float = 0.005, release: float = 0.08) -> np.ndarray:
+    """Look-ahead limiter on the 4×-oversampled envelope: gain reduction only where the peak would pass
+    ``ceiling_db``, ramped in over ``lookahead`` and released over ``release`` seconds."""
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+    from scipy.signal import resample_poly
+
+    ceiling = 10 ** (ceiling_db / 20) * 0.98
+    over = np.abs(resample_poly(wave, 4, 1)).reshape(-1, 4).max(1)[: len(wave)]
+    if over.max(initial=0.0) <= ceiling:
+        return wave
+    need = np.minimum(1.0, ceiling / np.maximum(over, 1e-9))  # (n,) required gain
+    la = max(1, int(lookahead * sample_rate))
+    held = -maximum_filter1d(-need, size=2 * la + 1 + int(release * sample_rate), origin=-int(release * sample_rate) // 2)
+    smooth = uniform_filter1d(held, size=la)
+    return (wave * np.minimum(smooth, held)).astype(np.float32)
+
+
+def master(stems: dict[str, np.ndarray], sample_rate: int, duration: float, speech: np.ndarray | None = None,
+           fade: float = 2.0, target_lufs: float = TARGET_LUFS, ceiling_db: float = CEILING_DB,
+           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Mix ``stems`` to exactly ``duration`` seconds: (mix, processed stems)."""
+    n = int(round(duration * sample_rate))
+    fitted = {k: np.pad(v[:n], (0, max(0, n - len(v)))).astype(np.float32) for k, v in stems.items()}
+    mix = np.sum(list(fitted.values()), axis=0) if fitted else np.zeros(n, np.float32)
+    fade = min(fade, 0.25 * duration)
+    g = gain_curve(n, sample_rate, speech, fade_start=duration - fade, fade_end=duration + 0.05 * fade)
+    mix = mix * g
+    for _ in range(2):
+        loud = integrated_loudness(mix, sample_rate)
+        if not np.isfinite(loud):
+            break
+        step = 10 ** ((target_lufs - loud) / 20)
+        mix = mix * step
+        g = g * step
+        limited = true_peak_limit(mix, sample_rate, ceiling_db)
+        g = g * np.where(np.abs(mix) > 1e-9, limited / np.where(np.abs(mix) > 1e-9, mix, 1.0), 1.0)
+        mix = limited
+    out_stems = {k: (v * g).astype(np.float32) for k, v in fitted.items()}
+    return np.clip(mix, -1.0, 1.0).astype(np.float32), out_stems
