@@ -166,3 +166,55 @@ def test_save_load_round_trip(prepared, tmp_path):
     codec = MotionCodec(head_center=(0.0, 0.6, 1.2))
     codec.save_pretrained(tmp_path / "codec")
     assert list(MotionCodec.from_pretrained(tmp_path / "codec").config.head_center) == [0.0, 0.6, 1.2]
+
+
+def test_prepare_uses_the_codec_it_is_given(portrait):
+    """The pipeline's saved codec (its config) is the one that decodes motion, not a default built inside."""
+    img, lm = portrait
+    renderer = PortraitRenderer()
+    custom = MotionCodec(head_center=(0.0, 0.2, 0.4))
+    state = renderer.prepare(img, lm, size=128, codec=custom)
+    assert state.codec is custom and renderer.prepare(img, lm, size=128).codec is renderer.codec
+    yaw = _motion(custom, yaw=0.3)[None]
+    default = renderer.prepare(img, lm, size=128)
+    moved = renderer.target_landmarks(state, yaw) - renderer.target_landmarks(default, yaw)
+    assert moved[:, :, :2].abs().max() > 1.0  # another head centre: another head rotation
+
+
+def test_pipeline_hands_its_codec_to_the_renderer(portrait, monkeypatch):
+    from affectstudio.conditioning.speech import FEATURE_DIM
+    from affectstudio.models.dit import AffectDiT
+    from affectstudio.models.flow import make_scheduler
+    from affectstudio.models.portrait import GENERATED_CHANNELS
+    from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+
+    img, _ = portrait
+    dit = AffectDiT(in_channels=len(GENERATED_CHANNELS), content_streams={"audio": FEATURE_DIM}, hidden_size=32,
+                    depth=1, num_heads=2)
+    codec = MotionCodec(head_center=(0.0, 0.6, 1.2))
+    pipe = TalkingPortraitPipeline(dit, make_scheduler(), codec, PortraitRenderer())
+    seen = {}
+    prepare = pipe.renderer.prepare
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.renderer, "prepare", spy)
+    pipe.set_progress_bar_config(disable=True)
+    silence = (np.zeros(8000, np.float32), 16000)
+    out = pipe(image=img, audio=silence, emotion="neutral", num_inference_steps=1, size=256, paste_back=True,
+               generator=torch.Generator().manual_seed(0))
+    assert seen["codec"] is codec and seen["mode"] == "paste_back"
+    assert out.frames.shape[1:] == img.shape  # the whole photo at its own size
+
+
+def test_paste_back_keeps_the_photo_and_its_size(portrait):
+    img, lm = portrait
+    renderer = PortraitRenderer()
+    state = renderer.prepare(img, lm, size=0, mode="paste_back")
+    assert state.frame_size == img.shape[:2]
+    rest = renderer.render(state, motion=state.reference_motion[None])[0]
+    assert rest.shape == img.shape and np.abs(rest.astype(float) - img).mean() < 1.5
+    with pytest.raises(ValueError):
+        renderer.prepare(img, lm, mode="full")
