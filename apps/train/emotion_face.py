@@ -110,17 +110,13 @@ def report(model: FaceEmotionEncoder, images: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="*", help="extra photos to report predictions on (not used to fit)")
-    ap.add_argument("--out", default=None, help="output folder (default: the package's assets/emotion_face)")
+    ap.add_argument("--out", default="runs/emotion_face", help="output folder (default: runs/emotion_face under the "
+                    "current directory; copy it over assets/emotion_face to replace the bundled one)")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     model = calibrate(args.steps, args.seed)
-    if args.out is None:
-        from importlib import resources
-
-        out = Path(str(resources.files("affectstudio.assets"))) / "emotion_face"
-    else:
-        out = Path(args.out)
+    out = Path(args.out)
     model.save_pretrained(out)
     print(f"saved {out}")
     report(model, args.images)

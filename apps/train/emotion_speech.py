@@ -20,7 +20,6 @@ were used for the bundled head); ``--eval-wav`` is a held-out real recording for
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import time
 from pathlib import Path
@@ -281,7 +280,8 @@ def arousal_check(model: SpeechEmotionEncoder, eval_wav: Path | None, seed: int 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: the package's assets/emotion_speech)")
+    ap.add_argument("--out", type=Path, default=Path("runs/emotion_speech"),
+                    help="output folder (default: runs/emotion_speech under the current directory)")
     ap.add_argument("--real-dir", type=Path, default=None, help="folder of calm read-speech wavs (optional)")
     ap.add_argument("--eval-wav", type=Path, default=None, help="held-out real recording for the arousal check")
     ap.add_argument("--seed", type=int, default=0)
@@ -294,8 +294,6 @@ def main(argv=None) -> None:
     print(json.dumps(metrics, indent=1))
     print("arousal check:", json.dumps(arousal_check(model, args.eval_wav, args.seed)))
     out = args.out
-    if out is None:
-        out = Path(str(importlib.resources.files("affectstudio.assets").joinpath("emotion_speech")))
     model.save_pretrained(str(out))
     print(f"saved to {out} in {time.perf_counter() - t0:.1f}s total")
 

@@ -1,7 +1,7 @@
 """Train / evaluate the text emotion head (:class:`TextEmotionEncoder`).
 
     python -m affectstudio.apps.train.emotion_text                 # train on configs/emotion_text_train.tsv,
-                                                                    # save to affectstudio.assets/emotion_text
+                                                                    # save to runs/emotion_text
     python -m affectstudio.apps.train.emotion_text --cv 5          # k-fold accuracy on the training set only
     python -m affectstudio.apps.train.emotion_text --evaluate      # held-out metrics + zero-shot baseline (JSON)
 
@@ -171,7 +171,7 @@ def train(out_dir: str | Path | None = None, seed: int = 0, train_path: str | Pa
     texts, labels = read_tsv(train_path or train_file())
     emb, lex = features(texts)
     model = fit_head(emb, lex, torch.tensor(labels), seed=seed, **hparams)
-    out = Path(out_dir) if out_dir else Path(str(resources.files("affectstudio.assets"))) / BUNDLED_NAME
+    out = Path(out_dir) if out_dir else Path("runs") / BUNDLED_NAME
     model.save_pretrained(out)
     return out
 

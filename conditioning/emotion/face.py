@@ -10,7 +10,6 @@ synthetic AU vectors sampled from the prototypes with measurement noise; no labe
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+from affectstudio.assets import asset_path
 from affectstudio.conditioning.emotion.embedding import EMOTIONS, EmotionEmbedding
 from affectstudio.conditioning.emotion.facs import ENCODER_FEATURES, encoder_features, prototype_matrix
 from affectstudio.conditioning.face import analyze_face, measure_action_units
@@ -47,7 +47,7 @@ class FaceEmotionEncoder(ModelMixin, ConfigMixin):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs):
         """``None`` loads the bundled calibration from ``affectstudio.assets/emotion_face`` (offline)."""
         if pretrained_model_name_or_path is None:
-            pretrained_model_name_or_path = str(resources.files("affectstudio.assets") / BUNDLED)
+            pretrained_model_name_or_path = str(asset_path(BUNDLED))
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ no speaker baseline, so a naturally high-pitched or loud voice reads somewhat mo
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import os
 
@@ -26,6 +25,8 @@ import torch
 import torch.nn as nn
 from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+
+from affectstudio.assets import asset_path
 
 from ...errors import DependencyError, NoSpeechError
 from ...media import load_audio
@@ -157,9 +158,7 @@ class SpeechEmotionEncoder(ModelMixin, ConfigMixin):
         """``None`` loads the bundled head from ``affectstudio.assets/emotion_speech`` (offline)."""
         if pretrained_model_name_or_path is not None:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        ref = importlib.resources.files("affectstudio.assets").joinpath("emotion_speech")
-        with importlib.resources.as_file(ref) as path:
-            return super().from_pretrained(str(path), **kwargs)
+        return super().from_pretrained(str(asset_path("emotion_speech")), **kwargs)
 
     # ------------------------------------------------------------------------------------- forward
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+from affectstudio.assets import asset_path
 from affectstudio.errors import DependencyError, EmptyTextError, InputError
 
 from .embedding import _ANCHORS, EMOTIONS, EmotionEmbedding
@@ -105,8 +105,11 @@ def load_vader():
 
 def bundled_asset_dir(name: str) -> Path:
     """Directory of a bundled checkpoint under ``affectstudio.assets`` (installed as plain files)."""
-    root = resources.files("affectstudio.assets") / name
-    if not isinstance(root, Path) or not (root / "config.json").is_file():
+    try:
+        root = asset_path(name)
+    except FileNotFoundError:
+        root = None
+    if root is None or not (root / "config.json").is_file():
         raise DependencyError(
             f"bundled checkpoint '{name}' not found in affectstudio.assets; reinstall affectstudio or retrain it "
             f"(python -m affectstudio.apps.train.{name})"
