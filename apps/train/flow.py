@@ -109,11 +109,12 @@ def plot_loss_curve(curve: list[dict], path: str | Path) -> None:
 
 def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, Any] | None,
                output_dir: str | Path, heldout: FlowDataModule | None = None, resume: bool = True,
-               log: Callable[[str], None] = print, progress: bool = True) -> FlowTrainResult:
+               log: Callable[[str], None] = print, progress: bool = True, until: int | None = None) -> FlowTrainResult:
     """Train ``model`` (an AffectDiT) by rectified flow on ``data``; see the module docstring.
 
     With ``resume`` and a ``train_state.pt`` in ``output_dir`` training continues from its step (same model
-    shape required); the loss log is appended to. Returns the EMA model (on the training device, eval mode).
+    shape required); the loss log is appended to. ``until`` stops (with the state saved) after that step, for
+    time-boxed sessions on shared or preemptible machines. Returns the EMA model (training device, eval mode).
     """
     from accelerate import Accelerator
 
@@ -153,7 +154,8 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
     t0 = time.time()
     model.train()
     bar = tqdm(total=steps, initial=start, desc="training", disable=not (progress and accelerator.is_main_process))
-    for step in range(start, steps):
+    last = steps if until is None else min(steps, int(until))
+    for step in range(start, last):
         batch = _to(data.sample(int(cfg["batch_size"]), g), accelerator.device)
         with accelerator.autocast():
             loss = _loss(model, batch, gn, p_drop)
@@ -181,12 +183,12 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
             if accelerator.is_main_process:
                 with open(out / LOG_FILE, "a") as f:
                     f.write(json.dumps(entry) + "\n")
-        if accelerator.is_main_process and (done % int(cfg["checkpoint_every"]) == 0 or done == steps):
+        if accelerator.is_main_process and (done % int(cfg["checkpoint_every"]) == 0 or done in (steps, last)):
             torch.save({"model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
                         "opt": opt.state_dict(), "sched": sched.state_dict(), "g": g.get_state(),
                         "gn": gn.get_state().cpu(), "step": done, "curve": curve}, state_path)
     bar.close()
-    if accelerator.is_main_process and curve:
+    if accelerator.is_main_process and curve and last == steps:
         plot_loss_curve(curve, out / "loss_curve.png")
     ema.eval()
     return FlowTrainResult(model=ema, curve=curve, final_loss=curve[-1]["loss"] if curve else float("nan"),
