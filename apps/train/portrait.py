@@ -107,20 +107,12 @@ def parse_video_folder(root: str | Path) -> list[VideoItem]:
     return items
 
 
-def _resample_frames(x: np.ndarray, src_fps: float, n: int) -> np.ndarray:
-    """Linear resampling of per-frame rows ``(t, ...)`` from ``src_fps`` to ``n`` frames at 25 fps."""
-    ts = np.arange(x.shape[0]) / src_fps
-    td = np.arange(n) / FPS
-    flat = x.reshape(x.shape[0], -1)
-    out = np.stack([np.interp(td, ts, flat[:, j]) for j in range(flat.shape[1])], 1)
-    return out.reshape(n, *x.shape[1:]).astype(np.float32)
-
-
 def extract_video(item: VideoItem, codec) -> dict:
     """One real video → ``content (t, F)``, ``motion (t, C)``, ``emotion (t, 12)`` at 25 fps."""
     from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
     from affectstudio.conditioning.face import track_faces
     from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features
+    from affectstudio.conditioning.timeseries import resample_frames
     from affectstudio.media import load_audio, read_video
     from affectstudio.models.portrait import MOTION_CHANNELS
 
@@ -132,7 +124,7 @@ def extract_video(item: VideoItem, codec) -> dict:
     wave, sr = load_audio(item.path, sample_rate=SPEECH_SAMPLE_RATE)
     content = audio_features(wave, sr, fps=FPS)
     n = min(content.shape[0], int(math.floor(len(frames) / fps * FPS + 1e-6)) or 1)
-    motion = _resample_frames(motion, fps, n) if abs(fps - FPS) > 1e-3 else motion[:n]
+    motion = resample_frames(motion, n, scale=fps / FPS) if abs(fps - FPS) > 1e-3 else motion[:n]
     emotion = EmotionEmbedding.from_label(item.emotion, item.intensity).as_condition(n).numpy()
     return {"content": content[:n], "motion": motion, "emotion": emotion}
 

@@ -57,7 +57,7 @@ from affectstudio.conditioning.speech import (
     synthesize,
 )
 from affectstudio.media import resample
-from affectstudio.models.portrait import MOTION_CHANNELS
+from affectstudio.models.portrait import GENERATED_CHANNELS, IDLE_CHANNELS
 
 __all__ = [
     "DIT_CHANNELS",
@@ -73,9 +73,9 @@ __all__ = [
 
 FPS = 25.0
 # Channels the pipeline draws itself (idle motion), not the DiT.
-PROCEDURAL_CHANNELS = ("blink", "gaze_x", "gaze_y")
+PROCEDURAL_CHANNELS = tuple(IDLE_CHANNELS)
 # The DiT's channels, in order: MOTION_CHANNELS without blink and gaze (articulation, AUs, head pose).
-DIT_CHANNELS: tuple[str, ...] = tuple(c for c in MOTION_CHANNELS if c not in PROCEDURAL_CHANNELS)
+DIT_CHANNELS: tuple[str, ...] = tuple(GENERATED_CHANNELS)
 _CH = {c: i for i, c in enumerate(DIT_CHANNELS)}
 
 # --------------------------------------------------------------------------------------------------- text

@@ -50,13 +50,14 @@ def generate_motion(dit, mean, std, wave, sr, emotion="neutral", intensity=1.0, 
 
 def lip_gap(motion: np.ndarray, neutral_landmarks: np.ndarray) -> np.ndarray:
     """Inner-lip gap ``(t,)`` in inter-ocular units of the mesh decoded from DiT motion on ``neutral_landmarks``."""
+    from affectstudio.conditioning.face import KEYPOINTS, interocular
     from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec
 
     full = torch.zeros(motion.shape[0], len(MOTION_CHANNELS))
     full[:, [MOTION_CHANNELS.index(c) for c in DIT_CHANNELS]] = torch.from_numpy(motion).float()
     lm = MotionCodec().decode(full, neutral_landmarks).numpy()  # (t, 478, 3) pixels
-    iod = np.linalg.norm(neutral_landmarks[[33, 133]].mean(0)[:2] - neutral_landmarks[[362, 263]].mean(0)[:2])
-    return (lm[:, 14, 1] - lm[:, 13, 1]) / iod
+    up, lo = KEYPOINTS["upper_lip_inner"], KEYPOINTS["lower_lip_inner"]
+    return (lm[:, lo, 1] - lm[:, up, 1]) / interocular(neutral_landmarks)
 
 
 def lipsync_report(dit, mean, std, wave, sr, neutral_landmarks: np.ndarray, **kw) -> dict:
