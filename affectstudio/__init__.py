@@ -31,6 +31,8 @@ _LAZY = {
     "parse_emotion_spec": "affectstudio.conditioning.emotion",
     "encode_emotion": "affectstudio.conditioning.emotion",
     "AffectDiT": "affectstudio.models.dit",
+    "DubbingPipeline": "affectstudio.pipelines.dubbing",
+    "DubbingOutput": "affectstudio.pipelines.dubbing",
     "VideoMusicPipeline": "affectstudio.pipelines.music",
     "VideoMusicOutput": "affectstudio.pipelines.music",
 }

@@ -94,14 +94,20 @@ def dub(
     text: str = typer.Option(..., "--text"),
     emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP),
     intensity: Optional[float] = typer.Option(None, "--intensity", min=0.0, max=1.0),
-    voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav"),
-    language: str = typer.Option("en", "--language"),
+    voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav (its pitch level is matched)"),
+    language: str = typer.Option("en", "--language", help="en (neural voice), es, fr, de, … (espeak-ng)"),
     seed: int = typer.Option(0, "--seed"),
-    output: Path = typer.Option(..., "-o", "--output"),
-    wav: Optional[Path] = typer.Option(None, "--wav"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .mp4: the clip with the speech"),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="also write the speech alone as .wav"),
+    voice_model: Optional[Path] = typer.Option(None, "--voice-model",
+                                               help="your own Piper voice .onnx (its .onnx.json beside it)"),
 ) -> None:
     """Dub a silent clip: emotional speech timed to the speaker's lips."""
-    _not_available("dubbing (affectstudio dub)")
+    from affectstudio.apps.render import render_dub
+
+    path = render_dub(video=video, text=text, output=output, emotion=emotion, intensity=intensity, voice=voice,
+                      language=language, seed=seed, wav=wav, voice_model=voice_model)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

@@ -134,6 +134,86 @@ def render_music(video: Path, output: Path, emotion: Optional[str] = None, style
     return written
 
 
+def preflight_dub(video: Path, text: str, output: Path, emotion: Optional[str], intensity: Optional[float],
+                  voice: Optional[Path], language: str, wav: Optional[Path], voice_model: Optional[Path]):
+    """Everything about a dubbing job that is cheap to check, before any model loads: files, output types, the
+    script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
+    emotion."""
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.conditioning.phonemes import resolve_language
+    from affectstudio.media import probe_video
+
+    if text is None or not str(text).strip():
+        raise EmptyTextError("--text is empty: give the words to speak")
+    _require_files(video=video, voice=voice, **{"voice-model": voice_model})
+    _require_output(output, ".mp4")
+    if wav is not None:
+        _require_output(wav, ".wav")
+    resolve_language(language)
+    parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
+    probe_video(video)
+    return parsed
+
+
+def render_dub(video: Path, text: str, output: Path, emotion: Optional[str] = None, intensity: Optional[float] = None,
+               voice: Optional[Path] = None, language: str = "en", seed: int = 0, wav: Optional[Path] = None,
+               voice_model: Optional[Path] = None, device: str = "cpu") -> Path:
+    """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
+    ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
+    parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model)
+    from affectstudio.pipelines.dubbing import DubbingPipeline
+
+    pipe = load_pipeline(DubbingPipeline, resolve_device(device))
+    out = pipe(video=video, text=text, emotion=parsed, emotion_intensity=intensity, reference_audio=voice,
+               language=language, seed=seed, voice_model=None if voice_model is None else str(voice_model))
+    if wav is not None:
+        out.save(wav)
+    return out.save(output)
+
+
+def render_music(video: Path, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
+                 soundfont: Optional[Path] = None, seed: int = 0, wav: Optional[Path] = None,
+                 midi: Optional[Path] = None, stems: Optional[Path] = None, tempo: Optional[float] = None,
+                 key: Optional[str] = None, plot: Optional[Path] = None, steps: int = 8) -> list[Path]:
+    """Validate cheaply (files, output types, emotion spec, key, SoundFont header), then score ``video`` with the
+    bundled ``VideoMusicPipeline`` and write the mp4 (plus wav / mid / stems / png when asked)."""
+    from affectstudio.models.music.synth import load_soundfont
+    from affectstudio.models.music.theory import parse_key
+
+    _require_files(video=video)
+    _require_output(output, ".mp4")
+    for path, suffix in ((wav, ".wav"), (midi, ".mid"), (plot, ".png")):
+        if path is not None:
+            _require_output(path, suffix)
+    if key is not None:
+        parse_key(key)
+    if soundfont is not None:
+        load_soundfont(soundfont)
+    if emotion is not None:
+        from affectstudio.conditioning.emotion import parse_emotion_spec
+
+        emotion = parse_emotion_spec(emotion)
+    from affectstudio.conditioning.video import quick_probe
+
+    info = quick_probe(video)  # a corrupt or video-less file fails here, before any model loads
+    if info.duration <= 0:
+        raise InputError(f"video {video} has zero duration")
+    import torch
+
+    from affectstudio.pipelines.music import VideoMusicPipeline
+
+    pipe = VideoMusicPipeline.from_pretrained()
+    out = pipe(video=video, emotion=emotion, style=style, tempo=tempo, key=key, soundfont=soundfont,
+               num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed), stems=stems is not None)
+    written = [out.save(output, video=video)]
+    for path in (wav, midi, plot):
+        if path is not None:
+            written.append(out.save(path))
+    if stems is not None:
+        written += out.save_stems(stems)
+    return written
+
+
 def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,
                   image: Optional[Path] = None) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""

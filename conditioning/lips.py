@@ -78,14 +78,14 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(np.pad(x, (k // 2, k - 1 - k // 2), mode="edge"), w, mode="valid").astype(np.float32)
 
 
-def lip_activity_from_opening(opening: np.ndarray, fps: float, min_span: float = 0.15, reach: float = 0.4,
-                              shrink: float = 0.2, threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def lip_activity_from_opening(opening: np.ndarray, fps: float, min_span: float = 0.15, reach: float = 0.25,
+                              shrink: float = 0.0, threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(active (t,) bool, peaks)`` from a per-frame opening curve (interocular units, larger = more open).
 
     A frame is active when the mouth opens above ``rest + threshold * (p95 - rest)`` within ``reach`` s of
-    it (a moving maximum bridges the closures of plosives and bilabials); the mask is then eroded by
-    ``shrink`` s (so spans end about 0.2 s beyond the last opening, where the voice fades) and runs shorter
-    than ``min_span`` s dropped. A clip whose opening barely varies (< 0.03 interocular) has no speech."""
+    it (a moving maximum bridges the closures of plosives and bilabials, so gaps under ``2 * reach`` s stay
+    inside a span and spans reach ``reach`` s beyond the first and last openings, where the voice starts and
+    fades); the mask is then eroded by ``shrink`` s and runs shorter than ``min_span`` s dropped. A clip whose opening barely varies (< 0.03 interocular) has no speech."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
     x = np.asarray(opening, dtype=np.float32)
@@ -115,6 +115,12 @@ def lip_activity_from_opening(opening: np.ndarray, fps: float, min_span: float =
 
 
 def _openings(frames_iter, step: int, max_side: int) -> tuple[list[int], list[float]]:
+    from affectstudio.conditioning.face import _quiet_native_logs
+
+    return _quiet_native_logs(_track_openings)(frames_iter, step, max_side)
+
+
+def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], list[float]]:
     import cv2
 
     from affectstudio.conditioning.face import _MP_LOCK, _mp_solutions

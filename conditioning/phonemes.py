@@ -98,6 +98,13 @@ class PhonemeSequence:
             out.append((start, len(self.tokens)))
         return [(a, b) for a, b in out if any(self.tokens[k].is_phone for k in range(a, b))]
 
+    def word_text(self, start: int, end: int) -> str:
+        """The written words of tokens ``[start, end)`` with a trailing punctuation mark if it is inside."""
+        idx = sorted({t.word for t in self.tokens[start:end] if t.word >= 0})
+        text = " ".join(self.words[i] for i in idx)
+        marks = [t.symbol for t in self.tokens[start:end] if t.kind == "pause"]
+        return text + (marks[-1] if marks and self.tokens[end - 1].kind == "pause" else "")
+
     def word_boundaries(self) -> list[int]:
         """Token indices of spaces and pauses (where a phrase may be split)."""
         return [i for i, t in enumerate(self.tokens) if t.kind in ("space", "pause")]
@@ -146,15 +153,18 @@ def phonemize(text: str, language: str = "en") -> PhonemeSequence:
     for clause, punct in _CLAUSE_RE.findall(text):
         if not clause.strip():
             continue
-        ipa = unicodedata.normalize("NFD", _clause_ipa(clause.strip(), ident))
         written = clause.split()
+        ipa = unicodedata.normalize("NFD", _clause_ipa(clause.strip(), ident))
         ipa_words = [w for w in ipa.split(" ") if w]
+        if len(ipa_words) != len(written):  # espeak merged or split words: phonemize word by word
+            ipa_words = [unicodedata.normalize("NFD", _clause_ipa(w, ident)).replace(" ", "") for w in written]
+            keep = [k for k, w in enumerate(ipa_words) if w]
+            written, ipa_words = [written[k] for k in keep], [ipa_words[k] for k in keep]
         for k, w in enumerate(ipa_words):
             if tokens and tokens[-1].kind not in ("space",):
                 tokens.append(PhonemeToken(" ", "space"))
             wi = len(words)
-            # espeak may merge or split words ("of the" → one chunk); keep the written word when counts agree
-            words.append(written[k] if len(ipa_words) == len(written) else w)
+            words.append(written[k])
             pending_stress = 0
             for ch in w:
                 if ch in _STRESS:

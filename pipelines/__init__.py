@@ -4,6 +4,8 @@ import importlib
 
 _LAZY = {
     "TalkingPortraitPipeline": "affectstudio.pipelines.portrait",
+    "DubbingPipeline": "affectstudio.pipelines.dubbing",
+    "DubbingOutput": "affectstudio.pipelines.dubbing",
     "VideoMusicPipeline": "affectstudio.pipelines.music",
     "VideoMusicOutput": "affectstudio.pipelines.music",
 }
