@@ -171,49 +171,6 @@ def render_dub(video: Path, text: str, output: Path, emotion: Optional[str] = No
     return out.save(output)
 
 
-def render_music(video: Path, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
-                 soundfont: Optional[Path] = None, seed: int = 0, wav: Optional[Path] = None,
-                 midi: Optional[Path] = None, stems: Optional[Path] = None, tempo: Optional[float] = None,
-                 key: Optional[str] = None, plot: Optional[Path] = None, steps: int = 8) -> list[Path]:
-    """Validate cheaply (files, output types, emotion spec, key, SoundFont header), then score ``video`` with the
-    bundled ``VideoMusicPipeline`` and write the mp4 (plus wav / mid / stems / png when asked)."""
-    from affectstudio.models.music.synth import load_soundfont
-    from affectstudio.models.music.theory import parse_key
-
-    _require_files(video=video)
-    _require_output(output, ".mp4")
-    for path, suffix in ((wav, ".wav"), (midi, ".mid"), (plot, ".png")):
-        if path is not None:
-            _require_output(path, suffix)
-    if key is not None:
-        parse_key(key)
-    if soundfont is not None:
-        load_soundfont(soundfont)
-    if emotion is not None:
-        from affectstudio.conditioning.emotion import parse_emotion_spec
-
-        emotion = parse_emotion_spec(emotion)
-    from affectstudio.conditioning.video import quick_probe
-
-    info = quick_probe(video)  # a corrupt or video-less file fails here, before any model loads
-    if info.duration <= 0:
-        raise InputError(f"video {video} has zero duration")
-    import torch
-
-    from affectstudio.pipelines.music import VideoMusicPipeline
-
-    pipe = VideoMusicPipeline.from_pretrained()
-    out = pipe(video=video, emotion=emotion, style=style, tempo=tempo, key=key, soundfont=soundfont,
-               num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed), stems=stems is not None)
-    written = [out.save(output, video=video)]
-    for path in (wav, midi, plot):
-        if path is not None:
-            written.append(out.save(path))
-    if stems is not None:
-        written += out.save_stems(stems)
-    return written
-
-
 def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,
                   image: Optional[Path] = None) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""
