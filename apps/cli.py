@@ -75,13 +75,19 @@ def portrait(
     size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=1.0,
                                                 help="longest speech accepted (default 600 s)"),
+    paste_back: bool = typer.Option(False, "--paste-back",
+                                    help="animate the face inside the whole photo at its own size and aspect"),
+    pose_scale: float = typer.Option(1.0, "--pose-scale", min=0.0, help="head-motion amplitude (0: still head)"),
+    blink_rate: float = typer.Option(15.0, "--blink-rate", min=0.0, help="blinks per minute (0: none)"),
+    gaze: str = typer.Option("natural", "--gaze", help="natural (small saccades) or camera (eyes held on the lens)"),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
 ) -> None:
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
     from affectstudio.apps.render import render_portrait
 
     path = render_portrait(image=image, audio=audio, text=text, emotion=emotion, intensity=intensity, seed=seed,
-                           steps=steps, device=device, size=size, output=output, max_seconds=max_seconds)
+                           steps=steps, device=device, size=size, output=output, max_seconds=max_seconds,
+                           paste_back=paste_back, pose_scale=pose_scale, blink_rate=blink_rate, gaze=gaze)
     typer.echo(f"wrote {path}")
 
 
@@ -140,16 +146,22 @@ def batch(
     jobs: Path = typer.Argument(..., help="job file (YAML)"),
     out_dir: Path = typer.Option(..., "--out-dir"),
     resume: bool = typer.Option(False, "--resume"),
-    processes: int = typer.Option(1, "--processes", min=1),
-) -> None:
+    processes: int = typer.Option(1, "--processes", min=1, help="local worker processes (1: no cluster at all)"),
+    address: Optional[str] = typer.Option(None, "--address",
+                                          help="join an existing Dask cluster, e.g. tcp://10.0.0.5:8786"),
+) -> int:
     """Render many jobs from a YAML file, resumably, with a manifest."""
-    _not_available("batch rendering (affectstudio batch)")
+    from affectstudio.apps.batch import run_batch
+
+    return run_batch(jobs, out_dir, resume=resume, processes=processes, address=address)
 
 
 @app.command()
 def studio(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(7860, "--port")) -> None:
     """Open the Gradio studio."""
-    _not_available("the studio (affectstudio studio)")
+    from affectstudio.apps.studio import launch
+
+    launch(host=host, port=port)
 
 
 # ----------------------------------------------------------------------------------------- demo & bench

@@ -75,9 +75,13 @@ def preflight_portrait(image: Path, audio: Optional[Path], text: Optional[str], 
 
 def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
                     emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
-                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None) -> Path:
+                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None,
+                    paste_back: bool = False, pose_scale: float = 1.0, blink_rate: float = 15.0,
+                    gaze: str = "natural") -> Path:
     """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
     into ``output``."""
+    if gaze not in ("natural", "camera"):
+        raise InputError(f"--gaze must be natural or camera, got {gaze!r}")
     parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds)
     import torch
 
@@ -87,8 +91,46 @@ def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, tex
     pipe = load_pipeline(TalkingPortraitPipeline, dev)
     pipe(image=image, audio=audio, text=text, emotion=parsed, emotion_intensity=intensity,
          num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),
-         output_path=output, output_type="none", max_audio_seconds=max_seconds)
+         output_path=output, output_type="none", max_audio_seconds=max_seconds, paste_back=paste_back,
+         pose_scale=pose_scale, blink_rate=blink_rate, gaze=gaze)
     return Path(output)
+
+
+def preflight_dub(video: Path, text: str, output: Path, emotion: Optional[str], intensity: Optional[float],
+                  voice: Optional[Path], language: str, wav: Optional[Path], voice_model: Optional[Path]):
+    """Everything about a dubbing job that is cheap to check, before any model loads: files, output types, the
+    script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
+    emotion."""
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.conditioning.phonemes import resolve_language
+    from affectstudio.media import probe_video
+
+    if text is None or not str(text).strip():
+        raise EmptyTextError("--text is empty: give the words to speak")
+    _require_files(video=video, voice=voice, **{"voice-model": voice_model})
+    _require_output(output, ".mp4")
+    if wav is not None:
+        _require_output(wav, ".wav")
+    resolve_language(language)
+    parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
+    probe_video(video)
+    return parsed
+
+
+def render_dub(video: Path, text: str, output: Path, emotion: Optional[str] = None, intensity: Optional[float] = None,
+               voice: Optional[Path] = None, language: str = "en", seed: int = 0, wav: Optional[Path] = None,
+               voice_model: Optional[Path] = None, device: str = "cpu") -> Path:
+    """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
+    ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
+    parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model)
+    from affectstudio.pipelines.dubbing import DubbingPipeline
+
+    pipe = load_pipeline(DubbingPipeline, resolve_device(device))
+    out = pipe(video=video, text=text, emotion=parsed, emotion_intensity=intensity, reference_audio=voice,
+               language=language, seed=seed, voice_model=None if voice_model is None else str(voice_model))
+    if wav is not None:
+        out.save(wav)
+    return out.save(output)
 
 
 def render_music(video: Path, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
@@ -132,43 +174,6 @@ def render_music(video: Path, output: Path, emotion: Optional[str] = None, style
     if stems is not None:
         written += out.save_stems(stems)
     return written
-
-
-def preflight_dub(video: Path, text: str, output: Path, emotion: Optional[str], intensity: Optional[float],
-                  voice: Optional[Path], language: str, wav: Optional[Path], voice_model: Optional[Path]):
-    """Everything about a dubbing job that is cheap to check, before any model loads: files, output types, the
-    script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
-    emotion."""
-    from affectstudio.conditioning.emotion import parse_emotion_spec
-    from affectstudio.conditioning.phonemes import resolve_language
-    from affectstudio.media import probe_video
-
-    if text is None or not str(text).strip():
-        raise EmptyTextError("--text is empty: give the words to speak")
-    _require_files(video=video, voice=voice, **{"voice-model": voice_model})
-    _require_output(output, ".mp4")
-    if wav is not None:
-        _require_output(wav, ".wav")
-    resolve_language(language)
-    parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
-    probe_video(video)
-    return parsed
-
-
-def render_dub(video: Path, text: str, output: Path, emotion: Optional[str] = None, intensity: Optional[float] = None,
-               voice: Optional[Path] = None, language: str = "en", seed: int = 0, wav: Optional[Path] = None,
-               voice_model: Optional[Path] = None, device: str = "cpu") -> Path:
-    """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
-    ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
-    parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model)
-    from affectstudio.pipelines.dubbing import DubbingPipeline
-
-    pipe = load_pipeline(DubbingPipeline, resolve_device(device))
-    out = pipe(video=video, text=text, emotion=parsed, emotion_intensity=intensity, reference_audio=voice,
-               language=language, seed=seed, voice_model=None if voice_model is None else str(voice_model))
-    if wav is not None:
-        out.save(wav)
-    return out.save(output)
 
 
 def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,

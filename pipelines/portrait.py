@@ -36,6 +36,7 @@ from affectstudio.models.portrait import (
 from affectstudio.pipelines.base import AffectPipeline
 
 SIZES = (256, 512, 0)
+GAZE_MODES = ("natural", "camera")
 
 
 @dataclass
@@ -92,7 +93,7 @@ class TalkingPortraitPipeline(AffectPipeline):
     # ------------------------------------------------------------------------------------------ inputs
 
     def check_inputs(self, image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
-                     output_path, emotions):
+                     output_path, emotions, gaze="natural"):
         if image is None:
             raise InputError("image is required: a portrait photo with one clearly visible face")
         if (audio is None) == (text is None):
@@ -102,6 +103,8 @@ class TalkingPortraitPipeline(AffectPipeline):
         self.check_common_inputs(num_inference_steps, emotion_intensity, output_path, (".mp4",))
         if pose_scale < 0 or blink_rate < 0:
             raise InputError("pose_scale and blink_rate must be ≥ 0")
+        if gaze not in GAZE_MODES:
+            raise InputError(f"gaze must be one of {', '.join(GAZE_MODES)}, got {gaze!r}")
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
 
@@ -132,8 +135,11 @@ class TalkingPortraitPipeline(AffectPipeline):
         except NoSpeechError:
             return EmotionEmbedding.neutral()
 
-    def idle_motion(self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator]) -> torch.Tensor:
-        """Blinks (``blink_rate`` per minute, 0.1–0.3 s each) and slow gaze shifts, ``(t, 3)``: blink, gaze_x, gaze_y."""
+    def idle_motion(self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator],
+                    gaze: str = "natural") -> torch.Tensor:
+        """Blinks (``blink_rate`` per minute, 0.1–0.3 s each) and — with ``gaze="natural"`` — slow gaze shifts;
+        ``gaze="camera"`` holds the eyes on the photo's own gaze (the camera, for a photo that looks into it).
+        ``(t, 3)``: blink, gaze_x, gaze_y."""
         fps = self.config.fps
         out = torch.zeros(num_frames, 3)
         rand = lambda *s: torch.rand(*s, generator=generator)  # noqa: E731
@@ -148,7 +154,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             out[start:end, 0] = torch.maximum(out[start:end, 0], shape[: end - start])
             t += -math.log(1 - float(rand(1)) * 0.999) * 60.0 / blink_rate + dur  # Poisson process
         t = 0.0
-        while t * fps < num_frames:  # fixations of 1–4 s, small saccades
+        while gaze == "natural" and t * fps < num_frames:  # fixations of 1–4 s, small saccades
             start, hold = int(t * fps), 1.0 + 3.0 * float(rand(1))
             out[start:, 1:] = (rand(2) - 0.5) * torch.tensor([0.3, 0.15])
             t += hold
@@ -170,6 +176,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         negative_emotion=None,
         pose_scale: float = 1.0,
         blink_rate: float = 15.0,
+        gaze: str = "natural",
         size: int = 256,
         paste_back: bool = False,
         generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
@@ -193,7 +200,8 @@ class TalkingPortraitPipeline(AffectPipeline):
             audio_guidance_scale / emotion_guidance_scale: separate classifier-free guidance scales; with
                 ``emotion_guidance_scale > 1`` the emotion is pushed away from ``negative_emotion`` (default:
                 its valence mirror).
-            pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute.
+            pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute (0 = none).
+            gaze: ``"natural"`` (fixations and small saccades) or ``"camera"`` (eyes held on the photo's gaze).
             size: 256, 512, or 0 (the source crop's own size): the side of the rendered face square.
             paste_back: return the whole photo at its own size and aspect with the animated face composited
                 back (LivePortrait-style; for video stills and wide photos) instead of the square face crop.
@@ -205,7 +213,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         """
         emotions = list(emotion) if isinstance(emotion, (list, tuple)) else [emotion]
         self.check_inputs(image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
-                          output_path, emotions)
+                          output_path, emotions, gaze)
         self.check_generator(generator, len(emotions))
         device = self.dit.device
         fps = self.config.fps
@@ -238,7 +246,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             num_inference_steps=num_inference_steps, generator=generator,
             callback_on_step_end=callback_on_step_end, window=self.config.window, overlap=self.config.overlap,
         )  # (b, t, c) normalised
-        motion = self.assemble_motion(latents.float().cpu(), pose_scale, blink_rate, generator)  # (b, t, D)
+        motion = self.assemble_motion(latents.float().cpu(), pose_scale, blink_rate, generator, gaze)  # (b, t, D)
 
         # 5. Render in chunks; stream into the encoder when writing a file.
         frames = self.render(state, motion, output_path, wave, sr, keep=output_type != "none",
@@ -252,7 +260,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         return output if return_dict else (output.frames, output.audio)
 
     def assemble_motion(self, latents: torch.Tensor, pose_scale: float, blink_rate: float,
-                        generator) -> torch.Tensor:
+                        generator, gaze: str = "natural") -> torch.Tensor:
         """Denormalise the DiT's channels into the full motion vector and add idle motion; ``(b, t, D)``."""
         b, t, _ = latents.shape
         mean = torch.tensor(self.config.motion_mean)
@@ -263,7 +271,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         gens = generator if isinstance(generator, list) else [generator] * b
         idle_idx = [MOTION_CHANNELS.index(c) for c in IDLE_CHANNELS]
         for i in range(b):
-            motion[i][:, idle_idx] = self.idle_motion(t, blink_rate, gens[i])
+            motion[i][:, idle_idx] = self.idle_motion(t, blink_rate, gens[i], gaze)
         pose_idx = [MOTION_CHANNELS.index(c) for c in POSE_CHANNELS]
         motion[..., pose_idx] *= pose_scale
         return motion

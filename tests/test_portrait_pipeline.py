@@ -214,3 +214,13 @@ def test_bundled_pipeline_loads_offline_with_default_arguments(face_image, speec
     assert pipe.dit.config.content_streams == {"audio": FEATURE_DIM}
     out = call(pipe, face_image, speech, size=256)
     assert out.frames.shape[1:] == (256, 256, 3)
+
+
+def test_gaze_held_on_camera(face_image, speech):
+    pipe = tiny_pipeline()
+    gaze = [MOTION_CHANNELS.index(c) for c in ("gaze_x", "gaze_y")]
+    natural = call(pipe, face_image, speech, gaze="natural")
+    camera = call(pipe, face_image, speech, gaze="camera")
+    assert np.abs(natural.motion[:, gaze]).max() > 0 and np.allclose(camera.motion[:, gaze], 0)
+    with pytest.raises(InputError, match="gaze"):
+        call(pipe, face_image, speech, gaze="left")
