@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from affectstudio.apps.batch_runtime import execute_job, one_line
 from affectstudio.apps.batch_tasks import TASKS, Job, load_job_file, validate_jobs
-from affectstudio.errors import InputError
+from affectstudio.errors import DependencyError, InputError
 
 MANIFEST = "manifest.json"
 STATE = ".affectstudio-batch.json"
@@ -104,9 +104,13 @@ def _gpu_resources(client) -> bool:
 
 def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Iterator[tuple[Job, dict]]:
     """Submit every job to Dask and yield outcomes as they complete (any order)."""
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed
-    from distributed.scheduler import KilledWorker
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster, as_completed
+        from distributed.scheduler import KilledWorker
+    except ImportError as e:
+        raise DependencyError("batch workers need Dask distributed: pip install 'affectstudio[app]' "
+                              "(or --processes 1, which needs no cluster)") from e
 
     cluster = client = None
     # allowed-failures=1: a task whose worker dies is rescheduled once, then raises KilledWorker.
@@ -151,11 +155,12 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
 
 
 def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: int = 1,
-              address: Optional[str] = None, renderers: Optional[dict] = None, echo: Callable = None) -> int:
+              address: Optional[str] = None, renderers: Optional[dict] = None, echo: Callable = None,
+              progress: Optional[Callable[[int, int], None]] = None) -> int:
     """Validate, render, keep the manifest; return the exit code (0 all ok/skipped, 1 any failed).
 
     ``renderers`` maps task names to render functions to use instead of ``apps.render``'s (tests; the job
-    schema is still read from the real renderers)."""
+    schema is still read from the real renderers). ``progress(done, total)`` is called after each job."""
     from tqdm.auto import tqdm
 
     echo = echo or (lambda line: tqdm.write(line, file=sys.stderr))
@@ -188,6 +193,8 @@ def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: i
             if outcome["status"] == "failed":
                 echo(f"job {job.id} failed: {outcome['error']}")
             bar.update(1)
+            if progress is not None:
+                progress(bar.n, len(jobs))
     finally:
         bar.close()
     counts = state.counts

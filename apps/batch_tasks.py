@@ -37,6 +37,7 @@ class Task:
     suffix: str = ".mp4"
     extra_outputs: tuple[tuple[str, str], ...] = ()  # (key, suffix)
     one_of: tuple[tuple[str, ...], ...] = ()
+    exclude: tuple[str, ...] = ()  # renderer arguments a job file cannot set (e.g. an output folder)
 
     def renderer(self) -> Optional[Callable]:
         from affectstudio.apps import render
@@ -50,7 +51,7 @@ class Task:
         hints = typing.get_type_hints(fn)
         fields = {}
         for name, p in inspect.signature(fn).parameters.items():
-            if name in NOT_JOB_KEYS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            if name in NOT_JOB_KEYS or name in self.exclude or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
             kind = _kind(hints.get(name, Any))
             if name in dict(self.extra_outputs):
@@ -78,7 +79,8 @@ def _kind(annotation) -> str:
 TASKS: dict[str, Task] = {
     "portrait": Task("portrait", "render_portrait", ".mp4", one_of=(("audio", "text"),)),
     "dub": Task("dub", "render_dub", ".mp4", extra_outputs=(("wav", ".wav"),)),
-    "music": Task("music", "render_music", ".mp4", extra_outputs=(("wav", ".wav"), ("midi", ".mid"))),
+    "music": Task("music", "render_music", ".mp4", extra_outputs=(("wav", ".wav"), ("midi", ".mid"), ("plot", ".png")),
+                  exclude=("stems",)),
     "scene": Task("scene", "render_scene", ".mp4"),
 }
 

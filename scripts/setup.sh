@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 EXTRAS="speech,face,text,music,app,dev"
-DEB_PACKAGES=(libfluidsynth3 musescore-general-soundfont-small libgl1 libglib2.0-0)   # music rendering + its MIT GM SoundFont; OpenCV/mediapipe's GUI-less runtime libs
+DEB_PACKAGES=(libfluidsynth3 musescore-general-soundfont-small libgl1 libglib2.0-0 chromium)   # music rendering + its MIT GM SoundFont; OpenCV/mediapipe's GUI-less runtime libs; chromium for the studio's browser test
 TORCH_PIN="torch==2.13.0"                            # the CPU build this machine keeps on disk
 say() { printf '[setup] %s\n' "$*"; }
 

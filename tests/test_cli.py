@@ -43,8 +43,7 @@ def test_usage_errors_are_one_line(capsys):
 
 
 @pytest.mark.parametrize("cmd", [["dub", "--video", "v.mp4", "--text", "hi", "-o", "o.mp4"],
-                                 ["music", "--video", "v.mp4", "-o", "o.mp4"],
-                                 ["batch", "jobs.yaml", "--out-dir", "d"], ["studio"]])
+                                 ["music", "--video", "v.mp4", "-o", "o.mp4"]])
 def test_later_generators_say_so(capsys, cmd):
     code, _, err = run(capsys, *cmd)
     assert_one_line_error(code, err)
