@@ -11,6 +11,7 @@ TRAINERS = {
     "emotion-text": "affectstudio.apps.train.emotion_text",
     "emotion-speech": "affectstudio.apps.train.emotion_speech",
     "emotion-face": "affectstudio.apps.train.emotion_face",
+    "music": "affectstudio.apps.train.music",
 }
 
 

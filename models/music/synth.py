@@ -105,14 +105,14 @@ def _load_synth(path: str):
     except (ImportError, OSError) as e:
         raise DependencyError(f"music rendering needs pyfluidsynth and libfluidsynth3 ({e}): run scripts/setup.sh") from e
     synth = fluidsynth.Synth(gain=0.5, samplerate=float(SAMPLE_RATE), **{"synth.dynamic-sample-loading": 1,
-                                                                          "synth.polyphony": 256})
+                                                                          "synth.polyphony": 256,
+                                                                          "synth.chorus.active": 0})
     with _quiet_stderr():
         sfid = synth.sfload(path)
     if sfid < 0:
         synth.delete()
         raise InputError(f"FluidSynth could not load the SoundFont {path}: the file is damaged or not a SoundFont")
     synth.set_reverb(0.6, 0.3, 0.8, 0.35)
-    synth.set_chorus(2, 0.8, 0.3, 6.0, 0)
     return synth, sfid
 
 
@@ -125,7 +125,8 @@ def render_parts(pm, soundfont: str | os.PathLike | None = None, sample_rate: in
     if sample_rate != SAMPLE_RATE:
         raise InputError(f"music renders at {SAMPLE_RATE} Hz")
     path = str(check_soundfont(soundfont) if soundfont is not None else default_soundfont())
-    total = int((pm.get_end_time() + tail) * sample_rate)
+    block = 64  # FluidSynth's block: every call is a whole number of blocks, so events land identically each run
+    total = int(np.ceil((pm.get_end_time() + tail) * sample_rate / block)) * block
     stems: dict[str, np.ndarray] = {}
     with _LOCK:
         synth, sfid = _load_synth(path)
@@ -133,13 +134,14 @@ def render_parts(pm, soundfont: str | os.PathLike | None = None, sample_rate: in
             name = inst.name or f"part{k}"
             ch = 9 if inst.is_drum else PART_CHANNEL.get(name, k % 9)
             synth.all_sounds_off(ch)
+            synth.get_samples(block * (3 * sample_rate // block))  # let the previous render's reverb tail die out (same seed, same audio)
             if synth.program_select(ch, sfid, 128 if inst.is_drum else 0, inst.program) != 0:
                 synth.program_select(ch, sfid, 128 if inst.is_drum else 0, 0)  # the font lacks it: its first
             events = sorted([(n.start, 1, n.pitch, n.velocity) for n in inst.notes]
                             + [(n.end, 0, n.pitch, 0) for n in inst.notes])
             chunks, cur = [], 0
             for t, on, pitch, vel in events:
-                s = min(int(t * sample_rate), total)
+                s = min(int(round(t * sample_rate / block)) * block, total)
                 if s > cur:
                     chunks.append(synth.get_samples(s - cur))
                     cur = s
