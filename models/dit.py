@@ -44,7 +44,7 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
-__all__ = ["AFFECT_DIT_PRESETS", "GENERATOR_PRESETS", "AffectDiT", "AffectDiTOutput", "resample_time"]
+__all__ = ["AFFECT_DIT_PRESETS", "AffectDiT", "AffectDiTOutput", "generator_presets", "resample_time"]
 
 AFFECT_DIT_PRESETS: dict[str, dict[str, Any]] = {
     # CPU default: a 250-frame clip, 10 steps, runs in well under a second on 2 cores.
@@ -53,7 +53,14 @@ AFFECT_DIT_PRESETS: dict[str, dict[str, Any]] = {
     "base": dict(hidden_size=384, depth=8, num_heads=6, mlp_ratio=4.0),
     "large": dict(hidden_size=768, depth=16, num_heads=12, mlp_ratio=4.0),
 }
-GENERATOR_PRESETS = ("portrait", "dubbing", "music")  # configs/presets/<name>.yaml
+
+
+def generator_presets() -> list[str]:
+    """Names of the generator presets: one ``configs/presets/<name>.yaml`` each (a new generator adds its file)."""
+    from importlib import resources
+
+    folder = resources.files("affectstudio.configs").joinpath("presets")
+    return sorted(f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
 
 
 @cache
@@ -315,10 +322,10 @@ class AffectDiT(ModelMixin, ConfigMixin):
         """``AffectDiT.from_preset("portrait")`` (a generator preset, ``configs/presets/portrait.yaml``) or a size
         preset with the shapes given, ``from_preset("tiny", in_channels=24, content_streams={"audio": 90})``;
         overrides win over the preset."""
-        if name in GENERATOR_PRESETS:
+        if name in generator_presets():
             return cls(**{**_generator_preset(name), **overrides})
         if name not in AFFECT_DIT_PRESETS:
-            choices = sorted(AFFECT_DIT_PRESETS) + list(GENERATOR_PRESETS)
+            choices = sorted(AFFECT_DIT_PRESETS) + generator_presets()
             raise ValueError(f"unknown AffectDiT preset {name!r}; choose one of {choices}")
         return cls(**{**AFFECT_DIT_PRESETS[name], **overrides})
 

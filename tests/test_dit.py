@@ -8,10 +8,10 @@ import torch
 
 from affectstudio.models.dit import (
     AFFECT_DIT_PRESETS,
-    GENERATOR_PRESETS,
     AffectDiT,
     AffectDiTOutput,
     apply_rotary,
+    generator_presets,
     rotary_cos_sin,
 )
 from affectstudio.models.flow import (
@@ -105,9 +105,10 @@ def test_presets():
         AffectDiT.from_preset("huge", in_channels=4)
 
 
-@pytest.mark.parametrize("name", GENERATOR_PRESETS)
+@pytest.mark.parametrize("name", ["portrait", "dubbing", "music"])
 def test_generator_presets_equal_shipped_configs(name):
     """A generator preset's defaults are exactly its configs/presets/<name>.yaml (over the size preset)."""
+    assert name in generator_presets()
     from importlib import resources
 
     import yaml
