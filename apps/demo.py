@@ -36,6 +36,8 @@ def emotion_showcase(output_dir: Path) -> Iterator[str]:
 
 
 def plot_valence_arousal(readings: list[dict], path: Path) -> None:
+    """Readings on the valence–arousal plane. Each point carries only its number; the inputs are listed beside
+    the plane (a key), so labels never overlap however close the readings fall."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,24 +46,35 @@ def plot_valence_arousal(readings: list[dict], path: Path) -> None:
     from affectstudio.conditioning.emotion import VAD_ANCHORS
     from affectstudio.media import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
-    ax.axhline(0, color="0.8", lw=1)
-    ax.axvline(0, color="0.8", lw=1)
-    for label, (v, a, _) in VAD_ANCHORS.items():
-        ax.scatter(v, a, marker="x", color="0.5")
-        ax.annotate(label, (v, a), textcoords="offset points", xytext=(4, -10), color="0.4", fontsize=9)
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(12, 7), dpi=100, gridspec_kw={"width_ratios": [7, 5]})
+    ax.axhline(0, color="0.85", lw=1)
+    ax.axvline(0, color="0.85", lw=1)
+    anchors = {label: (v, a) for label, (v, a, _) in VAD_ANCHORS.items()}
+    for label, (v, a) in anchors.items():
+        ax.scatter(v, a, marker="x", color="0.6")
+        # an anchor with a close neighbour to its right puts its label above-left, so the two never collide
+        crowded = any(0 < v2 - v < 0.3 and abs(a2 - a) < 0.1 for v2, a2 in anchors.values())
+        ax.annotate(label, (v, a), textcoords="offset points", xytext=(-4, 6) if crowded else (4, -11),
+                    ha="right" if crowded else "left", color="0.5", fontsize=9)
     colors = {"text": "tab:blue", "speech": "tab:orange", "face": "tab:green", "portrait": "tab:red"}
-    for r in readings:
-        ax.scatter(r["valence"], r["arousal"], s=40 + 120 * r["intensity"], color=colors.get(r["source"], "k"),
-                   alpha=0.8, label=r["source"])
-        text = r["input"] if len(r["input"]) < 28 else r["input"][:26] + "…"
-        ax.annotate(f"{text} → {r['label']}", (r["valence"], r["arousal"]), fontsize=7,
-                    textcoords="offset points", xytext=(5, 4))
+    lines = []
+    for i, r in enumerate(readings, start=1):
+        color = colors.get(r["source"], "k")
+        ax.scatter(r["valence"], r["arousal"], s=60 + 160 * r["intensity"], color=color, alpha=0.35,
+                   label=r["source"], edgecolors=color)
+        ax.text(r["valence"], r["arousal"], str(i), ha="center", va="center", fontsize=7, fontweight="bold")
+        text = r["input"] if len(r["input"]) <= 44 else r["input"][:43] + "…"
+        lines.append((f"{i:2d}. {text} → {r['label']}", color))
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), loc="lower right")
     ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence", ylabel="arousal",
            title="AffectStudio demo: emotion readings (size = intensity)")
+    key.axis("off")
+    step = min(0.05, 0.95 / max(1, len(lines)))
+    for j, (line, color) in enumerate(lines):
+        key.text(0.0, 0.98 - j * step, line, color=color, fontsize=8, family="monospace", va="top",
+                 transform=key.transAxes)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -101,9 +114,31 @@ def portrait_showcase(output_dir: Path) -> Iterator[str]:
     yield f"wrote {path} (the same speech, left to right: {', '.join(DEMO_EMOTIONS)})"
 
 
+def music_showcase(output_dir: Path) -> Iterator[str]:
+    """Music for video on two clips made here with known cuts (no bundled video): bright, saturated and fast vs
+    dark, desaturated and slow; each as mp4 + MIDI + a plot of the emotion curve with cuts and bar lines. The
+    bright clip also carries speech-like sound, so the score ducks under it."""
+    import torch
+
+    from affectstudio.conditioning.video import synthetic_clip
+    from affectstudio.pipelines.music import VideoMusicPipeline
+
+    pipe = VideoMusicPipeline.from_pretrained()
+    cuts = (3.0, 6.5, 10.0, 14.2)
+    for mood in ("bright", "dark"):
+        clip = synthetic_clip(output_dir / f"music_{mood}_input.mp4", mood, 18.0, cut_times=cuts, size=(480, 270),
+                              speech=(7.0, 10.0) if mood == "bright" else None, seed=0 if mood == "bright" else 1)
+        out = pipe(clip, generator=torch.Generator("cpu").manual_seed(0))
+        for suffix in (".mp4", ".mid", ".png"):
+            out.save(output_dir / f"music_{mood}{suffix}", video=clip)
+        yield (f"wrote {output_dir / f'music_{mood}.mp4'} (+ .mid, .png): {out.key}, {out.tempo:.0f} bpm, style "
+               f"{out.style}, cuts at {', '.join(f'{c:.1f}' for c in out.cut_times)} s")
+
+
 def run_demo(output_dir: Path) -> Iterator[str]:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     yield from emotion_showcase(output_dir)
     yield from portrait_showcase(output_dir)
+    yield from music_showcase(output_dir)
     yield f"demo finished: outputs are in {output_dir.resolve()}"

@@ -91,7 +91,16 @@ def load_sentence_model():
     path = Path(get_model_path())
     if not (path / "config.json").is_file():
         raise DependencyError(f"{SENTENCE_MODEL_PACKAGE} is installed but its model files are missing under {path}")
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    from transformers.utils import logging as hf_logging
+
+    # transformers' "Loading weights" bar is noise on stderr (it would spill into CLI output and errors)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 @lru_cache(maxsize=1)
