@@ -81,7 +81,7 @@ TASKS: dict[str, Task] = {
     "dub": Task("dub", "render_dub", ".mp4", extra_outputs=(("wav", ".wav"),)),
     "music": Task("music", "render_music", ".mp4", extra_outputs=(("wav", ".wav"), ("midi", ".mid"), ("plot", ".png")),
                   exclude=("stems",)),
-    "scene": Task("scene", "render_scene", ".mp4"),
+    "scene": Task("scene", "render_scene", ".mp4", extra_outputs=(("wav", ".wav"),)),
 }
 
 

@@ -142,6 +142,30 @@ def music(
 
 
 @app.command()
+def scene(
+    image: Path = typer.Option(..., "--image", help="portrait photo with one clearly visible face"),
+    text: str = typer.Option(..., "--text", help="the script the portrait speaks"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP + ", or a curve 'neutral@0; angry@3'"
+                                          "; default: read from the script"),
+    style: Optional[str] = typer.Option(None, "--style", help="music style as free text ('sad piano')"),
+    voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav (its pitch level is matched)"),
+    seed: int = typer.Option(0, "--seed"),
+    steps: int = typer.Option(10, "--steps", min=1, max=200, help="portrait sampling steps"),
+    size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    music_gain_db: float = typer.Option(-6.0, "--music-gain-db", help="score level under the voice (dB)"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="also write the mixed sound alone as .wav"),
+) -> None:
+    """A talking portrait speaking emotional TTS with a ducked score; one emotion (or curve) steers all three."""
+    from affectstudio.apps.render import render_scene
+
+    path = render_scene(image=image, text=text, output=output, emotion=emotion, style=style, voice=voice, seed=seed,
+                        steps=steps, size=size, device=device, music_gain_db=music_gain_db, wav=wav)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def batch(
     jobs: Path = typer.Argument(..., help="job file (YAML)"),
     out_dir: Path = typer.Option(..., "--out-dir"),

@@ -176,6 +176,17 @@ def render_music(video: Path, output: Path, emotion: Optional[str] = None, style
     return written
 
 
+def render_scene(image: Path, text: str, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
+                 voice: Optional[Path] = None, seed: int = 0, steps: int = 10, size: int = 256, device: str = "auto",
+                 music_gain_db: float = -6.0, wav: Optional[Path] = None) -> Path:
+    """A scene (:mod:`affectstudio.apps.scene`): the portrait speaking ``text`` in the dubbing pipeline's emotional
+    voice, with the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three."""
+    from affectstudio.apps.scene import compose_scene
+
+    return compose_scene(image=image, text=text, output=output, emotion=emotion, style=style, voice=voice, seed=seed,
+                         steps=steps, size=size, device=device, music_gain_db=music_gain_db, wav=wav)["output"]
+
+
 def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,
                   image: Optional[Path] = None) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""
