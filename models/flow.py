@@ -218,26 +218,14 @@ def make_scheduler(name: str = "flow_euler", num_train_timesteps: int = 1000, sh
     """
     if name in ("flow_euler", "ddim"):
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=num_train_timesteps, shift=shift, **kwargs)
-    if name == "dpm":
-        kw = dict(algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero")
-        kw.update(kwargs)
-        return DPMSolverMultistepScheduler(
-            num_train_timesteps=num_train_timesteps,
-            use_flow_sigmas=True,
-            prediction_type="flow_prediction",
-            flow_shift=shift,
-            **kw,
-        )
-    if name == "unipc":
-        kw = dict(solver_order=2, final_sigmas_type="zero")
-        kw.update(kwargs)
-        return UniPCMultistepScheduler(
-            num_train_timesteps=num_train_timesteps,
-            use_flow_sigmas=True,
-            prediction_type="flow_prediction",
-            flow_shift=shift,
-            **kw,
-        )
+    solvers = {  # multistep flow-prediction solvers: their class and defaults
+        "dpm": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero")),
+        "unipc": (UniPCMultistepScheduler, dict(solver_order=2, final_sigmas_type="zero")),
+    }
+    if name in solvers:
+        cls, defaults = solvers[name]
+        return cls(num_train_timesteps=num_train_timesteps, use_flow_sigmas=True, prediction_type="flow_prediction",
+                   flow_shift=shift, **{**defaults, **kwargs})
     raise ValueError(f"unknown scheduler {name!r}; choose one of {list(SCHEDULER_NAMES)}")
 
 
