@@ -56,6 +56,7 @@ class VideoMusicOutput(BaseOutput):
     plan: Optional[MusicPlan] = None
     stems: dict = field(default_factory=dict)
     style: str = ""
+    chords: list = field(default_factory=list)  # chord symbol per bar ("Am", "G7", …)
     video_path: Optional[Path] = None
     timings: dict = field(default_factory=dict)
 
@@ -266,6 +267,7 @@ class VideoMusicPipeline(AffectPipeline):
             out = VideoMusicOutput(waveform=wave, sample_rate=SAMPLE_RATE, midi=midi, emotion_curve=curve,
                                    cut_times=analysis.cut_times, tempo=float(plan.tempo), key=plan.key.name, plan=plan,
                                    stems=stem_waves if stems else {}, style=preset.name,
+                                   chords=[c.symbol(arranger.key_at(i)) for i, c in enumerate(chords)],
                                    video_path=Path(video) if isinstance(video, (str, Path)) else None, timings=timings)
             # 8. outputs
             if output_path is not None:

@@ -32,6 +32,7 @@ def gen(seed):
     return torch.Generator("cpu").manual_seed(seed)
 
 
+@pytest.mark.slow
 def test_pipeline_outputs(tiny_pipe, clip, tmp_path):
     steps = []
     out = tiny_pipe(clip, num_inference_steps=2, generator=gen(0), stems=True,
@@ -49,6 +50,7 @@ def test_pipeline_outputs(tiny_pipe, clip, tmp_path):
         out.save(tmp_path / "o.txt")
 
 
+@pytest.mark.slow
 def test_seeds_and_overrides(tiny_pipe, clip):
     a = tiny_pipe(clip, num_inference_steps=2, generator=gen(0))
     b = tiny_pipe(clip, num_inference_steps=2, generator=gen(0))

@@ -108,7 +108,8 @@ class Arranger:
         prev = None
         for bar, chord in enumerate(self.chords):
             key, lvl, beats = self.key_at(bar), self.levels[bar], self.plan.bar_beats[bar]
-            voicing = _voicing(chord.pitch_classes(key), prev)
+            high = self.plan.section[bar] % 2 == 1  # alternate sections voice the chords higher
+            voicing = _voicing(chord.pitch_classes(key), prev, low=57 if high else 52, high=77 if high else 72)
             prev = voicing
             if self.style.pad_style == "comp" and lvl >= 2:
                 hits = [(0, 1.5), (1.5, 1), (2.5, 1.5)] if lvl >= 3 else [(0, 2), (2, 2)]
@@ -116,7 +117,8 @@ class Arranger:
             else:
                 hits = [(0, beats)]
             for beat, length in hits:
-                vel = self.velocity(bar, accent=4 if beat == 0 else 0, part_gain=-12)
+                cut = beat == 0 and bool(self.plan.cut_bar[bar])
+                vel = self.velocity(bar, accent=14 if cut else (4 if beat == 0 else 0), part_gain=-12)
                 for n in voicing:
                     self.add("pad", n, bar, beat, length + (0.3 if self.style.pad_style == "sustain" else 0), vel)
 
@@ -131,8 +133,10 @@ class Arranger:
             voicing = _voicing(chord.pitch_classes(self.key_at(bar)), prev, low=60, high=79)
             prev = voicing
             tones = voicing + [voicing[0] + 12]
-            order = tones + tones[-2:0:-1]  # up and down
-            step = {1: 1.0, 2: 0.5, 3: 0.5, 4: 0.25}[int(lvl)]
+            # each section has its own figure (a section change is heard at the cut): up-down, or broken
+            order = tones + tones[-2:0:-1] if self.plan.section[bar] % 2 == 0 else [tones[0], tones[2], tones[1], tones[-1]]
+            slow = self.plan.bar_tempo[bar] < 100  # slow music keeps a quarter-note pulse
+            step = {1: 1.0, 2: 1.0 if slow else 0.5, 3: 0.5, 4: 0.25}[int(lvl)]
             for i, beat in enumerate(np.arange(0, beats, step)):
                 vel = self.velocity(bar, accent=6 if beat % 1 == 0 else 0, part_gain=-16)
                 self.add("arp", order[i % len(order)], bar, float(beat), step * 1.5, vel)

@@ -34,7 +34,9 @@ SOUNDFONT_SEARCH = (
 )
 PART_GAIN_DB = {"pad": -3.0, "arp": -4.0, "bass": 0.0, "melody": 0.0, "drums": -1.0}
 PART_CHANNEL = {"pad": 0, "arp": 1, "bass": 2, "melody": 3, "drums": 9}
-_LOCK = threading.Lock()
+WORKERS = 2  # parts render on this many FluidSynth instances in parallel threads
+BLOCK = 64  # FluidSynth's block: every call is a whole number of blocks, so events land identically each run
+_LOCKS = [threading.Lock() for _ in range(WORKERS)]
 
 
 def default_soundfont() -> Path:
@@ -97,9 +99,36 @@ def load_soundfont(path=None) -> Path:
     return p
 
 
-@functools.lru_cache(maxsize=4)
-def _load_synth(path: str):
-    """A FluidSynth instance with the font loaded (cached per font path)."""
+def _render_instrument(synth, sfid: int, inst, k: int, total: int, sample_rate: int) -> np.ndarray:
+    name = inst.name or f"part{k}"
+    ch = 9 if inst.is_drum else PART_CHANNEL.get(name, k % 9)
+    synth.all_sounds_off(ch)
+    synth.get_samples(BLOCK * (3 * sample_rate // BLOCK))  # the previous render's reverb tail dies out here
+    if synth.program_select(ch, sfid, 128 if inst.is_drum else 0, inst.program) != 0:
+        synth.program_select(ch, sfid, 128 if inst.is_drum else 0, 0)  # the font lacks it: its first
+    events = sorted([(n.start, 1, n.pitch, n.velocity) for n in inst.notes]
+                    + [(n.end, 0, n.pitch, 0) for n in inst.notes])
+    chunks, cur = [], 0
+    for t, on, pitch, vel in events:
+        s = min(int(round(t * sample_rate / BLOCK)) * BLOCK, total)
+        if s > cur:
+            chunks.append(synth.get_samples(s - cur))
+            cur = s
+        if on:
+            synth.noteon(ch, pitch, vel)
+        else:
+            synth.noteoff(ch, pitch)
+    for n in range(128):
+        synth.noteoff(ch, n)
+    if total > cur:
+        chunks.append(synth.get_samples(total - cur))
+    stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
+    return (stereo.mean(1)[:total] * 10 ** (PART_GAIN_DB.get(name, 0.0) / 20)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_synth(path: str, worker: int = 0):
+    """A FluidSynth instance with the font loaded (cached per font path and worker thread)."""
     try:
         import fluidsynth
     except (ImportError, OSError) as e:
@@ -125,35 +154,22 @@ def render_parts(pm, soundfont: str | os.PathLike | None = None, sample_rate: in
     if sample_rate != SAMPLE_RATE:
         raise InputError(f"music renders at {SAMPLE_RATE} Hz")
     path = str(check_soundfont(soundfont) if soundfont is not None else default_soundfont())
-    block = 64  # FluidSynth's block: every call is a whole number of blocks, so events land identically each run
-    total = int(np.ceil((pm.get_end_time() + tail) * sample_rate / block)) * block
-    stems: dict[str, np.ndarray] = {}
-    with _LOCK:
-        synth, sfid = _load_synth(path)
-        for k, inst in enumerate(pm.instruments):
-            name = inst.name or f"part{k}"
-            ch = 9 if inst.is_drum else PART_CHANNEL.get(name, k % 9)
-            synth.all_sounds_off(ch)
-            synth.get_samples(block * (3 * sample_rate // block))  # let the previous render's reverb tail die out (same seed, same audio)
-            if synth.program_select(ch, sfid, 128 if inst.is_drum else 0, inst.program) != 0:
-                synth.program_select(ch, sfid, 128 if inst.is_drum else 0, 0)  # the font lacks it: its first
-            events = sorted([(n.start, 1, n.pitch, n.velocity) for n in inst.notes]
-                            + [(n.end, 0, n.pitch, 0) for n in inst.notes])
-            chunks, cur = [], 0
-            for t, on, pitch, vel in events:
-                s = min(int(round(t * sample_rate / block)) * block, total)
-                if s > cur:
-                    chunks.append(synth.get_samples(s - cur))
-                    cur = s
-                if on:
-                    synth.noteon(ch, pitch, vel)
-                else:
-                    synth.noteoff(ch, pitch)
-            for n in range(128):
-                synth.noteoff(ch, n)
-            if total > cur:
-                chunks.append(synth.get_samples(total - cur))
-            stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
-            wave = stereo.mean(1)[:total]
-            stems[name] = (wave * 10 ** (PART_GAIN_DB.get(name, 0.0) / 20)).astype(np.float32)
+    total = int(np.ceil((pm.get_end_time() + tail) * sample_rate / BLOCK)) * BLOCK
+    jobs = [(k, inst) for k, inst in enumerate(pm.instruments)]
+    groups = [jobs[w::WORKERS] for w in range(WORKERS)]
+
+    def work(w: int) -> dict[str, np.ndarray]:
+        with _LOCKS[w]:
+            synth, sfid = _load_synth(path, w)
+            return {inst.name or f"part{k}": _render_instrument(synth, sfid, inst, k, total, sample_rate)
+                    for k, inst in groups[w]}
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(WORKERS) as pool:  # FluidSynth releases the GIL while it renders
+        results = list(pool.map(work, range(WORKERS)))
+    stems = {}
+    for k, inst in jobs:  # the score's part order
+        name = inst.name or f"part{k}"
+        stems[name] = next(r[name] for r in results if name in r)
     return stems
