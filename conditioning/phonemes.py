@@ -15,9 +15,12 @@ other consonants, ``rest`` pauses).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import EmptyTextError, InputError
 from .speech import _engine
@@ -29,6 +32,8 @@ __all__ = [
     "phonemize",
     "resolve_language",
     "LIP_CLASSES",
+    "PHONEME_FEATURE_DIM",
+    "phoneme_features",
 ]
 
 # language code → espeak-ng voice. Any other espeak language name is accepted too (see resolve_language).
@@ -186,3 +191,58 @@ def phonemize(text: str, language: str = "en") -> PhonemeSequence:
     if not any(t.is_phone for t in tokens):
         raise EmptyTextError(f"the script {text[:40]!r} has nothing to pronounce")
     return PhonemeSequence(tokens=tokens, words=words, language=str(language), voice=voice)
+
+
+# ------------------------------------------------------------------------------------ frame features
+
+PHONEME_FEATURE_DIM = 64
+_KINDS = ("vowel", "consonant", "stress", "modifier", "space", "pause")
+
+
+def _symbol_code(symbol: str) -> np.ndarray:
+    """A fixed pseudo-random ±1 code (32 dims) per symbol, so different phonemes of one class differ."""
+    seed = int.from_bytes(hashlib.blake2b(symbol.encode("utf-8"), digest_size=4).digest(), "little")
+    return np.random.default_rng(seed).choice(np.array([-1.0, 1.0], np.float32), 32)
+
+
+def phoneme_features(seq: PhonemeSequence, durations: np.ndarray, fps: float, num_frames: int | None = None,
+                     offset: float = 0.0, token_times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per-frame phoneme features ``(t, 64)`` and the token index of every frame ``(t,)`` (-1: silence) for the
+    tokens laid out with ``durations`` (s) from ``offset`` s. Columns: lip class (5), kind (6), stress (3),
+    word-initial / word-final (2), position in the phrase (1), phrase-final word (1), position inside the
+    token (1), log duration (1), silence (1), reserved (11), symbol code (32)."""
+    durations = np.asarray(durations, dtype=np.float64)
+    if token_times is None:  # contiguous from ``offset``
+        ends = offset + np.cumsum(durations)
+        starts = ends - durations
+    else:  # tokens at given times (phrases with silences between)
+        starts, ends = np.asarray(token_times, dtype=np.float64).T
+    n = int(num_frames if num_frames is not None else np.ceil(ends[-1] * fps)) if len(seq) else int(num_frames or 0)
+    t = (np.arange(n) + 0.5) / fps
+    k = np.clip(np.searchsorted(ends, t, side="right"), 0, max(len(seq) - 1, 0))
+    inside = (t >= starts[k]) & (t < ends[k]) & (ends[k] > starts[k])
+    k = np.where(inside, k, -1)
+    phrase_pos = np.zeros(len(seq))
+    final = np.zeros(len(seq))
+    for a, b in seq.phrases():
+        phrase_pos[a:b] = np.linspace(0.0, 1.0, b - a)
+        last_word = max((tok.word for tok in seq.tokens[a:b]), default=-1)
+        final[a:b] = [1.0 if tok.word == last_word and last_word >= 0 else 0.0 for tok in seq.tokens[a:b]]
+    per_token = np.zeros((len(seq), PHONEME_FEATURE_DIM), dtype=np.float32)
+    for i, tok in enumerate(seq.tokens):
+        f = per_token[i]
+        f[LIP_CLASSES.index(tok.lip_class)] = 1
+        f[5 + _KINDS.index(tok.kind)] = 1
+        f[11 + min(tok.stress, 2)] = 1
+        prev_w = seq.tokens[i - 1].word if i > 0 else -2
+        next_w = seq.tokens[i + 1].word if i + 1 < len(seq) else -2
+        f[14], f[15] = float(tok.word >= 0 and prev_w != tok.word), float(tok.word >= 0 and next_w != tok.word)
+        f[16], f[17] = phrase_pos[i], final[i]
+        f[19] = np.log(max(durations[i], 1e-3) / 0.08)
+        f[32:] = _symbol_code(tok.symbol)
+    out = np.zeros((n, PHONEME_FEATURE_DIM), dtype=np.float32)
+    out[inside] = per_token[k[inside]]
+    span = np.maximum(durations[np.maximum(k, 0)], 1e-6)
+    out[inside, 18] = ((t - starts[np.maximum(k, 0)]) / span)[inside]
+    out[~inside, 20] = 1.0
+    return out, k

@@ -19,11 +19,12 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
+from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.alignment import LipAlignment, align_to_lips
 from affectstudio.conditioning.lips import LipActivity, analyze_lips
-from affectstudio.conditioning.phonemes import PhonemeSequence, phonemize, resolve_language
+from affectstudio.conditioning.phonemes import PhonemeSequence, phoneme_features, phonemize, resolve_language
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, mux_audio, probe_video, write_wav
@@ -31,11 +32,13 @@ from affectstudio.models.prosody import emotion_targets
 from affectstudio.models.voice import PiperVoice
 from affectstudio.models.voice_espeak import EspeakVoice
 from affectstudio.models.voice_timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
+from affectstudio.models.dit import AffectDiT
 from affectstudio.pipelines.base import AffectPipeline
 
 __all__ = ["DubbingPipeline", "DubbingOutput"]
 
 _PROSODY_FPS = 25.0
+X0_SCALE = (0.3, 0.25, 6.0, 5.0)  # Prosody DiT channels: duration log-ratio, F0 change (octaves), energy dB, tilt dB
 
 
 @dataclass
@@ -83,11 +86,14 @@ class DubbingPipeline(AffectPipeline):
 
     bundled_checkpoint = "dubbing"
 
-    def __init__(self, voice: PiperVoice, fallback_voice: EspeakVoice, max_video_seconds: float = 600.0,
-                 max_rate: float = 1.9):  # fmt: skip
+    def __init__(self, voice: PiperVoice, fallback_voice: EspeakVoice, prosody_dit: Optional[AffectDiT] = None,
+                 scheduler: Optional[SchedulerMixin] = None, max_video_seconds: float = 600.0, max_rate: float = 1.9,
+                 x0_scale: Optional[list] = None, window: int = 250, overlap: int = 25):  # fmt: skip
         super().__init__()
-        self.register_modules(voice=voice, fallback_voice=fallback_voice)
-        self.register_to_config(max_video_seconds=float(max_video_seconds), max_rate=float(max_rate))
+        self.register_modules(voice=voice, fallback_voice=fallback_voice, prosody_dit=prosody_dit, scheduler=scheduler)
+        self.register_to_config(max_video_seconds=float(max_video_seconds), max_rate=float(max_rate),
+                                x0_scale=[float(v) for v in (x0_scale or X0_SCALE)], window=int(window),
+                                overlap=int(overlap))  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ inputs
 
@@ -125,6 +131,7 @@ class DubbingPipeline(AffectPipeline):
         output_path: Optional[Union[str, Path]] = None,
         voice_model: Optional[str] = None,
         seed: Optional[int] = None,
+        prosody: str = "auto",
     ) -> DubbingOutput:
         r"""Speak ``text`` timed to the lips of ``video`` (or as plain TTS when ``video`` is None).
 
@@ -136,6 +143,9 @@ class DubbingPipeline(AffectPipeline):
             reference_audio: a recording of the target speaker (its pitch level is matched).
             voice_model: a Piper ``.onnx`` (with ``.onnx.json`` beside it) to speak with instead of joe.
             generator / seed: randomness of the voice (its noise) and of the prosody model.
+            num_inference_steps / emotion_guidance_scale: Prosody DiT sampling; a scale above 1 pushes away from
+                the mirror emotion (intensity beyond the data). prosody: ``"auto"`` (the DiT when the checkpoint
+                has one) or ``"rules"`` (the literature table alone).
             output_path: ``.mp4`` (muxed into the clip) or ``.wav``.
         """
         timings: dict[str, float] = {}
@@ -163,7 +173,7 @@ class DubbingPipeline(AffectPipeline):
         else:
             total = float(natural.sum()) + 0.4
 
-        # 3. emotion → per-frame prosody targets
+        # 3. emotion → per-frame prosody targets (the literature table), and the Prosody DiT's sample
         num_frames = max(1, int(np.ceil(total * _PROSODY_FPS)))
         emb = self.resolve_emotion(parsed, None if parsed is not None else emotion_intensity, num_frames, _PROSODY_FPS)
         probs = np.atleast_2d(emb.probs)
@@ -172,35 +182,59 @@ class DubbingPipeline(AffectPipeline):
             probs, inten = np.repeat(probs, num_frames, 0), np.repeat(inten[:1], num_frames)
         targets = emotion_targets(probs, inten)  # {name: (num_frames,)}
         frame_times = (np.arange(num_frames) + 0.5) / _PROSODY_FPS
-        if ref is not None:
-            targets["f0"] = targets["f0"] * ref
-        if callback_on_step_end is not None:
-            callback_on_step_end(self, 0, 0, {"targets": targets})
+        if alignment is not None:
+            pre_times = alignment.token_times()
+        else:
+            ends = np.cumsum(natural)
+            pre_times = np.stack([ends - natural, ends], axis=1)
+        use_dit = self.prosody_dit is not None and prosody != "rules"
+        residual = None
+        if use_dit:
+            t = time.perf_counter()
+            residual = self.sample_prosody(seq, pre_times, emb, num_frames, emotion_guidance_scale,
+                                           num_inference_steps, generator, callback_on_step_end)  # fmt: skip
+            timings["dit"] = time.perf_counter() - t
+        ref_ratio = 1.0 if ref is None else ref
 
         # 4. speak: exact durations per phoneme
         t = time.perf_counter()
         noise = float(np.mean(targets["noise"]))
+        dur_res = self.token_values(residual[:, 0], pre_times, len(seq)) if residual is not None else None
         if alignment is not None:
-            wave, sr, token_times = speak_segments(voice, seq, alignment.segments, alignment.durations, total, noise, seed)
-            durations = alignment.durations
+            durations = alignment.durations.copy()
+            if dur_res is not None:  # reshape inside each phrase; the phrase keeps its lip span
+                for seg in alignment.segments:
+                    d = durations[seg.token_start : seg.token_end] * np.exp(dur_res[seg.token_start : seg.token_end] - 0.0)
+                    durations[seg.token_start : seg.token_end] = d * (seg.duration / max(d.sum(), 1e-9))
+            wave, sr, token_times = speak_segments(voice, seq, alignment.segments, durations, total, noise, seed)
         else:
-            rate_at = lambda s: np.interp(s, frame_times, targets["rate"])  # noqa: E731
-            mid = np.cumsum(natural) - natural / 2
-            scales = 1.0 / rate_at(mid)
+            if dur_res is not None:
+                scales = np.exp(dur_res)
+            else:
+                mid = pre_times.mean(axis=1)
+                scales = 1.0 / np.interp(mid, frame_times, targets["rate"])
             wave, sr, token_times = speak_free(voice, seq, scales, noise, seed)
             durations = token_times[:, 1] - token_times[:, 0]
-            n_out = wave.size / sr
-            grid = np.linspace(0, n_out, max(2, int(n_out * _PROSODY_FPS)))
-            targets = {k: np.interp(grid, frame_times * (n_out / total), v) for k, v in targets.items()}
-            frame_times = grid
         timings["synthesis"] = time.perf_counter() - t
 
-        # 5. prosody: F0 (PSOLA), energy, tilt; level; 24 kHz
+        # 5. prosody on the spoken timeline: F0 (PSOLA), energy, tilt; level; 24 kHz
         t = time.perf_counter()
-        base_db = active_rms_db(wave, sr)
         if not np.any(np.abs(wave) > 0):
             raise NoSpeechError("the voice produced no sound for this script")
-        shaped = apply_targets(wave, sr, frame_times, targets)
+        base_db = active_rms_db(wave, sr)
+        out_n = max(2, int(np.ceil(wave.size / sr * _PROSODY_FPS)))
+        out_times = (np.arange(out_n) + 0.5) / _PROSODY_FPS
+        if residual is not None:
+            shaped_targets = self.to_output_timeline(residual, pre_times, token_times, out_times)
+            applied = {"f0": np.full(out_n, ref_ratio), "range": np.ones(out_n),
+                       "energy": shaped_targets[:, 2], "tilt": shaped_targets[:, 3]}  # fmt: skip
+            shaped = apply_targets(wave, sr, out_times, applied, f0_offset=shaped_targets[:, 1])
+        else:
+            at = out_times if alignment is not None else self.to_output_timeline(
+                None, pre_times, token_times, out_times, values_at_frames=False)[:, 0]  # fmt: skip
+            applied = {k: np.interp(at, frame_times, v) for k, v in targets.items()}
+            applied["f0"] = applied["f0"] * ref_ratio
+            shaped = apply_targets(wave, sr, out_times, applied)
         out = finish(shaped, sr, SPEECH_SAMPLE_RATE, reference_db=base_db)
         if alignment is not None:
             n = int(round(total * SPEECH_SAMPLE_RATE))
@@ -216,6 +250,48 @@ class DubbingPipeline(AffectPipeline):
         if output_path is not None:
             result.output_path = result.save(output_path)
         return result
+
+    # ------------------------------------------------------------------------------------------ prosody DiT
+
+    def sample_prosody(self, seq, token_times, emb, num_frames, guidance, steps, generator, callback) -> np.ndarray:
+        """The Prosody DiT's ``(num_frames, 4)`` sample in natural units on the pre-prosody timeline."""
+        feats, _ = phoneme_features(seq, np.diff(token_times, axis=1)[:, 0], _PROSODY_FPS, num_frames, token_times=token_times)
+        cond, neg = self.emotion_conditions([emb], num_frames, guidance)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        x = self.denoise(self.prosody_dit, (1, num_frames, 4), {"phonemes": torch.from_numpy(feats)[None]}, cond, neg,
+                         guidance_scales={"content": 1.0, "emotion": guidance}, num_inference_steps=steps,
+                         generator=generator, callback_on_step_end=callback, window=self.config.window,
+                         overlap=self.config.overlap)  # fmt: skip
+        return x[0].float().cpu().numpy() * np.asarray(self.config.x0_scale, dtype=np.float32)
+
+    @staticmethod
+    def token_values(values: np.ndarray, token_times: np.ndarray, n_tokens: int) -> np.ndarray:
+        """Mean of a per-frame value over each token's frames (0 for tokens shorter than a frame)."""
+        t = (np.arange(values.size) + 0.5) / _PROSODY_FPS
+        out = np.zeros(n_tokens)
+        for i, (a, b) in enumerate(token_times):
+            m = (t >= a) & (t < b)
+            out[i] = values[m].mean() if m.any() else 0.0
+        return out
+
+    @staticmethod
+    def to_output_timeline(values: np.ndarray, pre_times: np.ndarray, out_token_times: np.ndarray, out_times: np.ndarray,
+                           values_at_frames: bool = True) -> np.ndarray:  # fmt: skip
+        """Carry per-frame ``values (n, c)`` from the pre-prosody token timeline to the spoken one, each frame to
+        the same relative place inside its token; outside tokens the nearest value holds. With
+        ``values_at_frames=False`` returns, per output time, the matching pre-prosody time."""
+        s_out, e_out = out_token_times[:, 0], out_token_times[:, 1]
+        k = np.clip(np.searchsorted(e_out, out_times, side="right"), 0, len(s_out) - 1)
+        r = np.clip((out_times - s_out[k]) / np.maximum(e_out[k] - s_out[k], 1e-6), 0.0, 1.0)
+        pre = pre_times[k, 0] + r * (pre_times[k, 1] - pre_times[k, 0])
+        before, after = out_times < s_out[0], out_times >= e_out[-1]
+        pre = np.where(before, pre_times[0, 0] - (s_out[0] - out_times), pre)
+        pre = np.where(after, pre_times[-1, 1] + (out_times - e_out[-1]), pre)
+        if not values_at_frames:
+            return pre[:, None]
+        t_in = (np.arange(values.shape[0]) + 0.5) / _PROSODY_FPS
+        return np.stack([np.interp(pre, t_in, values[:, c]) for c in range(values.shape[1])], axis=1)
 
     # ------------------------------------------------------------------------------------------ reference
 

@@ -12,6 +12,7 @@ TRAINERS = {
     "emotion-speech": "affectstudio.apps.train.emotion_speech",
     "emotion-face": "affectstudio.apps.train.emotion_face",
     "music": "affectstudio.apps.train.music",
+    "dubbing": "affectstudio.apps.train.dubbing",
 }
 
 
