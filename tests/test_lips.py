@@ -27,7 +27,8 @@ def test_activity_from_synthetic_opening_bridges_closures():
     active, peaks = lip_activity_from_opening(opening, fps)
     spans = spans_from_mask(active, fps)
     assert len(spans) == 1  # closures between syllables do not split the span
-    assert spans[0][0] == pytest.approx(2.0, abs=0.35) and spans[0][1] == pytest.approx(5.0, abs=0.35)
+    # spans reach ~0.3 s beyond the first and last opening (voice onsets lead and offsets trail the mouth)
+    assert 1.6 <= spans[0][0] <= 2.05 and 4.95 <= spans[0][1] <= 5.4
     assert 12 <= len(peaks) <= 16 and np.all(active[peaks])  # |sin| at 2.5 Hz: 5 openings a second
 
 
