@@ -99,11 +99,13 @@ def eye_centers(landmarks):
     return right, left
 
 
-def interocular(landmarks):
-    """Inter-ocular distance (eye centre to eye centre, in the image plane) of ``(..., 478, 2+)`` landmarks:
-    the one unit every face measure of the project is normalised by. Tensors stay tensors."""
+def interocular(landmarks, in_plane: bool = True):
+    """Inter-ocular distance (eye centre to eye centre) of ``(..., 478, 2+)`` landmarks: the one unit every face
+    measure of the project is normalised by. ``in_plane`` measures it in the image plane (x, y: the unit of
+    image-space framing and warps); ``in_plane=False`` in 3D (x, y, z: the unit of the head-fixed frame,
+    unchanged by yaw). Tensors stay tensors."""
     right, left = eye_centers(landmarks)
-    d = (left - right)[..., :2]
+    d = (left - right)[..., :2] if in_plane else left - right
     return d.norm(dim=-1) if hasattr(d, "detach") else np.linalg.norm(d, axis=-1)
 
 
@@ -118,7 +120,7 @@ def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     right, left = eye_centers(lm)
     origin = 0.5 * (right + left)  # (t, 3)
     ex = left - right
-    iod = np.linalg.norm(ex, axis=-1)
+    iod = interocular(lm, in_plane=False)
     ex = ex / np.maximum(iod, 1e-9)[:, None]
     down = lm[:, _K["subnasale"]] - lm[:, _K["nose_bridge"]]
     ey = down - (down * ex).sum(-1, keepdims=True) * ex

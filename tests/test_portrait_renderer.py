@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from affectstudio.conditioning.face import KEYPOINTS
 from affectstudio.models.portrait import (
     EXPRESSION_CHANNELS,
     LIPS_LOWER_INNER,
@@ -15,6 +16,10 @@ from affectstudio.models.portrait import (
     MotionCodec,
     PortraitRenderer,
 )
+
+K = KEYPOINTS
+LIP_MID = [K["upper_lip_inner"], K["lower_lip_inner"]]
+CORNERS = [K["mouth_corner_r"], K["mouth_corner_l"]]
 
 mp = pytest.importorskip("mediapipe")
 skdata = pytest.importorskip("skimage.data")
@@ -76,9 +81,9 @@ def test_estimate_neutral_removes_the_smile(portrait):
     # decode(reference_motion, neutral) reproduces the photo
     rec = codec.decode(ref_motion, neutral)
     assert (rec - torch.from_numpy(lm))[:, :2].norm(dim=-1).mean() < 0.5
-    lift = lambda p: float(p[[13, 14], 1].mean() - p[[61, 291], 1].mean())  # noqa: E731
+    lift = lambda p: float(p[LIP_MID, 1].mean() - p[CORNERS, 1].mean())  # noqa: E731
     assert lift(neutral) < lift(torch.from_numpy(lm)) - 2.0
-    gap = lambda p: float(p[14, 1] - p[13, 1])  # noqa: E731
+    gap = lambda p: float(p[K["lower_lip_inner"], 1] - p[K["upper_lip_inner"], 1])  # noqa: E731
     assert gap(neutral) < 0.5 < gap(torch.from_numpy(lm))
 
 
@@ -151,7 +156,7 @@ def test_batch_matches_single(prepared):
 def test_blink_closes_the_eyes(prepared):
     renderer, state = prepared
     q = renderer.target_landmarks(state, torch.stack([_motion(renderer.codec), _motion(renderer.codec, blink=1.0)]))
-    opening = q[:, 145, 1] - q[:, 159, 1]
+    opening = q[:, K["lower_lid_r"], 1] - q[:, K["upper_lid_r"], 1]
     assert opening[1] < 0.3 * opening[0]
 
 
