@@ -147,8 +147,8 @@ class VideoMusicPipeline(AffectPipeline):
         """Per-second curve: the user's emotion (static, curve, or spec) overrides the video's."""
         n = max(1, int(np.ceil(duration * EMOTION_FPS)))
         if emotion is None:
-            curve = analysis.emotion_curve(EMOTION_FPS).resample(n) if analysis.emotion_curve(EMOTION_FPS).num_frames != n \
-                else analysis.emotion_curve(EMOTION_FPS)
+            curve = analysis.emotion_curve(EMOTION_FPS)
+            curve = curve if curve.num_frames == n else curve.resample(n)
             return curve if intensity is None else curve.with_intensity(intensity)
         emb = self.resolve_emotion(emotion, intensity, n, EMOTION_FPS)
         return emb if emb.is_curve else emb.resample(n)
@@ -237,8 +237,9 @@ class VideoMusicPipeline(AffectPipeline):
                                        emotion_intensity)
             # 4. plan
             sec = np.arange(max(1, int(np.ceil(length)))) + 0.5
+            motion = np.interp(sec, analysis.times, analysis.motion) if len(analysis.times) else None
             plan = plan_structure(length, analysis.cut_times[analysis.cut_times < length], curve, EMOTION_FPS,
-                                  motion=np.interp(sec, analysis.times, analysis.motion) if len(analysis.times) else None,
+                                  motion=motion,
                                   tempo=tempo, key=key, rng=rng)
             timings["plan_s"] = time.perf_counter() - t
             # 5. per-bar rolls

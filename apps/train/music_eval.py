@@ -116,7 +116,8 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
              "score_lufs": round(integrated_loudness(out.waveform, out.sample_rate), 2),
              "mp4_peak_after_aac": round(float(np.abs(decoded).max()), 4),
              "mp4_clipped_samples": int(np.sum(np.abs(decoded) >= 0.999)),
-             "cuts_detected": [round(float(c), 2) for c in out.cut_times], "timings_s": {k: round(v, 2) for k, v in out.timings.items()}}
+             "cuts_detected": [round(float(c), 2) for c in out.cut_times],
+             "timings_s": {k: round(v, 2) for k, v in out.timings.items()}}
         cut_bars = np.flatnonzero(out.plan.cut_bar)
         r["chord_change_at_cuts"] = f"{sum(out.chords[i] != out.chords[i - 1] for i in cut_bars)}/{len(cut_bars)}"
         r.update(audio_metrics(out.waveform, out.sample_rate, cuts, out.plan.bar_starts))

@@ -32,7 +32,8 @@ RHYTHMS = {
     1: [((0, 2), (2, 2)), ((0, 1.5), (1.5, 0.5), (2, 2)), ((0, 1), (1, 1), (2, 2)), ((0, 3), (3, 1))],
     2: [((0, 1), (1, 1), (2, 1.5), (3.5, 0.5)), ((0, 1.5), (1.5, 0.5), (2, 1), (3, 1)),
         ((0, 1), (1, 0.5), (1.5, 0.5), (2, 2)), ((0.5, 0.5), (1, 1), (2, 1), (3, 1))],
-    3: [((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)), ((0, 1), (1, 0.5), (1.5, 0.5), (2, 1), (3, 0.5), (3.5, 0.5)),
+    3: [((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)),
+        ((0, 1), (1, 0.5), (1.5, 0.5), (2, 1), (3, 0.5), (3.5, 0.5)),
         ((0, 0.75), (0.75, 0.75), (1.5, 0.5), (2, 1), (3, 1))],
     4: [((0, 0.5), (0.5, 0.5), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.25), (2.75, 0.25), (3, 1)),
         ((0, 0.5), (0.5, 0.25), (0.75, 0.25), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.5), (3, 0.5), (3.5, 0.5))],
@@ -54,7 +55,8 @@ def _voicing(pcs: tuple[int, ...], prev: list[int] | None, low: int = 52, high: 
     if not candidates:
         return [60 + pc for pc in pcs]
     target = prev or [60, 64, 67]
-    cost = [abs(np.mean(c) - np.mean(target)) + 0.3 * sum(min(abs(n - t) for t in target) for n in c) for c in candidates]
+    cost = [abs(np.mean(c) - np.mean(target)) + 0.3 * sum(min(abs(n - t) for t in target) for n in c)
+            for c in candidates]
     return candidates[int(np.argmin(cost))]
 
 
@@ -96,7 +98,10 @@ class Arranger:
         start = self.time(bar, beat)
         beats = self.plan.bar_beats[bar]
         end_beat = beat + length
-        end = self.time(bar, end_beat) if end_beat <= beats else self.time(bar, beats) + (end_beat - beats) * 60.0 / self.plan.bar_tempo[bar]
+        if end_beat <= beats:
+            end = self.time(bar, end_beat)
+        else:  # rings into the next bar
+            end = self.time(bar, beats) + (end_beat - beats) * 60.0 / self.plan.bar_tempo[bar]
         if humanize and beat > 0:
             start += float(self.rng.normal(0, 0.006))
         if self.style.swing and abs(beat % 1 - 0.5) < 1e-6:
@@ -134,7 +139,10 @@ class Arranger:
             prev = voicing
             tones = voicing + [voicing[0] + 12]
             # each section has its own figure (a section change is heard at the cut): up-down, or broken
-            order = tones + tones[-2:0:-1] if self.plan.section[bar] % 2 == 0 else [tones[0], tones[2], tones[1], tones[-1]]
+            if self.plan.section[bar] % 2 == 0:
+                order = tones + tones[-2:0:-1]
+            else:
+                order = [tones[0], tones[2], tones[1], tones[-1]]
             slow = self.plan.bar_tempo[bar] < 100  # slow music keeps a quarter-note pulse
             step = {1: 1.0, 2: 1.0 if slow else 0.5, 3: 0.5, 4: 0.25}[int(lvl)]
             for i, beat in enumerate(np.arange(0, beats, step)):
@@ -158,7 +166,8 @@ class Arranger:
                 pattern = [(b, 0.5, root + (12 if i % 2 else 0)) for i, b in enumerate(np.arange(0, 4, 0.5))]
             for beat, length, pitch in pattern:
                 if beat < beats:
-                    self.add("bass", pitch, bar, beat, min(length, beats - beat), self.velocity(bar, 6 if beat == 0 else 0, -4))
+                    vel = self.velocity(bar, 6 if beat == 0 else 0, -4)
+                    self.add("bass", pitch, bar, beat, min(length, beats - beat), vel)
 
     def write_melody(self):
         p, rng = self.plan, self.rng
@@ -210,7 +219,8 @@ class Arranger:
             # without a kit, mark cuts with a soft low piano/string accent in the bass part instead
             for bar in np.where(self.plan.cut_bar)[0]:
                 root = 36 + (self.chords[bar].root(self.key_at(bar)) - 36) % 12
-                self.add("bass", root - 12 if root >= 36 else root, int(bar), 0.0, 1.0, self.velocity(bar, 14), humanize=False)
+                low = root - 12 if root >= 36 else root
+                self.add("bass", low, int(bar), 0.0, 1.0, self.velocity(bar, 14), humanize=False)
             return
         p, g = self.plan, 1.0 * self.style.drum_scale
 

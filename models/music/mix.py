@@ -2,8 +2,9 @@
 
 Order: sum the stems; apply the ducking gain (−``duck_db`` where the clip has speech, 80 ms attack,
 400 ms release) and the fade-out; normalise the integrated loudness (ITU-R BS.1770 via ``pyloudnorm``) to
-``target_lufs``; then a look-ahead peak limiter holds the 4×-oversampled true peak under ``ceiling_db``
-(CLI.md asks for ~1 dB of AAC headroom); loudness and limiting alternate until within 0.3 LU.
+``target_lufs`` while a look-ahead peak limiter holds sample peaks 0.7 dB under ``ceiling_db`` (loudness and
+limiting alternate until within 0.25 LU); finally the 4×-oversampled true peak is checked against
+``ceiling_db`` (CLI.md asks for ~1 dB of AAC headroom) and the whole mix scaled down if it passes.
 The same gain curve is applied to every stem, so the stems still sum to the mix.
 """
 
@@ -43,31 +44,47 @@ def gain_curve(n: int, sample_rate: int, speech: np.ndarray | None = None, speec
     return g
 
 
-def integrated_loudness(wave: np.ndarray, sample_rate: int) -> float:
+def integrated_loudness(wave: np.ndarray, sample_rate: int, fast: bool = False) -> float:
+    """ITU-R BS.1770 integrated loudness (LUFS). ``fast``: measured on every other sample (the K-weighted
+    level of music changes by < 0.1 LU; used inside the mastering loop, the final check is full-rate)."""
     try:
         import pyloudnorm
     except ImportError as e:
         raise DependencyError("loudness normalisation needs pyloudnorm: run scripts/setup.sh") from e
+    if fast:
+        wave, sample_rate = np.asarray(wave)[::2], sample_rate // 2
     block = min(0.4, max(0.05, len(wave) / sample_rate / 2))
     return float(pyloudnorm.Meter(sample_rate, block_size=block).integrated_loudness(np.asarray(wave, np.float64)))
 
 
-def true_peak_limit(wave: np.ndarray, sample_rate: int, ceiling_db: float = CEILING_DB,
-                    lookahead: float = 0.005, release: float = 0.08) -> np.ndarray:
-    """Look-ahead limiter on the 4×-oversampled envelope: gain reduction only where the peak would pass
-    ``ceiling_db``, ramped in over ``lookahead`` and released over ``release`` seconds."""
-    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+def true_peak(wave: np.ndarray, candidates: int = 512, half: int = 32) -> float:
+    """4×-oversampled peak (linear), computed around the ``candidates`` largest sample peaks (inter-sample
+    peaks sit next to sample peaks; 60 s at 44.1 kHz: ~5 ms instead of ~0.8 s for the whole signal)."""
     from scipy.signal import resample_poly
 
-    ceiling = 10 ** (ceiling_db / 20) * 0.98
-    over = np.abs(resample_poly(wave, 4, 1)).reshape(-1, 4).max(1)[: len(wave)]
-    if over.max(initial=0.0) <= ceiling:
-        return wave
-    need = np.minimum(1.0, ceiling / np.maximum(over, 1e-9))  # (n,) required gain
-    la = max(1, int(lookahead * sample_rate))
-    held = -maximum_filter1d(-need, size=2 * la + 1 + int(release * sample_rate), origin=-int(release * sample_rate) // 2)
-    smooth = uniform_filter1d(held, size=la)
-    return (wave * np.minimum(smooth, held)).astype(np.float32)
+    wave = np.asarray(wave, np.float32)
+    if wave.size <= 2 * candidates * half:
+        return float(np.abs(resample_poly(wave, 4, 1)).max(initial=0.0))
+    top = np.argpartition(np.abs(wave), -candidates)[-candidates:]
+    padded = np.pad(wave, half)
+    segments = padded[top[:, None] + np.arange(2 * half)[None]]  # (k, 2·half) centred on each peak
+    up = np.abs(resample_poly(segments, 4, 1, axis=1))[:, 4 * (half - 4): 4 * (half + 4)]  # centre: no edge ringing
+    return float(max(up.max(), np.abs(wave).max()))
+
+
+def limiter_gain(wave: np.ndarray, sample_rate: int, ceiling: float, lookahead: float = 0.005,
+                 release: float = 0.08) -> np.ndarray:
+    """(n,) gain of a look-ahead peak limiter: reduction only where ``|wave|`` would pass ``ceiling``, ramped
+    in over ``lookahead`` and held/released over ``release`` seconds."""
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+    peak = np.abs(wave)
+    if peak.max(initial=0.0) <= ceiling:
+        return np.ones_like(wave)
+    need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-9))
+    la, rel = max(1, int(lookahead * sample_rate)), int(release * sample_rate)
+    held = -maximum_filter1d(-need, size=2 * la + 1 + rel, origin=-rel // 2)
+    return np.minimum(uniform_filter1d(held, size=la), held).astype(np.float32)
 
 
 def master(stems: dict[str, np.ndarray], sample_rate: int, duration: float, speech: np.ndarray | None = None,
@@ -76,19 +93,23 @@ def master(stems: dict[str, np.ndarray], sample_rate: int, duration: float, spee
     """Mix ``stems`` to exactly ``duration`` seconds: (mix, processed stems)."""
     n = int(round(duration * sample_rate))
     fitted = {k: np.pad(v[:n], (0, max(0, n - len(v)))).astype(np.float32) for k, v in stems.items()}
-    mix = np.sum(list(fitted.values()), axis=0) if fitted else np.zeros(n, np.float32)
+    raw = np.sum(list(fitted.values()), axis=0) if fitted else np.zeros(n, np.float32)
     fade = min(fade, 0.25 * duration)
     g = gain_curve(n, sample_rate, speech, fade_start=duration - fade, fade_end=duration + 0.05 * fade)
-    mix = mix * g
-    for _ in range(5):  # normalise, limit, re-measure: converges in 2–4 rounds on peaky material
-        loud = integrated_loudness(mix, sample_rate)
-        if not np.isfinite(loud) or abs(loud - target_lufs) < 0.3:
+    base = raw * g
+    ceiling = 10 ** ((ceiling_db - 0.7) / 20)  # sample-peak ceiling, with margin for inter-sample peaks
+    level, limit = 1.0, np.ones(n, np.float32)
+    for _ in range(6):  # normalise, limit, re-measure: converges in 2–4 rounds on peaky material
+        loud = integrated_loudness(base * level * limit, sample_rate, fast=True)
+        if not np.isfinite(loud) or abs(loud - target_lufs) < 0.25:
             break
-        step = 10 ** ((target_lufs - loud) / 20)
-        mix = mix * step
-        g = g * step
-        limited = true_peak_limit(mix, sample_rate, ceiling_db)
-        g = g * np.where(np.abs(mix) > 1e-9, limited / np.where(np.abs(mix) > 1e-9, mix, 1.0), 1.0)
-        mix = limited
+        level *= 10 ** ((target_lufs - loud) / 20)
+        limit = limiter_gain(base * level, sample_rate, ceiling)
+    g = g * level * limit
+    mix = raw * g
+    tp = true_peak(mix)
+    if tp > 10 ** (ceiling_db / 20):  # rare: an inter-sample peak above the margin
+        g *= 10 ** (ceiling_db / 20) / tp
+        mix = raw * g
     out_stems = {k: (v * g).astype(np.float32) for k, v in fitted.items()}
     return np.clip(mix, -1.0, 1.0).astype(np.float32), out_stems

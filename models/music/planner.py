@@ -112,7 +112,8 @@ def fit_bars(duration: float, cuts: np.ndarray, bpm: float, max_stretch: float =
                 size = 3
             bars.append((start + k * b, start + (k + size) * b, size, tempo, j > 0 and k == 0))
             k += size
-    return np.asarray(beat_times, np.float64), bars, np.asarray(anchors[1:], np.float32), np.asarray(skipped, np.float32)
+    anchored, skipped = np.asarray(anchors[1:], np.float32), np.asarray(skipped, np.float32)
+    return np.asarray(beat_times, np.float64), bars, anchored, skipped
 
 
 def plan_structure(duration: float, cut_times, emotion: EmotionEmbedding, emotion_fps: float = 1.0,

@@ -132,7 +132,8 @@ def _load_synth(path: str, worker: int = 0):
     try:
         import fluidsynth
     except (ImportError, OSError) as e:
-        raise DependencyError(f"music rendering needs pyfluidsynth and libfluidsynth3 ({e}): run scripts/setup.sh") from e
+        raise DependencyError(f"music rendering needs pyfluidsynth and libfluidsynth3 ({e}): "
+                              "run scripts/setup.sh") from e
     synth = fluidsynth.Synth(gain=0.5, samplerate=float(SAMPLE_RATE), **{"synth.dynamic-sample-loading": 1,
                                                                           "synth.polyphony": 256,
                                                                           "synth.chorus.active": 0})
