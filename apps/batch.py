@@ -197,6 +197,7 @@ def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: i
                 progress(bar.n, len(jobs))
     finally:
         bar.close()
+    remove_partials(todo)  # a worker killed mid-write leaves its hidden partial file behind
     counts = state.counts
     echo(f"batch: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped; "
          f"manifest: {out_dir / MANIFEST}")

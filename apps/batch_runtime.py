@@ -10,7 +10,9 @@ keep the pipelines' console bars quiet. The core never sees gradio; pipelines ne
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import os
+import sys
 import threading
 import time
 import traceback
@@ -62,26 +64,61 @@ class _ReportingBar:
         pass
 
 
+_PIPELINE_UTILS = "diffusers.pipelines.pipeline_utils"
+
+
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Patches diffusers the moment a renderer first imports it, so a job that fails its cheap input checks
+    never pays for importing diffusers (and torch) just to be quiet."""
+
+    def find_spec(self, name, path, target=None):
+        if name != _PIPELINE_UTILS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                exec_module = spec.loader.exec_module
+
+                def exec_and_patch(module, _exec=exec_module):
+                    _exec(module)
+                    _patch(module.DiffusionPipeline)
+
+                spec.loader.exec_module = exec_and_patch
+                return spec
+        return None
+
+
 def _install_patch() -> None:
-    """Wrap ``DiffusionPipeline.progress_bar`` once per process; inactive threads get diffusers' own bar."""
-    global _patched
+    """Wrap ``DiffusionPipeline.progress_bar`` once per process (now, or when diffusers is first imported);
+    threads outside :func:`pipeline_progress` get diffusers' own bar."""
     with _patch_lock:
-        if _patched:
+        if _patched or any(isinstance(f, _PatchAfterImport) for f in sys.meta_path):
             return
-        from diffusers import DiffusionPipeline
+        module = sys.modules.get(_PIPELINE_UTILS)
+        if module is not None:
+            _patch(module.DiffusionPipeline)
+        else:
+            sys.meta_path.insert(0, _PatchAfterImport())
 
-        original = DiffusionPipeline.progress_bar
 
-        def progress_bar(self, iterable=None, total=None):
-            state = getattr(_local, "state", None)
-            if state is None:
-                return original(self, iterable=iterable, total=total)
-            state["stage"] += 1
-            return _ReportingBar(state["report"], state["stage"], iterable=iterable, total=total)
+def _patch(DiffusionPipeline) -> None:
+    global _patched
+    if _patched:
+        return
+    original = DiffusionPipeline.progress_bar
 
-        progress_bar.__doc__ = original.__doc__
-        DiffusionPipeline.progress_bar = progress_bar
-        _patched = True
+    def progress_bar(self, iterable=None, total=None):
+        state = getattr(_local, "state", None)
+        if state is None:
+            return original(self, iterable=iterable, total=total)
+        state["stage"] += 1
+        return _ReportingBar(state["report"], state["stage"], iterable=iterable, total=total)
+
+    progress_bar.__doc__ = original.__doc__
+    DiffusionPipeline.progress_bar = progress_bar
+    _patched = True
 
 
 @contextlib.contextmanager

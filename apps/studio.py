@@ -1,4 +1,4 @@
-"""``affectstudio studio``: the Gradio app — tabs Talking Portrait, Dubbing, Music for Video, Emotion Lab, Scene, Batch.
+"""``affectstudio studio``: the Gradio app — Talking Portrait, Dubbing, Music for Video, Emotion Lab, Scene, Batch.
 
 One ``gr.Blocks`` builder per tab (``apps/studio_<tab>.py``), like F5-TTS's ``infer_gradio.py``. Generator tabs
 call the same one-function-per-job renderers as the CLI and batch (``apps.render``), which load each pipeline once
@@ -88,8 +88,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool 
     demo = build_studio()
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, show_error=True,
-                allowed_paths=[str(asset_path("samples")), str(_configs_dir())], prevent_thread_lock=prevent_thread_lock,
-                footer_links=["api", "settings"])
+                allowed_paths=[str(asset_path("samples")), str(_configs_dir())],
+                prevent_thread_lock=prevent_thread_lock, footer_links=["api", "settings"])
     return demo
 
 

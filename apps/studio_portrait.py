@@ -44,7 +44,7 @@ def build_tab(examples_dir) -> dict:
             emotion = gr.Textbox(label="Emotion or emotion curve", info=EMOTION_HELP, elem_id="portrait-emotion",
                                  placeholder="empty: read from the speech")
             seed, randomise = seed_controls()
-            with gr.Accordion("Advanced settings", open=False):
+            with gr.Accordion("Advanced settings", open=False, elem_id="portrait-advanced"):
                 with gr.Row():
                     use_intensity = gr.Checkbox(value=False, label="Override intensity")
                     intensity = gr.Slider(0, 1, value=0.8, step=0.05, label="Intensity")

@@ -33,7 +33,9 @@ def record_render(image, output, text=None, log=None, marker_dir=None, **kwargs)
         marker = Path(marker_dir) / f"{Path(output).stem}.crashed"
         if text == "crash" or not marker.exists():
             marker.touch()
-            os._exit(1)  # the worker process dies mid-job
+            out = Path(output)
+            (out.parent / f".{out.stem}.partial-{os.getpid()}{out.suffix}").write_bytes(b"half")
+            os._exit(1)  # the worker process dies mid-write
     if text and text.startswith("sleep"):
         time.sleep(float(text.split()[1]))
     with atomic_path(output) as tmp:

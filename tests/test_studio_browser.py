@@ -17,7 +17,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is absent (apt-get install chromium)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -69,6 +69,11 @@ def _value(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
 
 
+def _wait_value(page, elem_id: str, condition: str) -> None:
+    page.wait_for_function(f"() => {{ const e = document.querySelector('#{elem_id} textarea, #{elem_id} input');"
+                           f" return e && {condition}; }}")
+
+
 def test_every_tab_opens(page, shots):
     names = ["Talking Portrait", "Dubbing", "Music for Video", "Emotion Lab", "Scene", "Batch"]
     assert [t.inner_text().strip() for t in page.get_by_role("tab").all()] == names
@@ -82,13 +87,11 @@ def test_emotion_lab_reads_a_sentence_and_builds_a_curve(page, shots):
     _open_tab(page, "Emotion Lab")
     page.locator("#lab-text textarea").fill("We won the final and the whole street was dancing!")
     page.locator("#lab-read").click()
-    page.wait_for_function("() => { const e = document.querySelector('#lab-read-spec textarea, #lab-read-spec input');"
-                           " return e && e.value.length > 0; }")
+    _wait_value(page, "lab-read-spec", "e.value.length > 0")
     assert _value(page, "lab-read-spec") == "happy"
     assert "happy" in page.locator("#lab-probs").inner_text()
     page.get_by_role("button", name="Build curve").click()
-    page.wait_for_function("() => { const e = document.querySelector('#lab-curve-spec textarea, #lab-curve-spec input');"
-                           " return e && e.value.includes('@'); }")
+    _wait_value(page, "lab-curve-spec", "e.value.includes('@')")
     assert _value(page, "lab-curve-spec") == "neutral@0; happy:0.8@1.5; angry:0.8@3.5"
     page.get_by_role("button", name="Use this curve in the generator tabs").click()
     page.wait_for_timeout(1000)
@@ -104,7 +107,7 @@ def test_tiny_portrait_render_plays(page, shots):
     page.locator("#portrait-image input[type=file]").set_input_files(str(asset_path("samples", "portrait.jpg")))
     page.locator("#portrait-text textarea").fill("Hello there.")
     page.locator("#portrait-emotion textarea, #portrait-emotion input").first.fill("happy")
-    page.get_by_text("Advanced settings").click()
+    page.locator("#portrait-advanced").get_by_text("Advanced settings").click()
     steps = page.locator("#portrait-steps input[type=number]")
     steps.fill("2")
     steps.press("Tab")
@@ -113,7 +116,8 @@ def test_tiny_portrait_render_plays(page, shots):
     page.locator("#portrait-render").click()
     page.wait_for_function("() => document.querySelector('#portrait-video video') || "
                            "document.querySelector('[data-testid=\"toast-body\"]')", timeout=240_000)
-    assert page.locator("[data-testid=toast-body]").count() == 0, page.locator("[data-testid=toast-body]").inner_text()
+    toasts = page.locator("[data-testid=toast-body]")
+    assert toasts.count() == 0, toasts.first.inner_text()
     page.wait_for_function("() => { const v = document.querySelector('#portrait-video video');"
                            " return v && v.readyState >= 2 && v.duration > 0.5; }", timeout=60_000)
     page.evaluate("() => { const v = document.querySelector('#portrait-video video'); v.muted = true; "
