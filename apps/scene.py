@@ -79,3 +79,18 @@ def compose_scene(image: Path, text: str, output: Path, emotion: Optional[str] =
         if wav is not None:
             write_wav(wav, mix, sr)
     return {"output": output, "emotion": spec, "voice_seconds": len(voice_wave) / sr}
+
+
+SHOWCASE_TEXT = "I was so calm this morning. Then I saw what you did, and now I am furious!"
+SHOWCASE_CURVE = "neutral@0; angry:0.9@3"
+
+
+def scene_showcase(output_dir: Path):
+    """The demo's closing clip: the bundled portrait, one curve from calm to furious steering face, voice and score."""
+    from affectstudio.apps.render import render_scene
+    from affectstudio.assets import asset_path
+
+    path = Path(output_dir) / "scene.mp4"
+    render_scene(image=asset_path("samples", "portrait.jpg"), text=SHOWCASE_TEXT, output=path,
+                 emotion=SHOWCASE_CURVE, seed=0)
+    yield f"wrote {path} (scene: one curve '{SHOWCASE_CURVE}' steers the face, the voice and the score)"
