@@ -223,3 +223,11 @@ def test_paste_back_keeps_the_photo_and_its_size(portrait):
     assert rest.shape == img.shape and np.abs(rest.astype(float) - img).mean() < 1.5
     with pytest.raises(ValueError):
         renderer.prepare(img, lm, mode="full")
+
+
+def test_saved_module_path_is_stable():
+    """model_index.json names ``affectstudio.models.portrait`` (saved checkpoints keep loading)."""
+    from diffusers.pipelines.pipeline_loading_utils import _fetch_class_library_tuple
+
+    assert _fetch_class_library_tuple(MotionCodec()) == ("affectstudio.models.portrait", "MotionCodec")
+    assert _fetch_class_library_tuple(PortraitRenderer()) == ("affectstudio.models.portrait", "PortraitRenderer")

@@ -190,7 +190,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         paste = {}
         if mode == "paste_back":
-            paste = dict(photo=torch.from_numpy(np.ascontiguousarray(image)),
+            paste = dict(photo=torch.from_numpy(np.array(image, copy=True)),
                          paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather))[None, None])
         state = PortraitState(
             size=s, image=img[0], stack=stack, crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
