@@ -44,10 +44,10 @@ def test_usage_errors_are_one_line(capsys):
 
 @pytest.mark.parametrize("cmd", [["dub", "--video", "v.mp4", "--text", "hi", "-o", "o.mp4"],
                                  ["music", "--video", "v.mp4", "-o", "o.mp4"]])
-def test_later_generators_say_so(capsys, cmd):
+def test_generators_report_a_missing_video_in_one_line(capsys, cmd):
     code, _, err = run(capsys, *cmd)
     assert_one_line_error(code, err)
-    assert "not available yet" in err
+    assert "not found" in err and "v.mp4" in err
 
 
 def test_emotion_text_json(capsys):

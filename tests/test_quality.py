@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from affectstudio.apps import metrics as M
 from affectstudio.apps import quality as Q
 from affectstudio.errors import DependencyError
 
@@ -32,70 +33,70 @@ def bursts(seconds: float = 6.0, on=((0.5, 1.5), (2.5, 3.0), (4.0, 5.2))) -> np.
 
 
 def test_inner_lip_gap_is_normalised_by_interocular():
-    assert Q.inner_lip_gap(face68(0.0)) == pytest.approx(0.0, abs=1e-9)
-    assert Q.inner_lip_gap(face68(6.0, 60.0)) == pytest.approx(0.1)
-    assert Q.inner_lip_gap(face68(12.0, 120.0)) == pytest.approx(0.1)  # scale-free
-    assert Q.interocular(face68()) == pytest.approx(60.0)
+    assert M.inner_lip_gap(face68(0.0)) == pytest.approx(0.0, abs=1e-9)
+    assert M.inner_lip_gap(face68(6.0, 60.0)) == pytest.approx(0.1)
+    assert M.inner_lip_gap(face68(12.0, 120.0)) == pytest.approx(0.1)  # scale-free
+    assert M.interocular(face68()) == pytest.approx(60.0)
 
 
 def test_inner_lip_gap_batched_and_scale_invariant():
     batch = np.stack([face68(g) for g in (0.0, 3.0, 9.0)])  # (3, 68, 2)
-    np.testing.assert_allclose(Q.inner_lip_gap(batch), [0.0, 0.05, 0.15])
-    np.testing.assert_allclose(Q.inner_lip_gap(batch * 2.5 + 7.0), Q.inner_lip_gap(batch))
+    np.testing.assert_allclose(M.inner_lip_gap(batch), [0.0, 0.05, 0.15])
+    np.testing.assert_allclose(M.inner_lip_gap(batch * 2.5 + 7.0), M.inner_lip_gap(batch))
 
 
 def test_outer_lip_height():
     lm = face68(0.0)
     lm[51], lm[57] = [130, 150], [130, 168]
-    assert Q.outer_lip_height(lm) == pytest.approx(18 / 60)
+    assert M.outer_lip_height(lm) == pytest.approx(18 / 60)
 
 
 def test_envelope_length_timing_and_silence():
     wave = bursts()
-    env = Q.rms_envelope(wave, SR)
+    env = M.rms_envelope(wave, SR)
     assert env.shape == (150,)  # 6 s at 25 fps
     assert env[:10].max() == 0.0 and env[135:].max() == 0.0  # silence before 0.4 s and after 5.3 s
     assert env[18:32].min() > 0.05  # inside the first burst (0.5-1.5 s)
-    assert Q.rms_envelope(wave, SR, num_frames=100).shape == (100,)
+    assert M.rms_envelope(wave, SR, num_frames=100).shape == (100,)
     # smoothing is a plain centred moving average
-    raw = Q.rms_envelope(wave, SR, smooth=1)
-    np.testing.assert_allclose(Q.rms_envelope(wave, SR, smooth=3)[1:-1], (raw[:-2] + raw[1:-1] + raw[2:]) / 3)
+    raw = M.rms_envelope(wave, SR, smooth=1)
+    np.testing.assert_allclose(M.rms_envelope(wave, SR, smooth=3)[1:-1], (raw[:-2] + raw[1:-1] + raw[2:]) / 3)
 
 
 def test_pearson_on_synthetic_envelopes():
-    env = Q.rms_envelope(bursts(), SR)
+    env = M.rms_envelope(bursts(), SR)
     rng = np.random.default_rng(2)
     follows = 0.3 * env / env.max() + rng.normal(0, 0.01, env.size)
-    assert Q.pearson(follows, env) > 0.95
-    assert Q.pearson(follows[::-1], env) < 0.5  # a mouth driven by the reversed speech
-    assert Q.pearson(-follows, env) < -0.95
-    assert np.isnan(Q.pearson(np.ones(50), env))  # constant: undefined, not an error
+    assert M.pearson(follows, env) > 0.95
+    assert M.pearson(follows[::-1], env) < 0.5  # a mouth driven by the reversed speech
+    assert M.pearson(-follows, env) < -0.95
+    assert np.isnan(M.pearson(np.ones(50), env))  # constant: undefined, not an error
     with_nan = follows.copy()
     with_nan[10] = np.nan  # a frame without a face is skipped
-    assert Q.pearson(with_nan, env) == pytest.approx(Q.pearson(np.delete(follows, 10), np.delete(env, 10)))
+    assert M.pearson(with_nan, env) == pytest.approx(M.pearson(np.delete(follows, 10), np.delete(env, 10)))
 
 
 def test_lagged_pearson_finds_a_delay():
-    env = Q.rms_envelope(bursts(), SR, smooth=1)
+    env = M.rms_envelope(bursts(), SR, smooth=1)
     late = np.r_[np.zeros(2), env[:-2]]  # the mouth moves two frames after the sound
-    lags = Q.lagged_pearson(late, env, max_lag=3)
+    lags = M.lagged_pearson(late, env, max_lag=3)
     assert max(lags, key=lags.get) == 2 and lags[2] == pytest.approx(1.0)
 
 
 def test_silence_mask_and_core():
     env = np.r_[np.zeros(10), np.ones(10), np.full(10, 0.05), np.ones(5)]
-    silent = Q.silence_mask(env)
+    silent = M.silence_mask(env)
     np.testing.assert_array_equal(silent, env < 0.1)
-    core = Q.core_silence(silent, margin=3)
+    core = M.core_silence(silent, margin=3)
     assert core[:7].all() and not core[7:10].any()  # 3 frames before speech are not core
     assert core.sum() == 7 + 4  # middle pause: 10 frames minus 3 at each side
-    assert not Q.silence_mask(np.zeros(0)).any()
+    assert not M.silence_mask(np.zeros(0)).any()
 
 
 def test_lipsync_metrics_reports_closed_mouth_in_silence():
-    env = Q.rms_envelope(bursts(), SR)
+    env = M.rms_envelope(bursts(), SR)
     gap = 0.2 * env / env.max()
-    out = Q.lipsync_metrics(gap, gap[::-1], env, reference_gap=0.05)
+    out = M.lipsync_metrics(gap, gap[::-1], env, reference_gap=0.05)
     assert out["corr_envelope"] == pytest.approx(1.0)
     assert out["corr_reversed_control"] < 0.5
     assert out["gap_core_silence_mean"] == pytest.approx(0.0, abs=1e-9)
@@ -104,24 +105,24 @@ def test_lipsync_metrics_reports_closed_mouth_in_silence():
 
 
 def test_identity_stats_skip_missing_faces():
-    out = Q.identity_stats(np.array([0.2, 0.3, np.nan, 0.5]))
+    out = M.identity_stats(np.array([0.2, 0.3, np.nan, 0.5]))
     assert out["faces_found"] == 3 and out["max"] == 0.5
     assert out["mean"] == pytest.approx(1 / 3)
     assert out["fraction_le_0.40"] == pytest.approx(2 / 3)
-    assert Q.identity_stats(np.array([np.nan]))["faces_found"] == 0
+    assert M.identity_stats(np.array([np.nan]))["faces_found"] == 0
 
 
 def test_emotion_agreement_maps_labels():
     probs = np.zeros((4, 7))
-    probs[[0, 1, 2], Q.FER_LABELS.index("surprise")] = 1.0
-    probs[3, Q.FER_LABELS.index("happy")] = 1.0
-    out = Q.emotion_agreement(probs, "surprised")
+    probs[[0, 1, 2], M.FER_LABELS.index("surprise")] = 1.0
+    probs[3, M.FER_LABELS.index("happy")] = 1.0
+    out = M.emotion_agreement(probs, "surprised")
     assert out["classifier_label"] == "surprise"
     assert out["top_label_agreement"] == pytest.approx(0.75)
     assert out["top_label_counts"] == {"happy": 1, "surprise": 3}
     assert out["mean_probs"]["surprise"] == pytest.approx(0.75)
     with pytest.raises(ValueError):
-        Q.emotion_agreement(probs, "calm")
+        M.emotion_agreement(probs, "calm")
 
 
 def test_json_is_strict():
