@@ -114,11 +114,13 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
 
     cluster = client = None
     # allowed-failures=1: a task whose worker dies is rescheduled once, then raises KilledWorker.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False}):
+    # worker-saturation=1: a single-threaded worker holds one job at a time, so a crash implicates only that job.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         try:
             if address:
                 try:
-                    client = Client(address, timeout="20s")
+                    client = Client(address, timeout="10s")
                 except (OSError, TimeoutError, ValueError) as e:
                     raise InputError(f"cannot reach the Dask cluster at {address}: {one_line(e)}") from e
             else:

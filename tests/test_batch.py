@@ -152,6 +152,7 @@ def test_removed_output_is_rendered_again_on_resume(tmp_path, inputs):
     assert manifest(out)["a"]["status"] == "ok" and calls(tmp_path) == ["a.mp4", "a.mp4"]
 
 
+@pytest.mark.slow  # the client retries the address for 10 s before giving up
 def test_unreachable_cluster_is_a_user_error(tmp_path, inputs):
     jobs = write_jobs(inputs / "jobs.yaml", [
         {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"}])

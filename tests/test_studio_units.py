@@ -1,0 +1,55 @@
+"""Studio pieces without a browser: the curve table → CLI curve syntax, the emotion mixer, the progress bridge."""
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+
+
+def test_curve_table_gives_the_cli_curve_syntax():
+    from affectstudio.apps.studio_emotion import curve_spec
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+
+    rows = [[3.5, "angry", 0.8], [0, "neutral", 1.0], [6, "a quiet, simmering anger", None], ["", "", ""]]
+    spec = curve_spec(rows)
+    assert spec == "neutral@0; angry:0.8@3.5; a quiet, simmering anger@6"
+    curve = parse_emotion_spec("neutral@0; angry:0.8@3.5")
+    assert curve.times.tolist() == [0.0, 3.5]
+    for bad, words in [([[0, "happy:0.6,sad:0.4", 0.5]], "single label"),
+                       ([[0, "happy", 1], [0, "sad", 1]], "same time"), ([["soon", "happy", 1]], "number of seconds"),
+                       ([], "at least one row"), ([[0, "happy@2", 1]], "one emotion per row")]:
+        with pytest.raises(gr.Error, match=words):
+            curve_spec(bad)
+
+
+def test_mix_sliders_give_a_spec():
+    from affectstudio.apps.studio_emotion import LABELS, mix_spec
+
+    weights = [0.0] * len(LABELS)
+    weights[LABELS.index("happy")] = 0.6
+    assert mix_spec(*weights, 0.5) == "happy:0.5"
+    weights[LABELS.index("surprised")] = 0.2
+    assert mix_spec(*weights, 1.0) == "happy:0.75,surprised:0.25"
+    with pytest.raises(gr.Error):
+        mix_spec(*([0.0] * len(LABELS)), 1.0)
+
+
+def test_pipeline_progress_reaches_the_callback_and_only_this_thread():
+    import threading
+
+    from diffusers import DiffusionPipeline
+
+    from affectstudio.apps.batch_runtime import pipeline_progress
+
+    pipe = DiffusionPipeline()
+    seen, other = [], []
+    with pipeline_progress(lambda *a: seen.append(a)):
+        with pipe.progress_bar(total=3) as bar:
+            for _ in range(3):
+                bar.update()
+        list(pipe.progress_bar(iterable=range(2)))
+        t = threading.Thread(target=lambda: other.append(type(pipe.progress_bar(total=1)).__name__))
+        t.start()
+        t.join()
+    assert seen[-1] == (2, 2, 2) and (1, 3, 3) in seen
+    assert other and other[0] != "_ReportingBar"  # another thread keeps diffusers' own bar
+    assert type(pipe.progress_bar(total=1)).__name__ != "_ReportingBar"
