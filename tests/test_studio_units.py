@@ -53,3 +53,15 @@ def test_pipeline_progress_reaches_the_callback_and_only_this_thread():
     assert seen[-1] == (2, 2, 2) and (1, 3, 3) in seen
     assert other and other[0] != "_ReportingBar"  # another thread keeps diffusers' own bar
     assert type(pipe.progress_bar(total=1)).__name__ != "_ReportingBar"
+
+
+def test_a_generator_that_has_not_landed_shows_a_note(monkeypatch):
+    from affectstudio.apps import render
+    from affectstudio.apps.studio import build_studio
+
+    monkeypatch.delattr(render, "render_music")
+    demo = build_studio()
+    notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "Not available" in str(b.value)]
+    assert len(notes) == 1 and "render_music" in notes[0]
+    assert "music" not in {fn.api_name for fn in demo.fns.values()}
+    assert {"portrait", "dub", "scene", "read_emotion"} <= {fn.api_name for fn in demo.fns.values()}
