@@ -27,13 +27,13 @@ import numpy as np
 
 from affectstudio.conditioning.emotion.embedding import _ANCHORS, EmotionEmbedding
 from affectstudio.errors import InputError, MediaDecodeError
-from affectstudio.media import PathLike, VideoInfo, VideoWriter, _existing, ffmpeg_exe, load_audio
+from affectstudio.media import PathLike, VideoInfo, VideoWriter, _decode_with_ffmpeg, _existing, ffmpeg_exe
 
 ANALYSIS_WIDTH = 320  # decoded frame width (faces are read at this size)
 MAX_DECODE_FPS = 30.0  # higher frame rates are decimated while decoding
 THUMB = (64, 36)  # cut detection thumbnail (w, h)
 FLOW_WIDTH = 128  # optical flow runs on frames this wide
-FACE_FPS = 1.0  # face emotion reads per second
+FACE_FPS = 0.5  # face emotion reads per second
 SPEECH_FPS = 25.0  # speech activity rate
 
 
@@ -204,25 +204,27 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
         hsv[..., 0] *= 255.0 / 180.0
         diffs.append(0.0 if prev_hsv is None else float(np.abs(hsv - prev_hsv).mean()))
         prev_hsv = hsv
-        small = cv2.resize(frame, (FLOW_WIDTH, max(2, FLOW_WIDTH * frame.shape[0] // frame.shape[1])),
-                           interpolation=cv2.INTER_AREA)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        if i % step == 0:
-            stats.append(_colour_stats(small))
-            stat_t.append(i / dec_fps)
-            motion.append(np.nan)
-        if i % step == 1 % step and prev_gray is not None and i > 0:
-            flow = cv2.calcOpticalFlowFarneback(prev_gray, gray, None, 0.5, 2, 9, 2, 5, 1.1, 0)
-            mag = float(np.linalg.norm(flow, axis=-1).mean()) * dec_fps / gray.shape[1]
-            motion[-1] = mag if diffs[-1] < 30 else np.nan  # a pair across a cut is no motion
-        prev_gray = gray
+        if i % step in (0, 1 % step):  # colour and flow need the small frame only on the analysis grid
+            small = cv2.resize(frame, (FLOW_WIDTH, max(2, FLOW_WIDTH * frame.shape[0] // frame.shape[1])),
+                               interpolation=cv2.INTER_AREA)
+            gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+            if i % step == 0:
+                stats.append(_colour_stats(small))
+                stat_t.append(i / dec_fps)
+                motion.append(np.nan)
+            if i % step == 1 % step and prev_gray is not None and i > 0:
+                flow = cv2.calcOpticalFlowFarneback(prev_gray, gray, None, 0.5, 2, 9, 2, 5, 1.1, 0)
+                mag = float(np.linalg.norm(flow, axis=-1).mean()) * dec_fps / gray.shape[1]
+                motion[-1] = mag if diffs[-1] < 30 else np.nan  # a pair across a cut is no motion
+            prev_gray = gray
         if faces and i % face_step == face_step // 2:
             face_frames.append((i / dec_fps, frame.copy()))
     if i < 0:
         raise MediaDecodeError(f"video {path} has no decodable frames")
     timings["decode_features_s"] = time.perf_counter() - t_dec
     n_dec = i + 1
-    duration = float(info.duration)
+    # the video stream's own length (a container's duration can include a longer audio track)
+    duration = n_dec / dec_fps if n_dec > 1 else float(info.duration)
     cut_times, cut_scores = detect_cuts(np.asarray(diffs, np.float32), dec_fps)
     motion_arr = np.asarray(motion, np.float32)
     if np.isnan(motion_arr).all():
@@ -233,7 +235,7 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
         motion_arr = np.interp(idx, idx[ok], motion_arr[ok]).astype(np.float32)
     st = np.asarray(stats, np.float32).reshape(-1, 4)
     result = VideoAnalysis(
-        duration=duration if duration > 0 else n_dec / dec_fps, fps=info.fps, size=(info.width, info.height),
+        duration=float(duration), fps=info.fps, size=(info.width, info.height),
         times=np.asarray(stat_t, np.float32), brightness=st[:, 0], saturation=st[:, 1], colourfulness=st[:, 2],
         warmth=st[:, 3], motion=motion_arr, cut_times=cut_times, cut_scores=cut_scores, timings=timings)
     if face_frames:
@@ -316,9 +318,11 @@ def detect_speech(src, sample_rate: int = 16000) -> np.ndarray:
 
     from affectstudio.conditioning.speech import speech_activity
 
-    try:
-        wave, sr = load_audio(src, sample_rate=sample_rate)
+    try:  # ffmpeg resamples while decoding (cheaper than decoding at 48 kHz and resampling here)
+        wave, sr = _decode_with_ffmpeg(_existing(src, "video"), sample_rate)
     except MediaDecodeError:
+        return np.zeros(0, bool)
+    if wave.size == 0:
         return np.zeros(0, bool)
     active = speech_activity(wave, sr, fps=SPEECH_FPS)
     hop = int(sr / SPEECH_FPS)

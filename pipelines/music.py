@@ -172,11 +172,22 @@ class VideoMusicPipeline(AffectPipeline):
         bar_emotion = EmotionEmbedding(probs=curve.probs[idx], vad=curve.vad[idx], intensity=curve.intensity[idx])
         emotion = bar_emotion.as_condition()[None]  # (1, n, 12)
         content = {"bars": torch.from_numpy(feats)[None]}
-        y = self.denoise(self.dit, (1, n, BAR_CHANNELS), content, emotion,
-                         guidance_scales={"content": guidance_scale, "emotion": guidance_scale},
-                         num_inference_steps=num_inference_steps, generator=generator,
-                         callback_on_step_end=callback_on_step_end, window=64, overlap=8)
+        threads = torch.get_num_threads()
+        if self.dit.device.type == "cpu":  # a tiny model on ~30 tokens: more threads only contend (10× slower)
+            torch.set_num_threads(1)
+        try:
+            y = self._sample(n, content, emotion, num_inference_steps, generator, callback_on_step_end,
+                             guidance_scale)
+        finally:
+            torch.set_num_threads(threads)
         return decode_bars(y[0].float().cpu().numpy(), plan.mode)
+
+    def _sample(self, n, content, emotion, num_inference_steps, generator, callback_on_step_end, guidance_scale):
+        """The DiT's per-bar rolls ``(1, n, 48)``: windows of 64 bars, content and emotion guidance."""
+        return self.denoise(self.dit, (1, n, BAR_CHANNELS), content, emotion,
+                            guidance_scales={"content": guidance_scale, "emotion": guidance_scale},
+                            num_inference_steps=num_inference_steps, generator=generator,
+                            callback_on_step_end=callback_on_step_end, window=64, overlap=8)
 
     # -------------------------------------------------------------------------------------------- call
 
@@ -263,7 +274,9 @@ class VideoMusicPipeline(AffectPipeline):
             timings["render_s"] = time.perf_counter() - t
             t = time.perf_counter()
             speech = analysis.speech if analysis.speech.size else None
-            wave, stem_waves = master(parts, SAMPLE_RATE, length, speech)
+            mid = 0.5 * (plan.bar_starts + plan.bar_ends)
+            dynamics = (mid, 10.0 * (plan.loudness - plan.loudness.mean()))  # ±5 dB from the loudness targets
+            wave, stem_waves = master(parts, SAMPLE_RATE, length, speech, dynamics=dynamics)
             timings["master_s"] = time.perf_counter() - t
             out = VideoMusicOutput(waveform=wave, sample_rate=SAMPLE_RATE, midi=midi, emotion_curve=curve,
                                    cut_times=analysis.cut_times, tempo=float(plan.tempo), key=plan.key.name, plan=plan,

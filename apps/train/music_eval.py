@@ -107,9 +107,9 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
         out.save(out_dir / f"{name}.png")
         out.save(out_dir / f"{name}.mid")
         decoded, sr = load_audio(mp4)
-        from affectstudio.conditioning.video import quick_probe
+        from affectstudio.media import probe_video
 
-        vid = quick_probe(kw["video"]).duration
+        vid = probe_video(kw["video"]).duration  # the video stream (frames counted)
         cuts = out.plan.anchored_cuts
         r = {"style": out.style, "planned_tempo": round(out.tempo, 1), "planned_key": out.key,
              "video_s": round(vid, 3), "mp4_audio_s": round(len(decoded) / sr, 3),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .theory import Chord, chord_from_chroma
+from .theory import CHORD_TEMPLATES, CHORD_VOCAB, MODES, Chord, Key
 
 BAR_CHANNELS = 48
 PLAN_CHANNELS = 16
@@ -106,12 +106,57 @@ def plan_features(density, loudness, tempo, beats, cut, section_start, phrase_po
     return f
 
 
+def decode_chords(chord_chroma: np.ndarray, modes: list[str], contrast: float = 0.6, repeat_cost: float = 0.3,
+                  fifth_bonus: float = 0.08) -> list[Chord]:
+    """Per-bar chord chroma ``(n, 12)`` (0..1) → chords, by Viterbi over the vocabulary.
+
+    Emission: cosine between the bar's chroma *minus* ``contrast`` × the piece's mean chroma (a tonic-heavy
+    corpus makes every bar look a little like I; the contrast keeps what is specific to the bar) and each
+    template, plus a prior for the mode's diatonic chords and plain triads. Transition: a cost for holding
+    the same chord (harmony should move about once a bar) and a bonus for root motion by a fourth or fifth.
+    """
+    n = len(chord_chroma)
+    if n == 0:
+        return []
+    x = np.clip(np.asarray(chord_chroma, np.float32), 0, None)
+    x = x - contrast * x.mean(0, keepdims=True)
+    t = CHORD_TEMPLATES / np.linalg.norm(CHORD_TEMPLATES, axis=1, keepdims=True)  # (v, 12)
+    emit = (x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)) @ t.T  # (n, v)
+    prior = {m: _chord_prior(m) for m in set(modes)}
+    emit = emit + np.stack([prior[m] for m in modes])
+    roots = np.array([c.degree for c in CHORD_VOCAB])
+    motion = (roots[None, :] - roots[:, None]) % 12  # (from, to)
+    trans = np.where(np.eye(len(CHORD_VOCAB), dtype=bool), -repeat_cost, 0.0)
+    trans = trans + np.where(np.isin(motion, (5, 7)), fifth_bonus, 0.0)
+    score, back = emit[0].copy(), np.zeros((n, len(CHORD_VOCAB)), int)
+    for i in range(1, n):
+        total = score[:, None] + trans  # (from, to)
+        back[i] = np.argmax(total, axis=0)
+        score = total[back[i], np.arange(len(CHORD_VOCAB))] + emit[i]
+    path = [int(np.argmax(score))]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    return [CHORD_VOCAB[k] for k in reversed(path)]
+
+
+def _chord_prior(mode: str) -> np.ndarray:
+    scale = set(MODES[mode])
+    prior = np.zeros(len(CHORD_VOCAB), np.float32)
+    for k, ch in enumerate(CHORD_VOCAB):
+        pcs = set(ch.pitch_classes(Key(0, "major")))
+        prior[k] += 0.3 if pcs <= scale else 0.0
+        prior[k] += {"maj": 0.08, "min": 0.08, "dom7": 0.02, "maj7": 0.0, "min7": 0.0, "sus4": -0.35,
+                     "dim": -0.1}[ch.quality]
+    if mode == "minor":  # harmonic-minor dominant
+        prior[CHORD_VOCAB.index(Chord(7, "maj"))] += 0.3
+        prior[CHORD_VOCAB.index(Chord(7, "dom7"))] += 0.25
+    return prior
+
+
 def decode_bars(y: np.ndarray, modes: list[str]) -> dict:
-    """Model output ``(n, 48)`` → chords (key-relative :class:`Chord` per bar), melody pitch-class weights
-    ``(n, 12)``, register ``(n,)``, onset grids ``(n, 8)`` and density ``(n,)``, for the arranger."""
+    """Model output ``(n, 48)`` → chords (key-relative :class:`Chord` per bar, :func:`decode_chords`), melody
+    pitch-class weights ``(n, 12)``, register ``(n,)``, onset grids ``(n, 8)`` and density ``(n,)``."""
     x = from_model(y)
-    chords: list[Chord] = []
-    for i in range(len(x)):
-        chords.append(chord_from_chroma(x[i, CHORD] + 0.5 * x[i, BASS], modes[i], chords[-1] if chords else None))
+    chords = decode_chords(np.clip(x[:, CHORD], 0, 1) + 0.5 * np.clip(x[:, BASS], 0, 1), modes)
     return {"chords": chords, "melody_weights": np.clip(x[:, MELODY], 0, 1), "register": np.clip(x[:, REGISTER], -1, 1),
             "onsets": np.clip(x[:, ONSETS], 0, 1), "density": np.clip(x[:, DENSITY], 0, 1)}

@@ -89,13 +89,22 @@ def limiter_gain(wave: np.ndarray, sample_rate: int, ceiling: float, lookahead: 
 
 def master(stems: dict[str, np.ndarray], sample_rate: int, duration: float, speech: np.ndarray | None = None,
            fade: float = 2.0, target_lufs: float = TARGET_LUFS, ceiling_db: float = CEILING_DB,
-           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Mix ``stems`` to exactly ``duration`` seconds: (mix, processed stems)."""
+           dynamics: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Mix ``stems`` to exactly ``duration`` seconds: (mix, processed stems). ``dynamics = (times, gain_db)``
+    is a slow gain curve (the plan's per-bar loudness targets) applied before normalisation, so quiet and
+    loud passages keep their difference after it."""
     n = int(round(duration * sample_rate))
     fitted = {k: np.pad(v[:n], (0, max(0, n - len(v)))).astype(np.float32) for k, v in stems.items()}
     raw = np.sum(list(fitted.values()), axis=0) if fitted else np.zeros(n, np.float32)
     fade = min(fade, 0.25 * duration)
     g = gain_curve(n, sample_rate, speech, fade_start=duration - fade, fade_end=duration + 0.05 * fade)
+    if dynamics is not None:
+        from scipy.ndimage import uniform_filter1d
+
+        hop = sample_rate // 100
+        ctrl = np.interp(np.arange(0, n, hop) / sample_rate, dynamics[0], dynamics[1])
+        ctrl = uniform_filter1d(ctrl, size=50, mode="nearest")  # 0.5 s crossfades between bars
+        g = g * (10 ** (np.interp(np.arange(n), np.arange(0, n, hop), ctrl) / 20)).astype(np.float32)
     base = raw * g
     ceiling = 10 ** ((ceiling_db - 0.7) / 20)  # sample-peak ceiling, with margin for inter-sample peaks
     level, limit = 1.0, np.ones(n, np.float32)
