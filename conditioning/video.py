@@ -73,7 +73,8 @@ class VideoAnalysis:
 
         Valence rises with brightness, colourfulness and warm hues; arousal with motion, saturation and the
         local cut rate (EmoVid's and the film-music literature's cues). Coefficients are hand-set so that a
-        mid-grey, still, unedited shot is neutral and each cue alone moves a quarter to half of the range.
+        mid-grey, still, unedited shot is neutral and each cue alone moves a quarter to half of the range;
+        the sums pass through tanh.
         """
         f = lambda x: np.interp(times, self.times, x)  # noqa: E731
         bright, col, sat = f(self.brightness), f(self.colourfulness), f(self.saturation)
@@ -82,6 +83,7 @@ class VideoAnalysis:
         valence = 1.6 * (bright - 0.45) + 0.7 * (col - 0.3) + 0.25 * warm
         arousal = (0.9 * np.tanh(4.0 * motion) - 0.35 + 0.6 * (sat - 0.3) + 0.5 * np.tanh(2.0 * cut_rate)
                    + 0.2 * (col - 0.3))
+        valence, arousal = np.tanh(valence), np.tanh(arousal)  # saturate smoothly: extremes stay readable
         dominance = 0.5 * (bright - 0.45) + 0.2 * arousal
         return np.clip(np.stack([valence, arousal, dominance], -1), -1, 1).astype(np.float32)
 

@@ -147,7 +147,7 @@ class Arranger:
             step = {1: 1.0, 2: 1.0 if slow else 0.5, 3: 0.5, 4: 0.25}[int(lvl)]
             for i, beat in enumerate(np.arange(0, beats, step)):
                 vel = self.velocity(bar, accent=6 if beat % 1 == 0 else 0, part_gain=-16)
-                self.add("arp", order[i % len(order)], bar, float(beat), step * 1.5, vel)
+                self.add("arp", order[i % len(order)], bar, float(beat), step * (1.5 if step >= 1 else 1.1), vel)
 
     def write_bass(self):
         for bar, chord in enumerate(self.chords):
