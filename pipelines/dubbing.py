@@ -31,6 +31,7 @@ from affectstudio.media import load_audio, mux_audio, probe_video, write_wav
 from affectstudio.models.prosody import emotion_targets
 from affectstudio.models.voice import PiperVoice
 from affectstudio.models.voice_espeak import EspeakVoice
+from affectstudio.models.voice_reference import match_speaker, speaker_profile
 from affectstudio.models.voice_timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
 from affectstudio.models.dit import AffectDiT
 from affectstudio.pipelines.base import AffectPipeline
@@ -140,7 +141,8 @@ class DubbingPipeline(AffectPipeline):
             text: the script. language: ``en`` (neural voice), ``es``, ``fr``, ``de``, … (espeak-ng).
             emotion: label, ``label:intensity``, mix, free text, reference file, ``EmotionEmbedding`` or a curve
                 (``'neutral@0; angry@3'``); None is neutral. emotion_intensity: overrides the spec's, in [0, 1].
-            reference_audio: a recording of the target speaker (its pitch level is matched).
+            reference_audio: a recording of the target speaker (pitch level, formants and spectral envelope are
+                matched; see models/voice_reference.py).
             voice_model: a Piper ``.onnx`` (with ``.onnx.json`` beside it) to speak with instead of joe.
             generator / seed: randomness of the voice (its noise) and of the prosody model.
             num_inference_steps / emotion_guidance_scale: Prosody DiT sampling; a scale above 1 pushes away from
@@ -154,7 +156,7 @@ class DubbingPipeline(AffectPipeline):
         self.check_inputs(video, text, language, emotion_intensity, reference_audio, output_path)
         parsed = self.parse_emotion(emotion, emotion_intensity)
         seq = phonemize(text, language)
-        ref = self.reference_pitch(reference_audio) if reference_audio is not None else None
+        ref = self.reference_profile(reference_audio) if reference_audio is not None else None
         seed = int(seed) if seed is not None else (int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0)
         voice = self.select_voice(seq, voice_model)
         natural = voice.natural_durations(seq, seed=seed)
@@ -194,7 +196,6 @@ class DubbingPipeline(AffectPipeline):
             residual = self.sample_prosody(seq, pre_times, emb, num_frames, emotion_guidance_scale,
                                            num_inference_steps, generator, callback_on_step_end)  # fmt: skip
             timings["dit"] = time.perf_counter() - t
-        ref_ratio = 1.0 if ref is None else ref
 
         # 4. speak: exact durations per phoneme
         t = time.perf_counter()
@@ -222,6 +223,8 @@ class DubbingPipeline(AffectPipeline):
         if not np.any(np.abs(wave) > 0):
             raise NoSpeechError("the voice produced no sound for this script")
         base_db = active_rms_db(wave, sr)
+        own = speaker_profile(wave, sr) if ref is not None else None
+        ref_ratio = 1.0 if ref is None else float(np.clip(ref.median_f0 / own.median_f0, 0.6, 2.2))
         out_n = max(2, int(np.ceil(wave.size / sr * _PROSODY_FPS)))
         out_times = (np.arange(out_n) + 0.5) / _PROSODY_FPS
         if residual is not None:
@@ -235,6 +238,8 @@ class DubbingPipeline(AffectPipeline):
             applied = {k: np.interp(at, frame_times, v) for k, v in targets.items()}
             applied["f0"] = applied["f0"] * ref_ratio
             shaped = apply_targets(wave, sr, out_times, applied)
+        if ref is not None:
+            shaped = match_speaker(shaped, sr, own, ref)
         out = finish(shaped, sr, SPEECH_SAMPLE_RATE, reference_db=base_db)
         if alignment is not None:
             n = int(round(total * SPEECH_SAMPLE_RATE))
@@ -295,15 +300,7 @@ class DubbingPipeline(AffectPipeline):
 
     # ------------------------------------------------------------------------------------------ reference
 
-    def reference_pitch(self, reference_audio) -> float:
-        """F0 ratio that moves the voice's median pitch to the reference speaker's (clipped to 0.6–2.2).
-        Raises :class:`NoSpeechError` when the reference has no voiced speech."""
-        from affectstudio.models.prosody import f0_track
-
-        wave, sr = load_audio(reference_audio, sample_rate=16000, max_seconds=120)
-        _, f0 = f0_track(wave, sr)
-        voiced = f0[f0 > 0]
-        if voiced.size < 20 or float(np.sqrt(np.mean(wave**2))) < 1e-3:
-            raise NoSpeechError("the reference voice has no speech in it: give a recording of the speaker talking")
-        own = 95.0  # joe's median F0 (Hz), measured on its neutral renderings
-        return float(np.clip(np.median(voiced) / own, 0.6, 2.2))
+    def reference_profile(self, reference_audio):
+        """Pitch, formants and spectrum of the reference speaker (:class:`NoSpeechError` when it has no speech)."""
+        wave, sr = load_audio(reference_audio, sample_rate=22050, max_seconds=120)
+        return speaker_profile(wave, sr)

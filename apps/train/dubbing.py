@@ -30,7 +30,7 @@ def make_prosody_dit():
 
 def train_dubbing(out: str | Path, synthetic: int = 360, data: list[str] | None = None, steps: int = 2000,
                   batch_size: int = 16, init: str = "scratch", seed: int = 0, until: int | None = None,
-                  language: str = "en") -> Path:  # fmt: skip
+                  language: str = "en", window: int = 100, threads: int = 0) -> Path:  # fmt: skip
     """Build/load the data, train, save the pipeline; returns the pipeline folder."""
     import torch
 
@@ -43,6 +43,8 @@ def train_dubbing(out: str | Path, synthetic: int = 360, data: list[str] | None 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)  # on a crowded CPU one thread per process beats contended OpenMP pools
     voice = PiperVoice()
     examples: list[dict] = []
     cache = out / "synthetic.npz"
@@ -69,9 +71,9 @@ def train_dubbing(out: str | Path, synthetic: int = 360, data: list[str] | None 
             raise InputError("the bundled dubbing pipeline has no Prosody DiT to start from: use --init scratch")
     else:
         model = make_prosody_dit()
-    recipe = {"steps": steps, "batch_size": batch_size, "lr": 1e-3, "warmup_steps": 100, "seed": seed, "log_every": 50,
+    recipe = {"steps": steps, "batch_size": batch_size, "lr": 2e-3, "warmup_steps": 50, "seed": seed, "log_every": 50,
               "checkpoint_every": 250, "heldout_every": 250, "p_drop_content": 0.1, "p_drop_emotion": 0.15}  # fmt: skip
-    result = train_flow(model, ProsodyData(train), recipe, out, heldout=ProsodyData(held), until=until)
+    result = train_flow(model, ProsodyData(train, window), recipe, out, heldout=ProsodyData(held, window), until=until)
     dit = result.model.to("cpu").eval()
     pipe = DubbingPipeline(voice=voice, fallback_voice=EspeakVoice(), prosody_dit=dit, scheduler=make_scheduler("flow_euler"))
     pipe.save_pretrained(out / "pipeline")
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", choices=("scratch", "bundled"), default="scratch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--until", type=int, default=None, help="stop after this step (resume later)")
+    ap.add_argument("--window", type=int, default=100, help="training window in frames (25 fps)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
     path = train_dubbing(args.out, args.synthetic, args.data, args.steps, args.batch_size, args.init, args.seed,
-                         args.until, args.language)  # fmt: skip
+                         args.until, args.language, args.window, args.threads)  # fmt: skip
     print(f"wrote {path}")
