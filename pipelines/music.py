@@ -275,7 +275,7 @@ class VideoMusicPipeline(AffectPipeline):
             t = time.perf_counter()
             speech = analysis.speech if analysis.speech.size else None
             mid = 0.5 * (plan.bar_starts + plan.bar_ends)
-            dynamics = (mid, 10.0 * (plan.loudness - plan.loudness.mean()))  # ±5 dB from the loudness targets
+            dynamics = (mid, 18.0 * (plan.loudness - plan.loudness.mean()))  # loudness targets: 0.1 → 1.8 dB
             wave, stem_waves = master(parts, SAMPLE_RATE, length, speech, dynamics=dynamics)
             timings["master_s"] = time.perf_counter() - t
             out = VideoMusicOutput(waveform=wave, sample_rate=SAMPLE_RATE, midi=midi, emotion_curve=curve,
