@@ -202,9 +202,12 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
     i = -1
     for i, frame in enumerate(iter_analysis_frames(path, dec_fps)):
         thumb = cv2.resize(frame, THUMB, interpolation=cv2.INTER_AREA)
-        hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV).astype(np.float32)
-        hsv[..., 0] *= 255.0 / 180.0
-        diffs.append(0.0 if prev_hsv is None else float(np.abs(hsv - prev_hsv).mean()))
+        hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)  # uint8; OpenCV hue runs 0..180
+        if prev_hsv is None:
+            diffs.append(0.0)
+        else:
+            h, s_, v, _ = cv2.mean(cv2.absdiff(hsv, prev_hsv))
+            diffs.append((h * 255.0 / 180.0 + s_ + v) / 3.0)
         prev_hsv = hsv
         if i % step in (0, 1 % step):  # colour and flow need the small frame only on the analysis grid
             small = cv2.resize(frame, (FLOW_WIDTH, max(2, FLOW_WIDTH * frame.shape[0] // frame.shape[1])),
