@@ -75,8 +75,10 @@ def portrait(
     size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=1.0,
                                                 help="longest speech accepted (default 600 s)"),
-    paste_back: bool = typer.Option(False, "--paste-back",
-                                    help="animate the face inside the whole photo at its own size and aspect"),
+    paste_back: Optional[bool] = typer.Option(None, "--paste-back/--crop",
+                                              help="animate the face inside the whole photo at its own size and "
+                                                   "aspect, or output the square face crop (default: paste back "
+                                                   "when the photo is not roughly square)"),
     pose_scale: float = typer.Option(1.0, "--pose-scale", min=0.0, help="head-motion amplitude (0: still head)"),
     blink_rate: float = typer.Option(15.0, "--blink-rate", min=0.0, help="blinks per minute (0: none)"),
     gaze: str = typer.Option("natural", "--gaze", help="natural (small saccades) or camera (eyes held on the lens)"),

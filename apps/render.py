@@ -76,7 +76,7 @@ def preflight_portrait(image: Path, audio: Optional[Path], text: Optional[str], 
 def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
                     emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
                     device: str = "auto", size: int = 256, max_seconds: Optional[float] = None,
-                    paste_back: bool = False, pose_scale: float = 1.0, blink_rate: float = 15.0,
+                    paste_back: Optional[bool] = None, pose_scale: float = 1.0, blink_rate: float = 15.0,
                     gaze: str = "natural") -> Path:
     """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
     into ``output``."""

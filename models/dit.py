@@ -44,7 +44,9 @@ from diffusers.utils import BaseOutput
 from einops import rearrange
 from torch import nn
 
-__all__ = ["AFFECT_DIT_PRESETS", "AffectDiT", "AffectDiTOutput", "generator_presets", "resample_time"]
+from affectstudio.conditioning.timeseries import resample_frames
+
+__all__ = ["AFFECT_DIT_PRESETS", "AffectDiT", "AffectDiTOutput", "generator_presets"]
 
 AFFECT_DIT_PRESETS: dict[str, dict[str, Any]] = {
     # CPU default: a 250-frame clip, 10 steps, runs in well under a second on 2 cores.
@@ -229,14 +231,6 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (b, n, out)
 
 
-def resample_time(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Linearly resample ``x (b, m, c)`` along time to ``(b, n, c)`` (identity when ``m == n``)."""
-    if x.shape[1] == n:
-        return x
-    y = F.interpolate(rearrange(x, "b m c -> b c m").float(), size=n, mode="linear", align_corners=False)
-    return rearrange(y, "b c n -> b n c").to(x.dtype)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------------------------------------
@@ -371,7 +365,7 @@ class AffectDiT(ModelMixin, ConfigMixin):
         if emotion.ndim == 2:
             emotion = emotion[:, None]  # (b, 1, 12)
         elif emotion.ndim == 3:
-            emotion = resample_time(emotion, n) if emotion.shape[1] != 1 else emotion  # (b, n, 12)
+            emotion = resample_frames(emotion, n, dim=1) if emotion.shape[1] != 1 else emotion  # (b, n, 12)
         else:
             raise ValueError(f"emotion must be (b, {self.config.emotion_dim}) or (b, n, {self.config.emotion_dim})")
         e = self._drop(self.emotion_projector(emotion.to(dtype)), drop_emotion, self.null_emotion)  # (b, n|1, d)
@@ -409,7 +403,7 @@ class AffectDiT(ModelMixin, ConfigMixin):
             if mask is not None and not bool(mask.any(dim=-1).all()):
                 raise ValueError(f"content_mask hides every {name!r} token of a sample; drop its content instead")
             if name in self.aligned:
-                aligned = aligned + resample_time(ctx if mask is None else ctx * mask[..., None].to(dtype), n)
+                aligned = aligned + resample_frames(ctx if mask is None else ctx * mask[..., None].to(dtype), n, dim=1)
             tokens.append(ctx)
             positions.append(torch.arange(m, device=x.device, dtype=torch.float32) * (n / m))
             masks.append(torch.ones(b, m, dtype=torch.bool, device=x.device) if mask is None else mask.bool())

@@ -27,7 +27,8 @@ from diffusers.schedulers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
-from affectstudio.models.dit import AffectDiT, resample_time
+from affectstudio.conditioning.timeseries import resample_frames
+from affectstudio.models.dit import AffectDiT
 
 __all__ = [
     "GUIDANCE_AXES",
@@ -123,8 +124,8 @@ def _match_emotion(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     a3 = a[:, None] if a.ndim == 2 else a
     b3 = b[:, None] if b.ndim == 2 else b
     t = max(a3.shape[1], b3.shape[1])
-    a3 = a3.expand(-1, t, -1) if a3.shape[1] == 1 else resample_time(a3, t)
-    b3 = b3.expand(-1, t, -1) if b3.shape[1] == 1 else resample_time(b3, t)
+    a3 = a3.expand(-1, t, -1) if a3.shape[1] == 1 else resample_frames(a3, t, dim=1)
+    b3 = b3.expand(-1, t, -1) if b3.shape[1] == 1 else resample_frames(b3, t, dim=1)
     return a3, b3
 
 
@@ -372,10 +373,10 @@ def sample_windowed(
     prev_end = 0
     for wi, (start, end) in enumerate(plan_windows(n, window, overlap)):
         ov = prev_end - start
-        em = emotion if emotion.ndim == 2 else _slice_time(resample_time(emotion, n), start, end, n)
+        em = emotion if emotion.ndim == 2 else _slice_time(resample_frames(emotion, n, dim=1), start, end, n)
         neg = negative_emotion
         if neg is not None and neg.ndim == 3:
-            neg = _slice_time(resample_time(neg, n), start, end, n)
+            neg = _slice_time(resample_frames(neg, n, dim=1), start, end, n)
         cb = None
         if callback_on_step_end is not None:
 

@@ -37,6 +37,7 @@ from affectstudio.pipelines.base import AffectPipeline
 
 SIZES = (256, 512, 0)
 GAZE_MODES = ("natural", "camera")
+SQUARISH = (0.8, 1.25)  # width / height of a photo the face crop suits; others are pasted back by default
 
 
 @dataclass
@@ -178,7 +179,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         blink_rate: float = 15.0,
         gaze: str = "natural",
         size: int = 256,
-        paste_back: bool = False,
+        paste_back: Optional[bool] = None,
         generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
         callback_on_step_end: Optional[Callable[..., dict]] = None,
         output_type: str = "np",
@@ -204,7 +205,8 @@ class TalkingPortraitPipeline(AffectPipeline):
             gaze: ``"natural"`` (fixations and small saccades) or ``"camera"`` (eyes held on the photo's gaze).
             size: 256, 512, or 0 (the source crop's own size): the side of the rendered face square.
             paste_back: return the whole photo at its own size and aspect with the animated face composited
-                back (LivePortrait-style; for video stills and wide photos) instead of the square face crop.
+                back (LivePortrait-style) instead of the square face crop. ``None`` (default): paste back when
+                the photo is not roughly square (video stills, wide or tall photos), crop otherwise.
             generator: ``torch.Generator`` (or one per clip of a batch) — the only source of randomness.
             callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each denoising step.
             output_type: ``"np"`` (frames in memory) or ``"none"`` (only write ``output_path``).
@@ -223,6 +225,9 @@ class TalkingPortraitPipeline(AffectPipeline):
         emotions = [self.parse_emotion(e, emotion_intensity) for e in emotions]
         analysis = analyze_face(image)  # loads the image; errors name the file
         image = load_image(image)
+        if paste_back is None:
+            h, w = image.shape[:2]
+            paste_back = not SQUARISH[0] <= w / h <= SQUARISH[1]
         state = self.renderer.prepare(image, analysis, size=size, device=device, codec=self.codec,
                                       mode="paste_back" if paste_back else "crop")
 

@@ -224,3 +224,13 @@ def test_gaze_held_on_camera(face_image, speech):
     assert np.abs(natural.motion[:, gaze]).max() > 0 and np.allclose(camera.motion[:, gaze], 0)
     with pytest.raises(InputError, match="gaze"):
         call(pipe, face_image, speech, gaze="left")
+
+
+def test_wide_photo_is_pasted_back_by_default(face_image, speech):
+    wide = np.concatenate([np.full((192, 96, 3), 90, np.uint8), face_image, np.full((192, 96, 3), 160, np.uint8)], 1)
+    pipe = tiny_pipeline()
+    out = call(pipe, wide, speech, size=256)
+    assert out.frames.shape[1:] == wide.shape  # the whole photo, its own size and aspect
+    cropped = call(pipe, wide, speech, size=256, paste_back=False)
+    assert cropped.frames.shape[1:] == (256, 256, 3)
+    assert call(pipe, face_image, speech, size=256).frames.shape[1:] == (256, 256, 3)  # square: the crop

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from affectstudio.errors import InputError, UnknownEmotionError
+from affectstudio.conditioning.timeseries import resample_frames
 
 if TYPE_CHECKING:
     import torch
@@ -106,19 +107,6 @@ def canonical_label(name: str) -> str:
 def vad_from_probs(probs: np.ndarray) -> np.ndarray:
     """Probability-weighted VAD anchors: (..., 8) -> (..., 3)."""
     return np.clip(np.asarray(probs, dtype=np.float32) @ _ANCHORS, -1.0, 1.0).astype(np.float32)
-
-
-def _interp_rows(values: np.ndarray, num_frames: int) -> np.ndarray:
-    """Linear interpolation of (k, ...) rows onto ``num_frames`` evenly spaced points of the same span."""
-    k = values.shape[0]
-    if k == 1:
-        return np.repeat(values, num_frames, axis=0)
-    src = np.linspace(0.0, 1.0, k)
-    dst = np.linspace(0.0, 1.0, num_frames)
-    idx = np.clip(np.searchsorted(src, dst, side="right") - 1, 0, k - 2)  # (t,)
-    frac = ((dst - src[idx]) / (src[idx + 1] - src[idx])).astype(np.float32)
-    frac = frac.reshape(-1, *([1] * (values.ndim - 1)))
-    return ((1.0 - frac) * values[idx] + frac * values[idx + 1]).astype(np.float32)
 
 
 @dataclass
@@ -215,16 +203,13 @@ class EmotionEmbedding:
             raise InputError("an emotion curve needs at least one keyframe")
         if num_frames < 1:
             raise InputError(f"num_frames must be >= 1, got {num_frames}")
-        statics = [k.mean() if k.is_curve else k for k in keyframes]
-        probs = np.stack([k.probs for k in statics])  # (k, 8)
-        vad = np.stack([k.vad for k in statics])  # (k, 3)
-        inten = np.array([k.intensity for k in statics], dtype=np.float32)  # (k,)
-        probs = _interp_rows(probs, num_frames)
-        return cls(
-            probs=probs / probs.sum(-1, keepdims=True),
-            vad=_interp_rows(vad, num_frames),
-            intensity=_interp_rows(inten, num_frames),
-        )
+        from .curve import EmotionCurve  # keyframes at evenly spaced frames, linear between
+
+        if num_frames == 1 or len(keyframes) == 1:
+            first = keyframes[0].mean() if keyframes[0].is_curve else keyframes[0]
+            return first.resample(num_frames)
+        times = np.linspace(0.0, num_frames - 1.0, len(keyframes))
+        return EmotionCurve(times, list(keyframes)).at_times(np.arange(num_frames))
 
     @classmethod
     def mix(cls, embeddings: Sequence["EmotionEmbedding"], weights: Sequence[float] | None = None) -> "EmotionEmbedding":
@@ -273,11 +258,11 @@ class EmotionEmbedding:
                 vad=np.repeat(self.vad[None], num_frames, 0),
                 intensity=np.full((num_frames,), self.intensity, dtype=np.float32),
             )
-        probs = _interp_rows(self.probs, num_frames)
+        probs = resample_frames(self.probs, num_frames)
         return EmotionEmbedding(
             probs=probs / probs.sum(-1, keepdims=True),
-            vad=_interp_rows(self.vad, num_frames),
-            intensity=_interp_rows(self.intensity, num_frames),
+            vad=resample_frames(self.vad, num_frames),
+            intensity=resample_frames(self.intensity, num_frames),
         )
 
     def mean(self) -> "EmotionEmbedding":
