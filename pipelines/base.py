@@ -9,7 +9,10 @@
 * :meth:`denoise`: windowed flow sampling with one progress bar and ``callback_on_step_end`` counted across
   windows (``step`` runs ``0 .. windows·steps − 1``; ``kwargs["window_index"]`` names the window);
 * randomness only from ``generator`` (one, or one per clip of a batch: :meth:`check_generator`);
-* :meth:`stream_to`: the atomic mp4 writer a pipeline streams frames into, so memory stays flat.
+* :meth:`stream_to`: the atomic mp4 writer a pipeline streams frames into, so memory stays flat (ffmpeg encodes
+  in its own process, so encoding overlaps generation);
+* CUDA: sampling runs under bf16 autocast on a GPU (:meth:`denoise`), and :meth:`enable_compile` compiles the
+  DiT with ``torch.compile`` (behind a flag: compiling costs seconds to minutes once per shape).
 
 A generator pipeline subclasses it, registers its modules, and writes ``check_inputs`` and ``__call__`` as
 numbered steps that call these helpers (``pipelines/portrait.py`` is the worked example).
@@ -145,13 +148,24 @@ class AffectPipeline(DiffusionPipeline):
                     kwargs.update(callback_on_step_end(self, step, t, kwargs) or {})
                 return kwargs
 
-            return sample_windowed(
-                dit, self.scheduler, tuple(shape), {k: v.to(device, dtype) for k, v in content.items()},
-                emotion.to(device, dtype), window=window, overlap=overlap,
-                negative_emotion=None if negative_emotion is None else negative_emotion.to(device, dtype),
-                speaker=None if speaker is None else speaker.to(device, dtype), guidance_scales=guidance_scales,
-                num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=on_step,
-            )
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+            with autocast:
+                return sample_windowed(
+                    dit, self.scheduler, tuple(shape), {k: v.to(device, dtype) for k, v in content.items()},
+                    emotion.to(device, dtype), window=window, overlap=overlap,
+                    negative_emotion=None if negative_emotion is None else negative_emotion.to(device, dtype),
+                    speaker=None if speaker is None else speaker.to(device, dtype), guidance_scales=guidance_scales,
+                    num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=on_step,
+                )
+
+    def enable_compile(self, **compile_kwargs) -> "AffectPipeline":
+        """Compile every AffectDiT component with ``torch.compile`` (in place; ``mode=...`` etc. are passed on)."""
+        from affectstudio.models.dit import AffectDiT
+
+        for component in self.components.values():
+            if isinstance(component, AffectDiT):
+                component.compile(**compile_kwargs)
+        return self
 
     # -------------------------------------------------------------------------------------------- output
 

@@ -234,3 +234,12 @@ def test_wide_photo_is_pasted_back_by_default(face_image, speech):
     cropped = call(pipe, wide, speech, size=256, paste_back=False)
     assert cropped.frames.shape[1:] == (256, 256, 3)
     assert call(pipe, face_image, speech, size=256).frames.shape[1:] == (256, 256, 3)  # square: the crop
+
+
+def test_enable_compile_wraps_the_dit(face_image, speech):
+    """The torch.compile flag (backend "eager" here: the wiring, not inductor's minutes of compiling on a CPU)."""
+    pipe = tiny_pipeline()
+    ref = call(pipe, face_image, speech)
+    pipe.enable_compile(backend="eager")
+    assert pipe.dit._compiled_call_impl is not None
+    np.testing.assert_allclose(call(pipe, face_image, speech).motion, ref.motion, atol=1e-5)
