@@ -38,6 +38,7 @@ from affectstudio.models.music.theory import parse_key
 from affectstudio.pipelines.base import AffectPipeline
 
 EMOTION_FPS = 1.0  # the emotion curve is per second
+MIN_SECONDS = 1.0  # shorter clips have no room for a bar of music
 
 
 @dataclass
@@ -242,6 +243,8 @@ class VideoMusicPipeline(AffectPipeline):
                                      max_seconds=self.config.max_video_seconds)
             timings["analysis_s"] = time.perf_counter() - t0
             length = float(duration) if duration is not None else analysis.duration
+            if length < MIN_SECONDS:
+                raise InputError(f"the video is {length:.2f} s long: music needs at least {MIN_SECONDS:.0f} s")
             # 3. emotion curve
             t = time.perf_counter()
             curve = self.emotion_curve(analysis, length, parsed_emotion if parsed_emotion is not None else None,

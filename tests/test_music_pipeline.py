@@ -114,3 +114,11 @@ def test_cli_bundled(clip, tmp_path):
     assert abs(len(wave) / sr - probe_video(clip).duration) < 0.1
     assert np.abs(wave).max() < 1.0
     assert len(list((tmp_path / "stems").glob("*.wav"))) >= 3
+
+
+def test_too_short_video(tmp_path):
+    short = synthetic_clip(tmp_path / "short.mp4", "dark", 0.2, size=(64, 64))
+    with pytest.raises(InputError, match="at least"):
+        VideoMusicPipeline()(short)
+    r = _cli("--video", short, "-o", tmp_path / "o.mp4")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and not (tmp_path / "o.mp4").exists()
