@@ -135,27 +135,6 @@ def music_showcase(output_dir: Path) -> Iterator[str]:
                f"{out.style}, cuts at {', '.join(f'{c:.1f}' for c in out.cut_times)} s")
 
 
-def music_showcase(output_dir: Path) -> Iterator[str]:
-    """Music for video on two clips made here with known cuts (no bundled video): bright, saturated and fast vs
-    dark, desaturated and slow; each as mp4 + MIDI + a plot of the emotion curve with cuts and bar lines. The
-    bright clip also carries speech-like sound, so the score ducks under it."""
-    import torch
-
-    from affectstudio.conditioning.video import synthetic_clip
-    from affectstudio.pipelines.music import VideoMusicPipeline
-
-    pipe = VideoMusicPipeline.from_pretrained()
-    cuts = (3.0, 6.5, 10.0, 14.2)
-    for mood in ("bright", "dark"):
-        clip = synthetic_clip(output_dir / f"music_{mood}_input.mp4", mood, 18.0, cut_times=cuts, size=(480, 270),
-                              speech=(7.0, 10.0) if mood == "bright" else None, seed=0 if mood == "bright" else 1)
-        out = pipe(clip, generator=torch.Generator("cpu").manual_seed(0))
-        for suffix in (".mp4", ".mid", ".png"):
-            out.save(output_dir / f"music_{mood}{suffix}", video=clip)
-        yield (f"wrote {output_dir / f'music_{mood}.mp4'} (+ .mid, .png): {out.key}, {out.tempo:.0f} bpm, style "
-               f"{out.style}, cuts at {', '.join(f'{c:.1f}' for c in out.cut_times)} s")
-
-
 def dubbing_showcase(output_dir: Path) -> Iterator[str]:
     """The bundled silent talking clip dubbed with the sample script in three emotions (speech timed to its lips),
     plus emotional text-to-speech of the same script rising from calm to angry."""
@@ -177,7 +156,6 @@ def run_demo(output_dir: Path) -> Iterator[str]:
     output_dir.mkdir(parents=True, exist_ok=True)
     yield from emotion_showcase(output_dir)
     yield from portrait_showcase(output_dir)
-    yield from music_showcase(output_dir)
     yield from music_showcase(output_dir)
     yield from dubbing_showcase(output_dir)
     yield f"demo finished: outputs are in {output_dir.resolve()}"
