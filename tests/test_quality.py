@@ -146,3 +146,28 @@ def test_evaluate_names_the_install_line_when_evaluators_are_missing(monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a))
     with pytest.raises(DependencyError, match=r"dlib.*pip install"):
         Q._require_eval_packages()
+
+
+def test_heldout_summary_counts_photos_by_majority_label():
+    from affectstudio.apps import quality_faces as QF
+
+    assert QF.majority(["happy", None, "sad", "happy"]) == "happy" and QF.majority([None]) is None
+    row = lambda lab, fr, idn: {c: {"majority": lab, "frames_as_asked": fr} for c in ("fer", "fernet")} | {  # noqa: E731
+        "identity_mean": idn, "identity_max": idn}
+    faces = {"a": {e: row("happy", 0.2, 0.3) for e in QF.EMOTIONS}, "b": {e: row("sad", 0.6, 0.5) for e in QF.EMOTIONS}}
+    out = QF.summarise(faces)
+    assert out["happy"]["fer_photos_as_asked"] == 0.5 and out["sad"]["fernet_photos_as_asked"] == 0.5
+    assert out["sad"]["fer_photos_read_happy"] == 0.5 and "fer_photos_read_happy" not in out["happy"]
+    assert out["angry"]["identity_worst_photo"] == 0.5 and out["angry"]["identity_mean"] == pytest.approx(0.4)
+    assert QF.table(out)[2].startswith("| neutral |")
+
+
+def test_second_classifier_reads_a_face_box():
+    pytest.importorskip("cv2")
+    try:
+        net = Q.FerNetV2Classifier()
+    except DependencyError:
+        pytest.skip("facial-emotion-recognition not installed")
+    img = np.full((96, 96, 3), 128, np.uint8)
+    p = net.probs_of_box(img, (10, 10, 70, 70))
+    assert p.shape == (7,) and p.sum() == pytest.approx(1.0) and np.isnan(net.probs_of_box(img, None)).all()
