@@ -158,4 +158,7 @@ def run_demo(output_dir: Path) -> Iterator[str]:
     yield from portrait_showcase(output_dir)
     yield from music_showcase(output_dir)
     yield from dubbing_showcase(output_dir)
+    from affectstudio.apps.scene import scene_showcase
+
+    yield from scene_showcase(output_dir)  # the closing clip: one curve steers face, voice and score
     yield f"demo finished: outputs are in {output_dir.resolve()}"
