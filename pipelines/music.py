@@ -111,7 +111,7 @@ class VideoMusicPipeline(AffectPipeline):
     _optional_components = ["dit", "scheduler"]
 
     def __init__(self, dit: Optional[AffectDiT] = None, scheduler: Optional[SchedulerMixin] = None,
-                 analysis_fps: float = 4.0, max_video_seconds: float = 1800.0):
+                 analysis_fps: float = 4.0, max_video_seconds: float = 600.0):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler)
         self.register_to_config(analysis_fps=float(analysis_fps), max_video_seconds=float(max_video_seconds))
