@@ -368,7 +368,7 @@ def _mux(video: Path, audio: np.ndarray, sample_rate: int, duration: float, out:
     track = np.zeros(n, dtype=np.float32)
     audio = np.asarray(audio, dtype=np.float32)[:n]
     track[: audio.size] = audio
-    with tempfile.TemporaryDirectory(dir=out.parent) as td:
+    with tempfile.TemporaryDirectory() as td:  # the system temp folder: a killed process leaves nothing beside out
         wav = write_wav(Path(td) / "track.wav", with_headroom(track), sample_rate)
         cmd = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0",
                "-c:v", "copy", "-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart", "-f", "mp4", str(out)]

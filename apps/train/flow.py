@@ -121,7 +121,8 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
     cfg = {**DEFAULTS, **(recipe or {})}
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator()
+    # on a CPU-only machine every process must be told so, or a multi-process launch runs a single process
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     steps = int(cfg["steps"])
     torch.manual_seed(int(cfg["seed"]))
     ema = copy.deepcopy(model).requires_grad_(False)
