@@ -83,12 +83,17 @@ class DubbingPipeline(AffectPipeline):
     Components:
         voice (`PiperVoice`): the neural English voice (Piper joe, ONNX) with per-phoneme durations.
         fallback_voice (`EspeakVoice`): espeak-ng for languages the neural voice does not speak.
+        prosody_dit (`AffectDiT`, optional): per-phoneme duration residuals and frame-level F0 / energy / tilt
+            changes from the phonemes and the (per-frame) emotion; None: the literature table alone.
+        scheduler: the flow-matching scheduler the DiT samples with.
     """
 
     bundled_checkpoint = "dubbing"
 
-    def __init__(self, voice: PiperVoice, fallback_voice: EspeakVoice, prosody_dit: Optional[AffectDiT] = None,
-                 scheduler: Optional[SchedulerMixin] = None, max_video_seconds: float = 600.0, max_rate: float = 1.9,
+    _optional_components = ["prosody_dit", "scheduler"]
+
+    def __init__(self, voice: PiperVoice, fallback_voice: EspeakVoice, prosody_dit: Optional[AffectDiT],
+                 scheduler: Optional[SchedulerMixin], max_video_seconds: float = 600.0, max_rate: float = 1.9,
                  x0_scale: Optional[list] = None, window: int = 250, overlap: int = 25):  # fmt: skip
         super().__init__()
         self.register_modules(voice=voice, fallback_voice=fallback_voice, prosody_dit=prosody_dit, scheduler=scheduler)

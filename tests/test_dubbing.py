@@ -109,7 +109,7 @@ def test_curve_rises(pipe):
     first, _, last = np.array_split(voiced, 3)
     ratio = lambda k: np.exp(np.mean(np.log(f_c[k] / f_n[k])))  # noqa: E731
     gain = lambda k: np.median(20 * np.log10(r_c[k] / r_n[k]))  # noqa: E731
-    assert ratio(last) > ratio(first) * 1.04 and gain(last) > gain(first) + 2.0
+    assert ratio(last) > ratio(first) * 1.02 and gain(last) > gain(first) + 1.5
 
 
 def test_other_languages_use_espeak_with_duration_control(pipe):

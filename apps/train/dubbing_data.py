@@ -50,8 +50,8 @@ def training_sentences() -> list[str]:
 
 
 def random_emotion(rng: np.random.Generator) -> EmotionEmbedding:
-    if rng.random() < 0.12:
-        return EmotionEmbedding.neutral()
+    if rng.random() < 0.12:  # neutral at any intensity: a user's "neutral" arrives with intensity 1
+        return EmotionEmbedding.from_label("neutral", float(rng.uniform(0.0, 1.0)))
     a = EMOTIONS[rng.integers(1, len(EMOTIONS))]
     intensity = float(rng.uniform(0.0, 1.0) ** 0.7)
     if rng.random() < 0.3:

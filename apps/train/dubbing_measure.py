@@ -38,10 +38,11 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--prosody", default="auto")
+    ap.add_argument("--pipeline", default=None, help="a saved DubbingPipeline folder (default: the bundled one)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--scripts", type=int, default=len(SCRIPTS))
     args = ap.parse_args(argv)
-    pipe = DubbingPipeline.from_pretrained()
+    pipe = DubbingPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
     ser = load_encoder("speech")
     kw = {"prosody": args.prosody}
