@@ -116,6 +116,7 @@ def test_cli_bundled(clip, tmp_path):
     assert len(list((tmp_path / "stems").glob("*.wav"))) >= 3
 
 
+@pytest.mark.slow
 def test_too_short_video(tmp_path):
     short = synthetic_clip(tmp_path / "short.mp4", "dark", 0.2, size=(64, 64))
     with pytest.raises(InputError, match="at least"):
