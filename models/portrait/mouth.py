@@ -82,8 +82,11 @@ def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
     dist = torch.maximum(vu - vp, vp - vl).clamp_min(0)  # distance outside the gap
     w_band = sigmoid((band - dist) / max(0.7, 0.02 * state.iod)) * (1 - sig.abs() ** 6)
     soft = max(1.0, 0.02 * state.iod)
-    w_up = sigmoid((0.58 * r_gap - du) / soft) * (r_gap > 1.0).float()
-    w_lo = sigmoid((0.42 * r_gap - dl) / soft) * (r_gap > 1.0).float() * (1 - w_up)
+    # the photo's own interior only where it shows one (a barely parted photo mouth has only a dark slit to
+    # stretch: the synthesised cavity and teeth take over)
+    shown = ((r_gap - 0.03 * state.iod) / (0.03 * state.iod)).clamp(0, 1)
+    w_up = sigmoid((0.58 * r_gap - du) / soft) * shown
+    w_lo = sigmoid((0.42 * r_gap - dl) / soft) * shown * (1 - w_up)
     # closed lips: a soft, shaded line where they meet (not a dark pencil line), fading toward the corners
     vm = (vu + vl) / 2
     sw = max(0.6, 0.014 * state.iod)
@@ -95,8 +98,9 @@ def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
                 du=vp - vu, dl=vl - vp, gap=gap, sig=sig)
 
 
-def synth_mouth(state, m: dict) -> torch.Tensor:
-    """Shaded cavity (darker toward the back), tongue hint, upper teeth band scaled with the opening."""
+def synth_mouth(state, m: dict, smile=None) -> torch.Tensor:
+    """Shaded cavity (darker toward the back), tongue hint, upper teeth band scaled with the opening; a smile
+    ``(b,)`` (AU12 beyond the photo's) shows more of the upper teeth, as a real smile does."""
     gap = m["gap"].clamp_min(1e-3)
     du, dl, sig = m["du"], m["dl"], m["sig"]
     iod = state.iod
@@ -114,7 +118,8 @@ def synth_mouth(state, m: dict) -> torch.Tensor:
     t_col = lip * 0.55 + 0.03
     cavity = cavity * (1 - 0.7 * tongue[:, None]) + t_col * (0.7 * tongue[:, None])
     # upper teeth: band under the upper lip, height grows with the opening, shaded toward the corners
-    band = (0.32 * gap).clamp(max=0.15 * iod)
+    show = 0.32 if smile is None else 0.32 + 0.4 * smile.view(-1, 1, 1).to(gap)
+    band = torch.minimum(show * gap, 0.15 * iod + 0.1 * iod * (show - 0.32) / 0.4)
     teeth_a = sigmoid((band - du) / max(0.7, 0.015 * iod))
     teeth_a = teeth_a * (1 - sig.abs() ** 2.5).clamp_min(0) * ((gap - 0.03 * iod) / (0.08 * iod)).clamp(0, 1)
     shade = (0.55 + 0.45 * (1 - sig.abs() ** 2)) * (1 - 0.25 * (du / band.clamp_min(1e-3)).clamp(0, 1))

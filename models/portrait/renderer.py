@@ -39,7 +39,7 @@ from .mesh import (
     landmarks_of,
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
-from .textures import CHEEK, CLOSED, FOLD, FURROWS, PHOTO, SMOOTHED, sample_colors, teeth_color, texture_stack
+from .textures import CHEEK, CLOSED, FOLD, FURROWS, PHOTO, SMILE, SMOOTHED, sample_colors, teeth_color, texture_stack
 from .warp import anchor_points, base_grid, interpolation_matrix, to_grid
 
 MODES = ("crop", "paste_back")
@@ -51,7 +51,7 @@ class PortraitState:
 
     size: int  # side of the rendered face square in pixels
     image: torch.Tensor  # (3, s, s) float [0, 1] face square
-    stack: torch.Tensor  # (1, 14, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, furrows
+    stack: torch.Tensor  # (1, 15, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, AU4 + smile shading
     crop_box: torch.Tensor  # (4,) x0, y0, side (source pixels), scale (output px / source px)
     reference_landmarks: torch.Tensor  # (478, 3) in output pixels
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
@@ -111,7 +111,12 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         fold_blur: float = 0.09,
         fold_strength: float = 0.9,
         cheek_strength: float = 0.8,
-        furrow_strength: float = 0.15,
+        furrow_strength: float = 0.35,
+        brow_shadow: float = 0.6,
+        crease_strength: float = 0.3,
+        cheek_glow: float = 0.35,
+        surprise_jaw: float = 1.0,
+        anger_press: float = 0.6,
         crop_shift: float = 0.04,
         paste_feather: float = 0.06,
     ):
@@ -174,7 +179,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         topo[:NUM_LANDMARKS] += (open_lm - codec.decode(ref_motion, neutral))[:, :2].numpy()
         tris = Delaunay(topo).simplices.astype(np.int64)
         interp = interpolation_matrix(verts, tris, s)
-        stack = texture_stack(img, ref, iod, self.config.fold_blur)
+        stack = texture_stack(img, ref, iod, self.config.fold_blur, self.config.brow_shadow, self.config.cheek_glow)
 
         # mouth: ROI and reference inner-lip profile in its mouth frame
         mo, ax, hw = mouth_frame(ref[None, :, :2])
@@ -228,7 +233,29 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
     def target_landmarks(self, state: PortraitState, motion: torch.Tensor) -> torch.Tensor:
         """motion (b, D) -> target landmarks (b, 478, 3) in output pixels, with the reference's fit residual."""
+        motion = self.couple_actions(motion, state.reference_motion)
         return self._decode_px(state.codec, state.neutral_landmarks, state.templates, motion) + state.residual
+
+    def couple_actions(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Actions that come together in a prototype expression (FACS/EMFACS), added beyond the photo's own:
+        surprise's brow and lid raise (AU2 with AU5) drops the jaw (AU26); anger's lip tightener (AU23) presses
+        the lips (AU24). Single actions stay as they are (angry's AU5 alone opens no jaw).
+
+        Eyes never open wider than the photo shows them (the warp cannot invent an eyeball it never saw):
+        lids stay at least as low as the photo's own (``blink``), and the lid raiser fades on lowered lids."""
+        idx = [channel_index(c) for c in ("AU2", "AU5", "AU23", "jaw_open", "lip_press", "blink")]
+        au2, au5, au23 = motion[:, idx[0]], motion[:, idx[1]], motion[:, idx[2]]
+        ref = reference.to(motion)
+        surprise = (torch.minimum(au2, au5) - torch.minimum(ref[idx[0]], ref[idx[1]]).clamp_min(0)).clamp(0, 1.2)
+        press = (au23 - ref[idx[2]].clamp_min(0)).clamp(0, 1.2)
+        out = motion.clone()
+        out[:, idx[3]] += self.config.surprise_jaw * surprise
+        out[:, idx[4]] += self.config.anger_press * press
+        ref_blink = ref[idx[5]].clamp(0, 1)
+        out[:, idx[5]] = torch.maximum(out[:, idx[5]], ref_blink)
+        room = (1 - ref_blink / 0.35).clamp(0, 1)  # lids already lowered by a third: no lid raise left
+        out[:, idx[1]] = torch.minimum(au5, ref[idx[1]]) + (au5 - ref[idx[1]]).clamp_min(0) * room
+        return out
 
     # ------------------------------------------------------------------------------------------------ render
     @torch.no_grad()
@@ -330,10 +357,15 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         # AU1 lifting the brow heads stretches the glabella vertically: fewer vertical furrows in AU1+4
         frown = (au4.clamp(0, 1.2) * (1 - 0.7 * au1.clamp(0, 1))).view(b, 1, 1, 1) * self.config.furrow_strength
         frame = frame * (1 - frown * main[:, FURROWS])
+        # a smile beyond the photo's own deepens the nasolabial crease and lights the raised cheeks
+        smile = (au12 - ref_au12).clamp(0, 1.2) * self.config.crease_strength
+        frame = frame * (1 + smile.view(b, 1, 1, 1) * main[:, SMILE])
 
         # 6. mouth interior
-        synth = synth_mouth(state, mouth)
-        w_up, w_lo = mouth["w_up"], mouth["w_lo"]
+        synth = synth_mouth(state, mouth, smile=(au12 - ref_au12).clamp(0, 1))
+        # a smile taken off takes the photo's teeth with it (synthesised cavity, its teeth scaled with the opening)
+        keep_teeth = (1 - drop / max(self.config.fold_strength, 1e-6)).view(b, 1, 1, 1)
+        w_up, w_lo = mouth["w_up"] * keep_teeth, mouth["w_lo"] * keep_teeth
         inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth
         alpha = mouth["alpha"]
         roi = frame[:, :, ry0:ry1, rx0:rx1]

@@ -104,18 +104,18 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     # brows: region around each brow and the forehead above, falling off towards the eyes
     brow_pts = torch.cat([p[RIGHT_BROW], p[LEFT_BROW]])
     brow_y = brow_pts[:, 1].mean()
-    above_eye = smoothstep(-0.08, -0.25, y) * gexp(((y - brow_y).clamp_min(-10) / 0.45) ** 2)
+    above_eye = smoothstep(-0.12, -0.28, y) * gexp(((y - brow_y).clamp_min(-10) / 0.45) ** 2)
     inner = gexp(((x.abs() - 0.18) / 0.16) ** 2)
     outer = gexp(((x.abs() - 0.62) / 0.18) ** 2)
     # AU1 lifts the inner brow heads (and draws them slightly together), AU2 the outer brow tails
-    out["AU1"][:, 1] = -0.15 * inner * above_eye
+    out["AU1"][:, 1] = -0.18 * inner * above_eye
     out["AU1"][:, 0] = -0.015 * torch.sign(x) * inner * above_eye
-    out["AU2"][:, 1] = -0.12 * outer * above_eye
+    out["AU2"][:, 1] = -0.17 * outer * above_eye
     # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
-    brows = smoothstep(-0.06, -0.2, y) * gexp(((y - brow_y) / 0.25) ** 2)
+    brows = smoothstep(-0.1, -0.24, y) * gexp(((y - brow_y) / 0.25) ** 2)
     glabella = gexp((x / 0.35) ** 2)
-    out["AU4"][:, 1] = 0.14 * brows * (0.35 + 0.65 * glabella)
-    out["AU4"][:, 0] = -0.09 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
+    out["AU4"][:, 1] = 0.17 * brows * (0.35 + 0.65 * glabella)
+    out["AU4"][:, 0] = -0.05 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
 
     # eyes: lid curves per eye
     blink = out["blink"]
@@ -156,8 +156,8 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
         lid_lo[idx_up] = 0.0
         lid_lo = lid_lo * arch
         lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
-        out["AU5"][:, 1] += -0.085 * lid_up
-        out["AU4"][:, 1] += 0.025 * lid_up  # the lowered brow pushes the lid fold down over the lid
+        out["AU5"][:, 1] += -0.11 * lid_up
+        out["AU4"][:, 1] += 0.012 * lid_up  # the lowered brow pushes the lid fold down a little (eye shape kept)
         out["AU7"][:, 1] += -0.045 * lid_lo + 0.015 * lid_up
         out["AU6"][:, 1] += -0.03 * lid_lo
         out["gaze_x"][iris, 0] = 0.10
@@ -165,7 +165,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
 
     # AU6: cheeks up (and crow's feet region)
     cheeks = gauss(x.abs(), y, 0.48, 0.62, 0.22, 0.2)
-    out["AU6"][:, 1] += -0.07 * cheeks
+    out["AU6"][:, 1] += -0.10 * cheeks
     out["AU9"][:, 1] = -0.06 * gauss(x, y, 0.0, p[NOSE_TIP, 1] - 0.05, 0.3, 0.2)
     out["AU9"][:, 1] += 0.03 * gauss(x, y, 0.0, brow_y, 0.3, 0.15)
     out["AU9"][:, 1] += -0.03 * upper * lips
@@ -176,9 +176,12 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     side = torch.stack([-corner_g_r, corner_g_l]).sum(0)  # signed: -1 right corner, +1 left corner
     both = corner_g_r + corner_g_l
     t = out["AU12"]
-    t[:, 0] = 0.10 * side
-    t[:, 1] = -0.11 * both - 0.02 * lips - 0.035 * gauss(x.abs(), y, 0.42, 0.75, 0.2, 0.2)
+    t[:, 0] = 0.13 * side
+    t[:, 1] = -0.14 * both - 0.02 * lips - 0.05 * gauss(x.abs(), y, 0.42, 0.75, 0.2, 0.2)
     t[:, 1] += 0.02 * below * lips  # lower lip stretches down a little
+    # a Duchenne smile parts the lips: the upper lip lifts off the teeth, the lower lip drops a little
+    smile_part = gauss(x, y, mx, my, half_w * 0.95, 0.12) * gexp((outside.clamp_min(0) / 0.05) ** 2)
+    t[:, 1] += (0.05 * below - 0.045 * upper) * smile_part
     dimple_l = gauss(x, y, corner_l[0] + 0.04, corner_l[1], 0.09, 0.09)
     dimple_r = gauss(x, y, corner_r[0] - 0.04, corner_r[1], 0.09, 0.09)
     out["AU14L"][:, 0] = -0.045 * dimple_l
@@ -193,12 +196,12 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     low_r = gauss(x, y, corner_r[0] - 0.03, corner_r[1] + 0.2, 0.14, 0.16)
     low_l = gauss(x, y, corner_l[0] + 0.03, corner_l[1] + 0.2, 0.14, 0.16)
     t[:, 0] = 0.03 * side
-    t[:, 1] = 0.13 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) \
+    t[:, 1] = 0.16 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) \
         + 0.04 * (low_r + low_l)
     # AU17 (mentalis): chin boss up, lower lip pushed up and out (pout), which bends the lip line further
     t = out["AU17"]
     chin_g = gauss(x, y, mx, p[CHIN, 1] - 0.15, 0.35, 0.25)
-    t[:, 1] = -0.07 * chin_g - 0.05 * below * lips
+    t[:, 1] = -0.04 * chin_g - 0.05 * below * lips
     t[:, 2] = -0.04 * below * lips
     t = out["AU20"]
     t[:, 0] = 0.07 * side + 0.08 * (x - mx) * lips

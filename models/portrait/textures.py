@@ -2,8 +2,10 @@
 
 The renderer samples one stack (see :func:`texture_stack`): the reference with its mouth interior inpainted
 (lips closing over open teeth show lip), the same with the nasolabial folds smoothed (taking a smile off),
-the fold mask, the photo itself (teeth of an open reference mouth), a cheek-flattening delta (AU6 dropping)
-and glabella furrows (AU4).
+the fold mask, the photo itself (teeth of an open reference mouth), a cheek-flattening delta (AU6 dropping),
+AU4 shading (glabella furrows and the shadow of lowered brows over the upper lids) and smile shading (the
+nasolabial crease deepening and the raised cheeks catching light, AU12/AU6). Expression shading is what
+people and expression classifiers read as much as the geometry (FACS appearance changes).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from .mesh import (
 )
 
 # channels of the stack
-CLOSED, SMOOTHED, FOLD, PHOTO, CHEEK, FURROWS = slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), \
-    slice(10, 13), slice(13, 14)
+CLOSED, SMOOTHED, FOLD, PHOTO, CHEEK, FURROWS, SMILE = slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), \
+    slice(10, 13), slice(13, 14), slice(14, 15)
 
 
-def texture_stack(img: torch.Tensor, ref: torch.Tensor, iod: float, fold_blur: float) -> torch.Tensor:
-    """(1, 14, s, s): closed-mouth image, its fold-smoothed version, fold mask, photo, cheek delta, furrows."""
+def texture_stack(img: torch.Tensor, ref: torch.Tensor, iod: float, fold_blur: float, brow_shadow: float = 0.0,
+                  cheek_glow: float = 0.0) -> torch.Tensor:
+    """(1, 15, s, s): closed-mouth image, its fold-smoothed version, fold mask, photo, cheek delta, AU4 shading
+    (furrows 1, brow shadow ``brow_shadow``), smile shading (crease -1, cheek light ``cheek_glow``)."""
     s = img.shape[-1]
     fold = fold_mask(ref, s, iod)
     closed = closed_mouth_texture(img, ref, iod)
@@ -41,7 +45,39 @@ def texture_stack(img: torch.Tensor, ref: torch.Tensor, iod: float, fold_blur: f
     fine = closed - gaussian_blur(closed, 0.012 * iod)
     blurred = (gaussian_blur(closed, fold_blur * iod) + fine).clamp(0, 1)
     cheek_delta, furrows = expression_textures(closed, ref, iod)
-    return torch.cat([closed, blurred, fold[None, None], img, cheek_delta, furrows], 1)
+    shadow, crease, glow = shading_masks(ref, s)
+    frown = torch.maximum(furrows, brow_shadow * shadow[None, None])
+    smile = (cheek_glow * glow - crease)[None, None]
+    return torch.cat([closed, blurred, fold[None, None], img, cheek_delta, frown, smile], 1)
+
+
+def shading_masks(ref: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(s, s) masks in reference pixels, in [0, 1]: the shadow lowered brows cast over the upper lids (AU4),
+    the nasolabial crease (nose wing to past the mouth corner, AU12) and the raised cheeks' light (AU6)."""
+    frame = FaceFrame.from_landmarks(ref)
+    r = torch.arange(s, dtype=torch.float32) + 0.5
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    g = frame.to_norm(torch.stack([xx, yy, torch.zeros_like(xx)], -1).view(-1, 3))
+    x, y = g[:, 0].view(s, s), g[:, 1].view(s, s)
+    n = frame.to_norm(ref)
+    # between the brows and the upper lid crease, darkest over the inner half of each eye
+    brow_y = float(n[[BROW_HEAD_L, BROW_HEAD_R], 1].mean())
+    lid_y = brow_y * 0.35
+    shadow = gauss(x.abs(), y, 0.42, (brow_y + lid_y) / 2, 0.2, abs(brow_y - lid_y) * 0.45)
+    mouth_c = n[LIPS_UPPER_INNER + LIPS_LOWER_INNER, :2].mean(0)
+    crease = torch.zeros(s, s)
+    for ala, corner in ((NOSE_ALA_R, MOUTH_CORNER_R), (NOSE_ALA_L, MOUTH_CORNER_L)):
+        a, b = n[ala, :2], n[corner, :2]
+        out = torch.sign(b[0] - mouth_c[0])
+        a = a + torch.stack([out * 0.05, torch.tensor(0.02)])
+        b = b + torch.stack([out * 0.07, torch.tensor(0.0)])
+        d = b - a
+        u = (((x - a[0]) * d[0] + (y - a[1]) * d[1]) / (d * d).sum()).clamp(-0.2, 1.3)
+        dist2 = (x - a[0] - u * d[0]) ** 2 + (y - a[1] - u * d[1]) ** 2
+        along = smoothstep(-0.1, 0.25, u) * smoothstep(1.3, 0.9, u)
+        crease = torch.maximum(crease, gexp(dist2 / 0.028 ** 2) * along)
+    glow = gauss(x.abs(), y, 0.47, 0.52, 0.13, 0.09)
+    return shadow, crease, glow
 
 
 def fold_mask(ref: torch.Tensor, s: int, iod: float) -> torch.Tensor:
