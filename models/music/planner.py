@@ -10,7 +10,8 @@
   far on the other side borrow the parallel mode.
 * **Per bar**: valence, arousal, intensity; ``density`` (0..1, note density) and ``loudness`` (0..1)
   targets — the role of Video2Music's regression head — from arousal, intensity and motion.
-* **Sections** start at anchored cuts and every 8 bars within long shots.
+* **Sections** start at anchored cuts and every 8 bars within long shots; every other section is a step
+  lighter in density, so each cut also changes the texture.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def plan_structure(duration: float, cut_times, emotion: EmotionEmbedding, emotio
             s, since = s + 1, 0
         section[i] = s
         since += 1
+    # contrast between neighbouring sections (a change you hear at the cut): every other one a step lighter
+    density = np.clip(density - 0.13 * (section % 2), 0.05, 1.0).astype(np.float32)
 
     if key is not None:
         k = key if isinstance(key, Key) else parse_key(key)
