@@ -119,6 +119,7 @@ def load_piper_model(model_path: str, threads: int = 0):
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting on a shared CPU
     full = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     dur = ort.InferenceSession(dur_model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return full, dur, config

@@ -269,11 +269,20 @@ class DubbingPipeline(AffectPipeline):
         cond, neg = self.emotion_conditions([emb], num_frames, guidance)
         if generator is None:
             generator = torch.Generator().manual_seed(0)
-        x = self.denoise(self.prosody_dit, (1, num_frames, 4), {"phonemes": torch.from_numpy(feats)[None]}, cond, neg,
-                         guidance_scales={"content": 1.0, "emotion": guidance}, num_inference_steps=steps,
-                         generator=generator, callback_on_step_end=callback, window=self.config.window,
-                         overlap=self.config.overlap)  # fmt: skip
+        threads = torch.get_num_threads()
+        if self.prosody_dit.device.type == "cpu":  # a 1.8M-parameter model: a thread pool costs more than it gives
+            torch.set_num_threads(1)
+        try:
+            x = self._denoise_prosody(feats, cond, neg, guidance, steps, generator, callback)
+        finally:
+            torch.set_num_threads(threads)
         return x[0].float().cpu().numpy() * np.asarray(self.config.x0_scale, dtype=np.float32)
+
+    def _denoise_prosody(self, feats, cond, neg, guidance, steps, generator, callback) -> torch.Tensor:
+        return self.denoise(self.prosody_dit, (1, feats.shape[0], 4), {"phonemes": torch.from_numpy(feats)[None]}, cond,
+                            neg, guidance_scales={"content": 1.0, "emotion": guidance}, num_inference_steps=steps,
+                            generator=generator, callback_on_step_end=callback, window=self.config.window,
+                            overlap=self.config.overlap)  # fmt: skip
 
     @staticmethod
     def token_values(values: np.ndarray, token_times: np.ndarray, n_tokens: int) -> np.ndarray:
