@@ -223,14 +223,20 @@ def bench(
             tmp.write_text(text + "\n")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="what to train: portrait, emotion-text, emotion-speech, emotion-face"),
+    target: Optional[str] = typer.Argument(None, help="portrait, dubbing, music, emotion-text, emotion-speech, "
+                                                        "emotion-face"),
 ) -> None:
-    """Train or retrain a model (extra options go to the trainer; see `affectstudio train TARGET --help`)."""
-    from affectstudio.apps.train import run_trainer
+    """Train or retrain a model: `affectstudio train TARGET [trainer options]` (`affectstudio train TARGET --help`
+    lists the trainer's own options)."""
+    from affectstudio.apps.train import TRAINERS, run_trainer
 
+    if target is None or target in ("-h", "--help"):
+        typer.echo("usage: affectstudio train TARGET [options]   (affectstudio train TARGET --help for its options)\n"
+                   f"targets: {', '.join(TRAINERS)}")
+        return
     run_trainer(target, list(ctx.args))
 
 

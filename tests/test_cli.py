@@ -143,3 +143,11 @@ def test_portrait_input_errors_come_before_any_generator_loads(tmp_path, case):
                           capture_output=True, text=True)
     assert proc.stdout.split() == ["False", "2"], (proc.stdout, proc.stderr)
     assert proc.stderr.startswith("error: ") and not out.exists()
+
+
+def test_train_help_reaches_the_trainer():
+    top = subprocess.run([sys.executable, "-m", "affectstudio", "train", "--help"], capture_output=True, text=True)
+    assert top.returncode == 0 and "targets:" in top.stdout and "music" in top.stdout
+    own = subprocess.run([sys.executable, "-m", "affectstudio", "train", "portrait", "--help"], capture_output=True,
+                         text=True)
+    assert own.returncode == 0 and "--steps" in own.stdout and "--data" in own.stdout
