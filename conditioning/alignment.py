@@ -73,7 +73,9 @@ class LipAlignment:
         return m
 
 
-def expected_opening(seq: PhonemeSequence, durations: np.ndarray, fps: float, start: int = 0, end: int | None = None) -> np.ndarray:
+def expected_opening(
+    seq: PhonemeSequence, durations: np.ndarray, fps: float, start: int = 0, end: int | None = None
+) -> np.ndarray:
     """Mouth-opening template of tokens ``[start, end)`` laid out with ``durations`` (s), sampled at ``fps``."""
     end = len(seq) if end is None else end
     bounds = np.concatenate([[0.0], np.cumsum(durations[start:end])])
@@ -110,7 +112,9 @@ def dtw_path(a: np.ndarray, b: np.ndarray, band: float = 0.25, off_diag: float =
     return np.asarray(path[::-1], dtype=np.int64)
 
 
-def _split_phrases(seq: PhonemeSequence, natural: np.ndarray, spans: list[tuple[float, float]]) -> list[tuple[int, int, int]]:
+def _split_phrases(
+    seq: PhonemeSequence, natural: np.ndarray, spans: list[tuple[float, float]]
+) -> list[tuple[int, int, int]]:
     """Assign token ranges to spans: ``[(span index, token start, token end)]`` (spans may stay empty)."""
     n = len(seq)
     cuts = [0] + [i + 1 for i in seq.word_boundaries()] + [n]
@@ -137,7 +141,11 @@ def _split_phrases(seq: PhonemeSequence, natural: np.ndarray, spans: list[tuple[
                 nat = cum[cuts[c]] - cum[cuts[p]]
                 if nat <= 0:
                     continue
-                v = best[k - 1, p] + np.log(nat / max(length, 1e-3)) ** 2 * 4.0 + (cut_cost[cuts[c]] if c < n_cuts - 1 else 0.0)
+                v = (
+                    best[k - 1, p]
+                    + np.log(nat / max(length, 1e-3)) ** 2 * 4.0
+                    + (cut_cost[cuts[c]] if c < n_cuts - 1 else 0.0)
+                )
                 if v < best[k, c]:
                     best[k, c], back[k, c] = v, p
     c, out = n_cuts - 1, []
@@ -149,8 +157,16 @@ def _split_phrases(seq: PhonemeSequence, natural: np.ndarray, spans: list[tuple[
     return out[::-1]
 
 
-def _fit_segment(seq: PhonemeSequence, natural: np.ndarray, a: int, b: int, opening: np.ndarray, fps: float,
-                 min_stretch: float, max_stretch: float) -> np.ndarray:  # fmt: skip
+def _fit_segment(
+    seq: PhonemeSequence,
+    natural: np.ndarray,
+    a: int,
+    b: int,
+    opening: np.ndarray,
+    fps: float,
+    min_stretch: float,
+    max_stretch: float,
+) -> np.ndarray:
     """Durations (s) of tokens ``[a, b)`` filling ``opening.size / fps`` seconds, warped to the lips."""
     length = opening.size / fps
     nat = natural[a:b].astype(np.float64).copy()
@@ -182,8 +198,14 @@ def _fit_segment(seq: PhonemeSequence, natural: np.ndarray, a: int, b: int, open
     return dur * (length / max(dur.sum(), 1e-9))
 
 
-def align_to_lips(seq: PhonemeSequence, natural: np.ndarray, lips: LipActivity, min_stretch: float = 0.5,
-                  max_stretch: float = 2.0, max_rate: float = 1.9) -> LipAlignment:  # fmt: skip
+def align_to_lips(
+    seq: PhonemeSequence,
+    natural: np.ndarray,
+    lips: LipActivity,
+    min_stretch: float = 0.5,
+    max_stretch: float = 2.0,
+    max_rate: float = 1.9,
+) -> LipAlignment:
     """Durations for every token of ``seq`` (``natural``: the voice's own seconds per token) so the speech
     sits in the lip-active spans of ``lips`` and the total equals the clip's duration.
 
@@ -204,7 +226,7 @@ def align_to_lips(seq: PhonemeSequence, natural: np.ndarray, lips: LipActivity, 
             f"the script is too long for the clip: it needs about {speech_need:.1f} s of speech "
             f"(at least {speech_need / max_rate:.1f} s spoken fast) but the lips move for only {active:.1f} s "
             f"of the {total:.1f} s clip; shorten the script or use a longer clip"
-        )  # fmt: skip
+        )
     opening = lips.normalized_opening()
     assignment = _split_phrases(seq, natural, spans)
     durations = np.zeros(len(seq))
@@ -213,6 +235,8 @@ def align_to_lips(seq: PhonemeSequence, natural: np.ndarray, lips: LipActivity, 
         s0, s1 = spans[k]
         f0, f1 = int(round(s0 * lips.fps)), max(int(round(s1 * lips.fps)), int(round(s0 * lips.fps)) + 1)
         obs = opening[f0:f1]
-        durations[a:b] = _fit_segment(seq, natural, a, b, obs, lips.fps, min_stretch, max_stretch) * ((s1 - s0) / (obs.size / lips.fps))
+        durations[a:b] = _fit_segment(seq, natural, a, b, obs, lips.fps, min_stretch, max_stretch) * (
+            (s1 - s0) / (obs.size / lips.fps)
+        )
         segments.append(Segment(a, b, s0, s1))
     return LipAlignment(durations=durations, segments=segments, total=total)

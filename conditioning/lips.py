@@ -79,14 +79,21 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(np.pad(x, (k // 2, k - 1 - k // 2), mode="edge"), w, mode="valid").astype(np.float32)
 
 
-def lip_activity_from_opening(opening: np.ndarray, fps: float, min_span: float = 0.15, reach: float = 0.3,
-                              shrink: float = 0.0, threshold: float = 0.12) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def lip_activity_from_opening(
+    opening: np.ndarray,
+    fps: float,
+    min_span: float = 0.15,
+    reach: float = 0.3,
+    shrink: float = 0.0,
+    threshold: float = 0.12,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(active (t,) bool, peaks)`` from a per-frame opening curve (interocular units, larger = more open).
 
     A frame is active when the mouth opens above ``rest + threshold * (p95 - rest)`` within ``reach`` s of
     it (a moving maximum bridges the closures of plosives and bilabials, so gaps under ``2 * reach`` s stay
     inside a span and spans reach ``reach`` s beyond the first and last openings, where the voice starts and
-    fades); the mask is then eroded by ``shrink`` s and runs shorter than ``min_span`` s dropped. A clip whose opening barely varies (< 0.03 interocular) has no speech."""
+    fades); the mask is then eroded by ``shrink`` s and runs shorter than ``min_span`` s dropped. A clip
+    whose opening barely varies (< 0.03 interocular) has no speech."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
     x = np.asarray(opening, dtype=np.float32)
@@ -107,7 +114,7 @@ def lip_activity_from_opening(opening: np.ndarray, fps: float, min_span: float =
     # peaks: local maxima of the smoothed opening inside active frames, at least ~0.1 s apart
     mid = (xs[1:-1] >= xs[:-2]) & (xs[1:-1] > xs[2:]) & active[1:-1]
     peaks = np.flatnonzero(mid) + 1
-    keep, last = [], -10**9
+    keep, last = [], -(10**9)
     for p in peaks:
         if p - last >= max(1, int(0.1 * fps)):
             keep.append(p)
@@ -128,8 +135,13 @@ def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], l
 
     sol = _mp_solutions()
     idx, values = [], []
-    with sol.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False,
-                                min_detection_confidence=0.4, min_tracking_confidence=0.5) as mesh:  # fmt: skip
+    with sol.face_mesh.FaceMesh(
+        static_image_mode=False,
+        max_num_faces=1,
+        refine_landmarks=False,
+        min_detection_confidence=0.4,
+        min_tracking_confidence=0.5,
+    ) as mesh:
         for i, frame in enumerate(frames_iter):
             if i % step:
                 continue
@@ -144,9 +156,9 @@ def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], l
                 continue
             lm = res.multi_face_landmarks[0].landmark
             sh, sw = small.shape[:2]
-            p = lambda k: np.array([lm[k].x * sw, lm[k].y * sh])  # noqa: E731
-            eye = float(np.linalg.norm(p(_EYE_R) - p(_EYE_L)))
-            values.append(float(np.linalg.norm(p(_UPPER) - p(_LOWER))) / max(eye, 1e-6))
+            pts = {k: np.array([lm[k].x * sw, lm[k].y * sh]) for k in (_EYE_R, _EYE_L, _UPPER, _LOWER)}
+            eye = float(np.linalg.norm(pts[_EYE_R] - pts[_EYE_L]))
+            values.append(float(np.linalg.norm(pts[_UPPER] - pts[_LOWER])) / max(eye, 1e-6))
     return idx, values
 
 
@@ -160,7 +172,9 @@ def _decode_reduced(video: PathLike, info, rate: float, max_side: int):
     s = min(1.0, max_side / max(info.width, info.height))
     w, h = max(2, int(round(info.width * s / 2)) * 2), max(2, int(round(info.height * s / 2)) * 2)
     try:
-        reader = imageio_ffmpeg.read_frames(str(video), output_params=["-vf", f"fps={rate:.6f}:round=down,scale={w}:{h}"])
+        reader = imageio_ffmpeg.read_frames(
+            str(video), output_params=["-vf", f"fps={rate:.6f}:round=down,scale={w}:{h}"]
+        )
         next(reader)
         for buf in reader:
             yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
@@ -168,8 +182,13 @@ def _decode_reduced(video: PathLike, info, rate: float, max_side: int):
         raise MediaDecodeError(f"cannot decode video {video}: {e}") from e
 
 
-def analyze_lips(video: PathLike, analysis_fps: float = 25.0, max_side: int = 360, min_face_fraction: float = 0.5,
-                 max_seconds: float | None = None) -> LipActivity:  # fmt: skip
+def analyze_lips(
+    video: PathLike,
+    analysis_fps: float = 25.0,
+    max_side: int = 360,
+    min_face_fraction: float = 0.5,
+    max_seconds: float | None = None,
+) -> LipActivity:
     """Lip activity of the main face in ``video``.
 
     Raises :class:`NoFaceError` when fewer than ``min_face_fraction`` of the analysed frames show a face,
@@ -190,13 +209,21 @@ def analyze_lips(video: PathLike, analysis_fps: float = 25.0, max_side: int = 36
     found = ~np.isnan(vals)
     if not idx or found.mean() < min_face_fraction:
         pct = 0 if not idx else round(100 * found.mean())
-        raise NoFaceError(f"a face was found in only {pct}% of the video's frames: dubbing needs one clearly visible face")
+        raise NoFaceError(
+            f"a face was found in only {pct}% of the video's frames: dubbing needs one clearly visible face"
+        )
     t = np.arange(n)
     opening = np.interp(t, np.asarray(idx)[found], vals[found]).astype(np.float32)
     face = np.interp(t, np.asarray(idx), found.astype(np.float64)) > 0.5
     active, peaks = lip_activity_from_opening(opening, fps)
     duration = n / fps
     return LipActivity(
-        opening=opening, active=active, fps=fps, duration=duration, spans=spans_from_mask(active, fps),
-        peaks=peaks, face_found=face, analysis_seconds=time.perf_counter() - t0,
-    )  # fmt: skip
+        opening=opening,
+        active=active,
+        fps=fps,
+        duration=duration,
+        spans=spans_from_mask(active, fps),
+        peaks=peaks,
+        face_found=face,
+        analysis_seconds=time.perf_counter() - t0,
+    )

@@ -205,8 +205,14 @@ def _symbol_code(symbol: str) -> np.ndarray:
     return np.random.default_rng(seed).choice(np.array([-1.0, 1.0], np.float32), 32)
 
 
-def phoneme_features(seq: PhonemeSequence, durations: np.ndarray, fps: float, num_frames: int | None = None,
-                     offset: float = 0.0, token_times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def phoneme_features(
+    seq: PhonemeSequence,
+    durations: np.ndarray,
+    fps: float,
+    num_frames: int | None = None,
+    offset: float = 0.0,
+    token_times: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame phoneme features ``(t, 64)`` and the token index of every frame ``(t,)`` (-1: silence) for the
     tokens laid out with ``durations`` (s) from ``offset`` s. Columns: lip class (5), kind (6), stress (3),
     word-initial / word-final (2), position in the phrase (1), phrase-final word (1), position inside the

@@ -63,15 +63,27 @@ def _parselmouth():
     return parselmouth, call
 
 
-def f0_track(wave: np.ndarray, sr: int, floor: float = 60.0, ceiling: float = 400.0, step: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def f0_track(
+    wave: np.ndarray, sr: int, floor: float = 60.0, ceiling: float = 400.0, step: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
     """``(times s, f0 Hz with 0 unvoiced)`` from Praat's autocorrelation pitch tracker."""
     parselmouth, _ = _parselmouth()
-    pitch = parselmouth.Sound(np.asarray(wave, dtype=np.float64), sr).to_pitch(time_step=step, pitch_floor=floor, pitch_ceiling=ceiling)
+    pitch = parselmouth.Sound(np.asarray(wave, dtype=np.float64), sr).to_pitch(
+        time_step=step, pitch_floor=floor, pitch_ceiling=ceiling
+    )
     return pitch.xs(), np.nan_to_num(pitch.selected_array["frequency"])
 
 
-def apply_pitch(wave: np.ndarray, sr: int, times: np.ndarray, ratio: np.ndarray, spread: np.ndarray,
-                floor: float = 60.0, ceiling: float = 400.0, contour: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def apply_pitch(
+    wave: np.ndarray,
+    sr: int,
+    times: np.ndarray,
+    ratio: np.ndarray,
+    spread: np.ndarray,
+    floor: float = 60.0,
+    ceiling: float = 400.0,
+    contour: np.ndarray | None = None,
+) -> np.ndarray:
     """Move F0 to ``ref * ratio(t) * (f0 / ref) ** spread(t)`` (``ref`` the running median F0 over ±0.75 s, so
     the range grows around the phrase's own declination) with PSOLA;
     ``contour`` (optional, same times) adds a log2-F0 offset in octaves (the DiT's frame-level residual).
@@ -107,8 +119,9 @@ def apply_pitch(wave: np.ndarray, sr: int, times: np.ndarray, ratio: np.ndarray,
     return y
 
 
-def apply_energy(wave: np.ndarray, sr: int, times: np.ndarray, gain_db: np.ndarray, tilt_db: np.ndarray,
-                 corner_hz: float = 1000.0) -> np.ndarray:  # fmt: skip
+def apply_energy(
+    wave: np.ndarray, sr: int, times: np.ndarray, gain_db: np.ndarray, tilt_db: np.ndarray, corner_hz: float = 1000.0
+) -> np.ndarray:
     """Time-varying gain and high-shelf tilt (``times`` seconds at which ``gain_db``/``tilt_db`` are given)."""
     from scipy.signal import butter, sosfilt
 

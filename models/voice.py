@@ -78,7 +78,9 @@ def load_piper_model(model_path: str, threads: int = 0):
     if not path.is_file():
         raise MissingFileError(f"voice model not found: {path}")
     if not cfg_path.is_file():
-        raise MissingFileError(f"voice model config not found: {cfg_path} (a Piper voice ships model.onnx.json beside it)")
+        raise MissingFileError(
+            f"voice model config not found: {cfg_path} (a Piper voice ships model.onnx.json beside it)"
+        )
     try:
         config = json.loads(cfg_path.read_text())
         model = onnx.load(str(path))
@@ -111,10 +113,19 @@ def load_piper_model(model_path: str, threads: int = 0):
             at = list(model.graph.node).index(node)
             shape = node.output[0] + "_shape"
             model.graph.node.remove(node)
-            model.graph.node.insert(at, helper.make_node("Slice", [name, "noise_starts", shape, "noise_axes"], [node.output[0]], name=node.name))
+            model.graph.node.insert(
+                at,
+                helper.make_node(
+                    "Slice", [name, "noise_starts", shape, "noise_axes"], [node.output[0]], name=node.name
+                ),
+            )
             model.graph.node.insert(at, helper.make_node("Shape", [node.input[0]], [shape], name=node.name + "/Shape"))
-            model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch_size", channels, "n"]))
-    dur_model = onnx.utils.Extractor(model).extract_model(["input", "input_lengths", "scales", _DP_NOISE], [_RAW_DURATION])
+            model.graph.input.append(
+                helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch_size", channels, "n"])
+            )
+    dur_model = onnx.utils.Extractor(model).extract_model(
+        ["input", "input_lengths", "scales", _DP_NOISE], [_RAW_DURATION]
+    )
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -213,8 +224,13 @@ class PiperVoice(ModelMixin, ConfigMixin):
         np.add.at(out, owner[owner >= 0], w[owner >= 0])
         return out * self.frame_seconds
 
-    def frame_controls(self, seq: PhonemeSequence, target_frames: np.ndarray, raw: np.ndarray | None = None,
-                       lead_frames: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def frame_controls(
+        self,
+        seq: PhonemeSequence,
+        target_frames: np.ndarray,
+        raw: np.ndarray | None = None,
+        lead_frames: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-id ``(scales, offsets)`` that make every token last exactly ``target_frames`` hops.
 
         Scales are 0 and offsets ``k - 0.5`` (so ``ceil`` gives ``k``) for each controlled id; a token's frames
@@ -225,7 +241,10 @@ class PiperVoice(ModelMixin, ConfigMixin):
         scales, offsets = np.ones(owner.size), np.zeros(owner.size)
         groups = [(np.flatnonzero(owner == i), int(target_frames[i])) for i in range(len(seq))]
         if lead_frames is not None:
-            groups += [(np.flatnonzero(owner == -1), int(lead_frames[0])), (np.flatnonzero(owner == -2), int(lead_frames[1]))]
+            groups += [
+                (np.flatnonzero(owner == -1), int(lead_frames[0])),
+                (np.flatnonzero(owner == -2), int(lead_frames[1])),
+            ]
         for idx, frames in groups:
             if idx.size == 0:
                 continue
@@ -236,9 +255,16 @@ class PiperVoice(ModelMixin, ConfigMixin):
             offsets[idx] = share - 0.5
         return scales, offsets
 
-    def render(self, seq: PhonemeSequence, scales: np.ndarray | None = None, offsets: np.ndarray | None = None,
-               length_scale: float = 1.0, noise_scale: float | None = None, noise_w: float | None = None,
-               seed: int = 0) -> VoiceRender:  # fmt: skip
+    def render(
+        self,
+        seq: PhonemeSequence,
+        scales: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
+        length_scale: float = 1.0,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        seed: int = 0,
+    ) -> VoiceRender:
         """Synthesise ``seq``; each id lasts ``ceil(w * length_scale * scale + offset)`` hops (``w`` the voice's
         own duration; default scale 1, offset 0). Returns the wave and the frames per token."""
         ids, owner = self.token_ids(seq)
@@ -246,7 +272,9 @@ class PiperVoice(ModelMixin, ConfigMixin):
         if scales.shape != ids.shape:
             raise InputError(f"phoneme scales must have one value per input id ({ids.size}), got {scales.shape}")
         noise_w = self.config.noise_w if noise_w is None else noise_w
-        feeds = self._inputs(ids, self.config.noise_scale if noise_scale is None else noise_scale, length_scale, noise_w, seed)
+        feeds = self._inputs(
+            ids, self.config.noise_scale if noise_scale is None else noise_scale, length_scale, noise_w, seed
+        )
         offsets = np.zeros(ids.size) if offsets is None else np.asarray(offsets, dtype=np.float64)
         feeds[_SCALES_INPUT] = scales.astype(np.float32)[None, None, :]
         feeds[_OFFSETS_INPUT] = offsets.astype(np.float32)[None, None, :]
@@ -261,4 +289,6 @@ class PiperVoice(ModelMixin, ConfigMixin):
         np.add.at(frames, owner[owner >= 0], dur[owner >= 0])
         lead = (int(dur[owner == -1].sum()), int(dur[owner == -2].sum()))
         wave = np.asarray(audio, dtype=np.float32).reshape(-1)
-        return VoiceRender(wave=wave, sample_rate=self.sample_rate, frames=frames, lead_frames=lead, hop=self.config.hop_length)
+        return VoiceRender(
+            wave=wave, sample_rate=self.sample_rate, frames=frames, lead_frames=lead, hop=self.config.hop_length
+        )

@@ -23,7 +23,9 @@ def _token_weights(seq: PhonemeSequence, start: int, end: int) -> np.ndarray:
     w = np.zeros(end - start)
     for i in range(start, end):
         t = seq.tokens[i]
-        w[i - start] = 1.6 if t.kind == "vowel" else 1.0 if t.kind == "consonant" else 0.3 if t.kind == "modifier" else 0.0
+        w[i - start] = (
+            1.6 if t.kind == "vowel" else 1.0 if t.kind == "consonant" else 0.3 if t.kind == "modifier" else 0.0
+        )
     return w
 
 
@@ -63,7 +65,7 @@ class EspeakVoice(ModelMixin, ConfigMixin):
                 out[a:b] = w / max(w.sum(), 1e-9) * synth.duration
                 continue
             prev_end = times[0][0]
-            for (wi, idx), (s, e) in zip(groups.items(), times):
+            for (_w, idx), (s, e) in zip(groups.items(), times):
                 w = _token_weights(seq, idx[0], idx[-1] + 1)
                 out[idx[0] : idx[-1] + 1] = w / max(w.sum(), 1e-9) * max(e - s, 0.02)
                 gap = [k for k in range(a, idx[0]) if seq.tokens[k].kind in ("space", "pause")]
@@ -72,7 +74,9 @@ class EspeakVoice(ModelMixin, ConfigMixin):
                 prev_end = e
         return out
 
-    def render_timed(self, seq: PhonemeSequence, start: int, end: int, durations: np.ndarray, rate: float = 1.0) -> np.ndarray:
+    def render_timed(
+        self, seq: PhonemeSequence, start: int, end: int, durations: np.ndarray, rate: float = 1.0
+    ) -> np.ndarray:
         """Tokens ``[start, end)`` spoken so that each word lasts the sum of its tokens' ``durations`` (s);
         returns the 24 kHz wave, ``durations.sum()`` seconds long."""
         import parselmouth
@@ -90,7 +94,7 @@ class EspeakVoice(ModelMixin, ConfigMixin):
         src, dst = [0.0], [0.0]
         if len(synth.words) == len(groups):
             cum = np.concatenate([[0.0], np.cumsum(durations)])
-            for (wi, idx), (_, s, e) in zip(groups.items(), synth.words):
+            for (_w, idx), (_, s, e) in zip(groups.items(), synth.words):
                 ts, te = cum[idx[0] - start], cum[idx[-1] + 1 - start]
                 if s > src[-1] + 1e-3 and ts > dst[-1] + 1e-3:
                     src.append(s)

@@ -58,12 +58,20 @@ def speaker_profile(wave: np.ndarray, sr: int) -> SpeakerProfile:
     formant = call(snd, "To Formant (burg)", 0.01, 5, 5500 if np.median(voiced) > 160 else 5000, 0.025, 50)
     pitch = snd.to_pitch(time_step=0.01, pitch_floor=60, pitch_ceiling=400)
     times = pitch.xs()[np.nan_to_num(pitch.selected_array["frequency"]) > 0]
-    fm = np.array([[call(formant, "Get value at time", k, float(t), "Hertz", "Linear") for k in (1, 2, 3)] for t in times])
+    fm = np.array(
+        [[call(formant, "Get value at time", k, float(t), "Hertz", "Linear") for k in (1, 2, 3)] for t in times]
+    )
     return SpeakerProfile(float(np.median(voiced)), np.nanmean(fm, axis=0), _ltas(wave, sr), sr)
 
 
-def match_speaker(wave: np.ndarray, sr: int, own: SpeakerProfile, ref: SpeakerProfile, formant_shift: bool = True,
-                  equalize: bool = True) -> np.ndarray:  # fmt: skip
+def match_speaker(
+    wave: np.ndarray,
+    sr: int,
+    own: SpeakerProfile,
+    ref: SpeakerProfile,
+    formant_shift: bool = True,
+    equalize: bool = True,
+) -> np.ndarray:
     """Formant shift and spectral equalisation of ``wave`` from ``own`` toward ``ref`` (pitch is set elsewhere)."""
     import parselmouth
     from parselmouth.praat import call

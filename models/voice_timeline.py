@@ -36,8 +36,15 @@ def _sub(seq: PhonemeSequence, a: int, b: int) -> PhonemeSequence:
     return PhonemeSequence(seq.tokens[a:b], seq.words, seq.language, seq.voice)
 
 
-def speak_segments(voice, seq: PhonemeSequence, segments: list[Segment], durations: np.ndarray, total: float,
-                   noise_scale: float = 1.0, seed: int = 0) -> tuple[np.ndarray, int, np.ndarray]:  # fmt: skip
+def speak_segments(
+    voice,
+    seq: PhonemeSequence,
+    segments: list[Segment],
+    durations: np.ndarray,
+    total: float,
+    noise_scale: float = 1.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, int, np.ndarray]:
     """Each segment's tokens spoken from ``segment.start`` to ``segment.end`` with ``durations`` (s per
     token). Returns ``(wave, sample_rate, token_times (n, 2) s)``; the wave lasts exactly ``total`` s."""
     sr = voice.sample_rate
@@ -71,8 +78,15 @@ def speak_segments(voice, seq: PhonemeSequence, segments: list[Segment], duratio
     return out, sr, times
 
 
-def speak_free(voice, seq: PhonemeSequence, token_scales: np.ndarray, noise_scale: float = 1.0, seed: int = 0,
-               lead: float = 0.15, tail: float = 0.25) -> tuple[np.ndarray, int, np.ndarray]:  # fmt: skip
+def speak_free(
+    voice,
+    seq: PhonemeSequence,
+    token_scales: np.ndarray,
+    noise_scale: float = 1.0,
+    seed: int = 0,
+    lead: float = 0.15,
+    tail: float = 0.25,
+) -> tuple[np.ndarray, int, np.ndarray]:
     """Text-to-speech at the voice's own timing with each token's duration times ``token_scales``.
     Returns ``(wave, sample_rate, token_times)`` with ``lead``/``tail`` seconds of silence around."""
     sr = voice.sample_rate
@@ -98,8 +112,9 @@ def speak_free(voice, seq: PhonemeSequence, token_scales: np.ndarray, noise_scal
     return np.concatenate([pad_a, wave.astype(np.float32), pad_b]), sr, times
 
 
-def apply_targets(wave: np.ndarray, sr: int, times: np.ndarray, targets: dict[str, np.ndarray],
-                  f0_offset: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def apply_targets(
+    wave: np.ndarray, sr: int, times: np.ndarray, targets: dict[str, np.ndarray], f0_offset: np.ndarray | None = None
+) -> np.ndarray:
     """Emotional prosody: F0 level/range (+ optional per-time offset in octaves) by PSOLA, energy and tilt;
     ``targets`` maps f0/range/energy/tilt to values at ``times`` (s)."""
     if times.size == 1:
@@ -122,7 +137,9 @@ def active_rms_db(wave: np.ndarray, sr: int) -> float:
     return float(10 * np.log10(np.mean(10 ** (active / 10))))
 
 
-def finish(wave: np.ndarray, sr: int, target_sr: int, gain_db: float = 0.0, reference_db: float | None = None) -> np.ndarray:
+def finish(
+    wave: np.ndarray, sr: int, target_sr: int, gain_db: float = 0.0, reference_db: float | None = None
+) -> np.ndarray:
     """Resample to ``target_sr``, set the level (``LEVEL_DBFS`` + ``gain_db``; ``reference_db``: the neutral
     rendering's level, so emotion energy offsets survive the normalisation) and soft-limit the peaks."""
     y = resample(np.asarray(wave, dtype=np.float32), sr, target_sr) if sr != target_sr else np.asarray(wave, np.float32)

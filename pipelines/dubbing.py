@@ -28,12 +28,12 @@ from affectstudio.conditioning.phonemes import PhonemeSequence, phoneme_features
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, mux_audio, probe_video, write_wav
+from affectstudio.models.dit import AffectDiT
 from affectstudio.models.prosody import emotion_targets
 from affectstudio.models.voice import PiperVoice
 from affectstudio.models.voice_espeak import EspeakVoice
 from affectstudio.models.voice_reference import match_speaker, speaker_profile
 from affectstudio.models.voice_timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
-from affectstudio.models.dit import AffectDiT
 from affectstudio.pipelines.base import AffectPipeline
 
 __all__ = ["DubbingPipeline", "DubbingOutput"]
@@ -92,14 +92,27 @@ class DubbingPipeline(AffectPipeline):
 
     _optional_components = ["prosody_dit", "scheduler"]
 
-    def __init__(self, voice: PiperVoice, fallback_voice: EspeakVoice, prosody_dit: Optional[AffectDiT],
-                 scheduler: Optional[SchedulerMixin], max_video_seconds: float = 600.0, max_rate: float = 1.9,
-                 x0_scale: Optional[list] = None, window: int = 250, overlap: int = 25):  # fmt: skip
+    def __init__(
+        self,
+        voice: PiperVoice,
+        fallback_voice: EspeakVoice,
+        prosody_dit: Optional[AffectDiT],
+        scheduler: Optional[SchedulerMixin],
+        max_video_seconds: float = 600.0,
+        max_rate: float = 1.9,
+        x0_scale: Optional[list] = None,
+        window: int = 250,
+        overlap: int = 25,
+    ):
         super().__init__()
         self.register_modules(voice=voice, fallback_voice=fallback_voice, prosody_dit=prosody_dit, scheduler=scheduler)
-        self.register_to_config(max_video_seconds=float(max_video_seconds), max_rate=float(max_rate),
-                                x0_scale=[float(v) for v in (x0_scale or X0_SCALE)], window=int(window),
-                                overlap=int(overlap))  # fmt: skip
+        self.register_to_config(
+            max_video_seconds=float(max_video_seconds),
+            max_rate=float(max_rate),
+            x0_scale=[float(v) for v in (x0_scale or X0_SCALE)],
+            window=int(window),
+            overlap=int(overlap),
+        )
 
     # ------------------------------------------------------------------------------------------ inputs
 
@@ -112,7 +125,9 @@ class DubbingPipeline(AffectPipeline):
         if video is not None:
             info = probe_video(video)  # missing / corrupt → typed error before any heavy work
             if info.duration > self.config.max_video_seconds:
-                raise InputTooLongError(f"the video lasts {info.duration:.0f} s; the limit is {self.config.max_video_seconds:.0f} s")
+                raise InputTooLongError(
+                    f"the video lasts {info.duration:.0f} s; the limit is {self.config.max_video_seconds:.0f} s"
+                )
 
     def select_voice(self, seq: PhonemeSequence, voice_model: Optional[str] = None):
         if voice_model is not None:
@@ -162,7 +177,11 @@ class DubbingPipeline(AffectPipeline):
         parsed = self.parse_emotion(emotion, emotion_intensity)
         seq = phonemize(text, language)
         ref = self.reference_profile(reference_audio) if reference_audio is not None else None
-        seed = int(seed) if seed is not None else (int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0)
+        seed = (
+            int(seed)
+            if seed is not None
+            else (int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0)
+        )
         voice = self.select_voice(seq, voice_model)
         natural = voice.natural_durations(seq, seed=seed)
         timings["text"] = time.perf_counter() - t0
@@ -198,8 +217,16 @@ class DubbingPipeline(AffectPipeline):
         residual = None
         if use_dit:
             t = time.perf_counter()
-            residual = self.sample_prosody(seq, pre_times, emb, num_frames, emotion_guidance_scale,
-                                           num_inference_steps, generator, callback_on_step_end)  # fmt: skip
+            residual = self.sample_prosody(
+                seq,
+                pre_times,
+                emb,
+                num_frames,
+                emotion_guidance_scale,
+                num_inference_steps,
+                generator,
+                callback_on_step_end,
+            )
             timings["dit"] = time.perf_counter() - t
 
         # 4. speak: exact durations per phoneme
@@ -210,7 +237,9 @@ class DubbingPipeline(AffectPipeline):
             durations = alignment.durations.copy()
             if dur_res is not None:  # reshape inside each phrase; the phrase keeps its lip span
                 for seg in alignment.segments:
-                    d = durations[seg.token_start : seg.token_end] * np.exp(dur_res[seg.token_start : seg.token_end] - 0.0)
+                    d = durations[seg.token_start : seg.token_end] * np.exp(
+                        dur_res[seg.token_start : seg.token_end] - 0.0
+                    )
                     durations[seg.token_start : seg.token_end] = d * (seg.duration / max(d.sum(), 1e-9))
             wave, sr, token_times = speak_segments(voice, seq, alignment.segments, durations, total, noise, seed)
         else:
@@ -234,12 +263,19 @@ class DubbingPipeline(AffectPipeline):
         out_times = (np.arange(out_n) + 0.5) / _PROSODY_FPS
         if residual is not None:
             shaped_targets = self.to_output_timeline(residual, pre_times, token_times, out_times)
-            applied = {"f0": np.full(out_n, ref_ratio), "range": np.ones(out_n),
-                       "energy": shaped_targets[:, 2], "tilt": shaped_targets[:, 3]}  # fmt: skip
+            applied = {
+                "f0": np.full(out_n, ref_ratio),
+                "range": np.ones(out_n),
+                "energy": shaped_targets[:, 2],
+                "tilt": shaped_targets[:, 3],
+            }
             shaped = apply_targets(wave, sr, out_times, applied, f0_offset=shaped_targets[:, 1])
         else:
-            at = out_times if alignment is not None else self.to_output_timeline(
-                None, pre_times, token_times, out_times, values_at_frames=False)[:, 0]  # fmt: skip
+            at = (
+                out_times
+                if alignment is not None
+                else self.to_output_timeline(None, pre_times, token_times, out_times, values_at_frames=False)[:, 0]
+            )
             applied = {k: np.interp(at, frame_times, v) for k, v in targets.items()}
             applied["f0"] = applied["f0"] * ref_ratio
             shaped = apply_targets(wave, sr, out_times, applied)
@@ -253,10 +289,17 @@ class DubbingPipeline(AffectPipeline):
         timings["total"] = time.perf_counter() - t0
 
         result = DubbingOutput(
-            waveform=out, sample_rate=SPEECH_SAMPLE_RATE, phonemes=seq.symbols, durations=np.asarray(durations),
-            token_times=token_times, emotion=emb, lips=lips, alignment=alignment,
-            video=None if video is None else str(video), timings=timings,
-        )  # fmt: skip
+            waveform=out,
+            sample_rate=SPEECH_SAMPLE_RATE,
+            phonemes=seq.symbols,
+            durations=np.asarray(durations),
+            token_times=token_times,
+            emotion=emb,
+            lips=lips,
+            alignment=alignment,
+            video=None if video is None else str(video),
+            timings=timings,
+        )
         if output_path is not None:
             result.output_path = result.save(output_path)
         return result
@@ -265,7 +308,9 @@ class DubbingPipeline(AffectPipeline):
 
     def sample_prosody(self, seq, token_times, emb, num_frames, guidance, steps, generator, callback) -> np.ndarray:
         """The Prosody DiT's ``(num_frames, 4)`` sample in natural units on the pre-prosody timeline."""
-        feats, _ = phoneme_features(seq, np.diff(token_times, axis=1)[:, 0], _PROSODY_FPS, num_frames, token_times=token_times)
+        feats, _ = phoneme_features(
+            seq, np.diff(token_times, axis=1)[:, 0], _PROSODY_FPS, num_frames, token_times=token_times
+        )
         cond, neg = self.emotion_conditions([emb], num_frames, guidance)
         if generator is None:
             generator = torch.Generator().manual_seed(0)
@@ -279,10 +324,19 @@ class DubbingPipeline(AffectPipeline):
         return x[0].float().cpu().numpy() * np.asarray(self.config.x0_scale, dtype=np.float32)
 
     def _denoise_prosody(self, feats, cond, neg, guidance, steps, generator, callback) -> torch.Tensor:
-        return self.denoise(self.prosody_dit, (1, feats.shape[0], 4), {"phonemes": torch.from_numpy(feats)[None]}, cond,
-                            neg, guidance_scales={"content": 1.0, "emotion": guidance}, num_inference_steps=steps,
-                            generator=generator, callback_on_step_end=callback, window=self.config.window,
-                            overlap=self.config.overlap)  # fmt: skip
+        return self.denoise(
+            self.prosody_dit,
+            (1, feats.shape[0], 4),
+            {"phonemes": torch.from_numpy(feats)[None]},
+            cond,
+            neg,
+            guidance_scales={"content": 1.0, "emotion": guidance},
+            num_inference_steps=steps,
+            generator=generator,
+            callback_on_step_end=callback,
+            window=self.config.window,
+            overlap=self.config.overlap,
+        )
 
     @staticmethod
     def token_values(values: np.ndarray, token_times: np.ndarray, n_tokens: int) -> np.ndarray:
@@ -295,8 +349,13 @@ class DubbingPipeline(AffectPipeline):
         return out
 
     @staticmethod
-    def to_output_timeline(values: np.ndarray, pre_times: np.ndarray, out_token_times: np.ndarray, out_times: np.ndarray,
-                           values_at_frames: bool = True) -> np.ndarray:  # fmt: skip
+    def to_output_timeline(
+        values: np.ndarray,
+        pre_times: np.ndarray,
+        out_token_times: np.ndarray,
+        out_times: np.ndarray,
+        values_at_frames: bool = True,
+    ) -> np.ndarray:
         """Carry per-frame ``values (n, c)`` from the pre-prosody token timeline to the spoken one, each frame to
         the same relative place inside its token; outside tokens the nearest value holds. With
         ``values_at_frames=False`` returns, per output time, the matching pre-prosody time."""

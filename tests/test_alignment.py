@@ -11,9 +11,13 @@ from affectstudio.errors import EmptyTextError, InputError
 
 @pytest.mark.parametrize(
     "language,text,expect",
-    [("en", "Hello there, how are you?", "ð"), ("es", "Hola, ¿cómo estás?", "o"), ("fr", "Bonjour, ça va?", "ʒ"),
-     ("de", "Guten Tag, wie geht es?", "ɡ")],
-)  # fmt: skip
+    [
+        ("en", "Hello there, how are you?", "ð"),
+        ("es", "Hola, ¿cómo estás?", "o"),
+        ("fr", "Bonjour, ça va?", "ʒ"),
+        ("de", "Guten Tag, wie geht es?", "ɡ"),
+    ],
+)
 def test_phonemize_languages(language, text, expect):
     seq = phonemize(text, language)
     assert expect in seq.text
@@ -56,8 +60,14 @@ def _lips(spans, duration=6.0, fps=25.0, syllables_per_s=6.0):
         m = (t > a) & (t < b)
         opening[m] += 0.12 * np.abs(np.sin(np.pi * syllables_per_s * (t[m] - a)))
     active, peaks = lip_activity_from_opening(opening, fps)
-    return LipActivity(opening=opening.astype(np.float32), active=active, fps=fps, duration=duration,
-                       spans=spans_from_mask(active, fps), peaks=peaks)  # fmt: skip
+    return LipActivity(
+        opening=opening.astype(np.float32),
+        active=active,
+        fps=fps,
+        duration=duration,
+        spans=spans_from_mask(active, fps),
+        peaks=peaks,
+    )
 
 
 def test_alignment_fills_spans_and_cuts_at_punctuation():

@@ -69,8 +69,10 @@ def test_tts_emotions_are_audible(pipe):
 
 
 def test_intensity_is_monotonic(pipe):
-    f0s = [_mean_f0(pipe(video=None, text=SCRIPT, emotion="happy", emotion_intensity=a, seed=0).waveform, 24000)
-           for a in (0.0, 0.5, 1.0)]  # fmt: skip
+    f0s = [
+        _mean_f0(pipe(video=None, text=SCRIPT, emotion="happy", emotion_intensity=a, seed=0).waveform, 24000)
+        for a in (0.0, 0.5, 1.0)
+    ]
     assert f0s[0] < f0s[1] < f0s[2]
 
 
@@ -154,4 +156,6 @@ def test_generator_and_save_load(pipe, tmp_path):
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     again = DubbingPipeline.from_pretrained(tmp_path / "p")
-    assert np.array_equal(again(video=None, text="Hello there.", seed=5).waveform, pipe(video=None, text="Hello there.", seed=5).waveform)
+    assert np.array_equal(
+        again(video=None, text="Hello there.", seed=5).waveform, pipe(video=None, text="Hello there.", seed=5).waveform
+    )

@@ -43,13 +43,29 @@ def test_errors_after_analysis(capsys, tmp_path):
     write_video(tmp_path / "noface.mp4", frames, 10.0)
     assert_error(capsys, tmp_path, "--video", str(tmp_path / "noface.mp4"), "--text", "hi", match="face")
     write_wav(tmp_path / "quiet.wav", np.zeros(24000, np.float32), 24000)
-    assert_error(capsys, tmp_path, "--video", CLIP, "--text", "hi", "--voice", str(tmp_path / "quiet.wav"), match="speech")
+    assert_error(
+        capsys, tmp_path, "--video", CLIP, "--text", "hi", "--voice", str(tmp_path / "quiet.wav"), match="speech"
+    )
 
 
 @pytest.mark.slow
 def test_dub_writes_clip_and_wav(capsys, tmp_path):
-    code, out, err = run(capsys, "dub", "--video", CLIP, "--text", SCRIPT, "--emotion", "sad:0.7", "--seed", "1",
-                         "-o", str(tmp_path / "d.mp4"), "--wav", str(tmp_path / "d.wav"))  # fmt: skip
+    code, out, err = run(
+        capsys,
+        "dub",
+        "--video",
+        CLIP,
+        "--text",
+        SCRIPT,
+        "--emotion",
+        "sad:0.7",
+        "--seed",
+        "1",
+        "-o",
+        str(tmp_path / "d.mp4"),
+        "--wav",
+        str(tmp_path / "d.wav"),
+    )
     assert code in (0, None), err
     info = probe_video(tmp_path / "d.mp4")
     assert info.has_audio and abs(info.duration - probe_video(CLIP).duration) < 0.1

@@ -28,13 +28,29 @@ def make_prosody_dit():
     return AffectDiT.from_preset("dubbing", content_streams={"phonemes": 64}, speaker_dim=0)
 
 
-def train_dubbing(out: str | Path, synthetic: int = 360, data: list[str] | None = None, steps: int = 2000,
-                  batch_size: int = 16, init: str = "scratch", seed: int = 0, until: int | None = None,
-                  language: str = "en", window: int = 100, threads: int = 0) -> Path:  # fmt: skip
+def train_dubbing(
+    out: str | Path,
+    synthetic: int = 360,
+    data: list[str] | None = None,
+    steps: int = 2000,
+    batch_size: int = 16,
+    init: str = "scratch",
+    seed: int = 0,
+    until: int | None = None,
+    language: str = "en",
+    window: int = 100,
+    threads: int = 0,
+) -> Path:
     """Build/load the data, train, save the pipeline; returns the pipeline folder."""
     import torch
 
-    from affectstudio.apps.train.dubbing_data import ProsodyData, build_dataset, load_examples, load_folder, save_examples
+    from affectstudio.apps.train.dubbing_data import (
+        ProsodyData,
+        build_dataset,
+        load_examples,
+        load_folder,
+        save_examples,
+    )
     from affectstudio.apps.train.flow import train_flow
     from affectstudio.models.flow import make_scheduler
     from affectstudio.models.voice import PiperVoice
@@ -71,16 +87,41 @@ def train_dubbing(out: str | Path, synthetic: int = 360, data: list[str] | None 
             raise InputError("the bundled dubbing pipeline has no Prosody DiT to start from: use --init scratch")
     else:
         model = make_prosody_dit()
-    recipe = {"steps": steps, "batch_size": batch_size, "lr": 2e-3, "warmup_steps": 50, "seed": seed, "log_every": 50,
-              "checkpoint_every": 250, "heldout_every": 250, "p_drop_content": 0.1, "p_drop_emotion": 0.15}  # fmt: skip
+    recipe = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": 2e-3,
+        "warmup_steps": 50,
+        "seed": seed,
+        "log_every": 50,
+        "checkpoint_every": 250,
+        "heldout_every": 250,
+        "p_drop_content": 0.1,
+        "p_drop_emotion": 0.15,
+    }
     result = train_flow(model, ProsodyData(train, window), recipe, out, heldout=ProsodyData(held, window), until=until)
     dit = result.model.to("cpu").eval()
-    pipe = DubbingPipeline(voice=voice, fallback_voice=EspeakVoice(), prosody_dit=dit, scheduler=make_scheduler("flow_euler"))
+    pipe = DubbingPipeline(
+        voice=voice, fallback_voice=EspeakVoice(), prosody_dit=dit, scheduler=make_scheduler("flow_euler")
+    )
     pipe.save_pretrained(out / "pipeline")
-    (out / "pipeline" / "TRAINING.json").write_text(json.dumps(
-        {"examples": len(examples), "train": len(train), "heldout": len(held), "steps": steps, "batch_size": batch_size,
-         "final_loss": result.final_loss, "wall_s": result.wall_s, "synthetic": synthetic, "data": data or [],
-         "torch": torch.__version__}, indent=1))  # fmt: skip
+    (out / "pipeline" / "TRAINING.json").write_text(
+        json.dumps(
+            {
+                "examples": len(examples),
+                "train": len(train),
+                "heldout": len(held),
+                "steps": steps,
+                "batch_size": batch_size,
+                "final_loss": result.final_loss,
+                "wall_s": result.wall_s,
+                "synthetic": synthetic,
+                "data": data or [],
+                "torch": torch.__version__,
+            },
+            indent=1,
+        )
+    )
     return out / "pipeline"
 
 
@@ -98,6 +139,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--window", type=int, default=100, help="training window in frames (25 fps)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
-    path = train_dubbing(args.out, args.synthetic, args.data, args.steps, args.batch_size, args.init, args.seed,
-                         args.until, args.language, args.window, args.threads)  # fmt: skip
+    path = train_dubbing(
+        args.out,
+        args.synthetic,
+        args.data,
+        args.steps,
+        args.batch_size,
+        args.init,
+        args.seed,
+        args.until,
+        args.language,
+        args.window,
+        args.threads,
+    )
     print(f"wrote {path}")

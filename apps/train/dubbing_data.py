@@ -118,15 +118,20 @@ def render_example(voice, text: str, emotion: EmotionEmbedding, rng: np.random.G
     k, at = _frame_map(natural, times[:, 1] - times[:, 0], n)
     at = at + times[0, 0]
     dur_ratio = np.log(np.maximum(times[:, 1] - times[:, 0], 1e-3) / np.maximum(natural, 1e-3))
-    x0 = np.stack([dur_ratio[k], _f0_change(wave, shaped, sr, at), np.full(n, tg["energy"]), np.full(n, tg["tilt"])], axis=1)
+    x0 = np.stack(
+        [dur_ratio[k], _f0_change(wave, shaped, sr, at), np.full(n, tg["energy"]), np.full(n, tg["tilt"])], axis=1
+    )
     features, _ = phoneme_features(seq, natural, FPS, num_frames=n)
     return {
-        "features": features.astype(np.float16), "x0": (x0 / X0_SCALE).astype(np.float32),
+        "features": features.astype(np.float16),
+        "x0": (x0 / X0_SCALE).astype(np.float32),
         "emotion": emotion.as_condition().numpy().astype(np.float32),
-    }  # fmt: skip
+    }
 
 
-def build_dataset(voice, num_examples: int, seed: int = 0, sentences: list[str] | None = None, log_every: int = 25) -> list[dict]:
+def build_dataset(
+    voice, num_examples: int, seed: int = 0, sentences: list[str] | None = None, log_every: int = 25
+) -> list[dict]:
     rng = np.random.default_rng(seed)
     sentences = sentences or training_sentences()
     out, t0 = [], time.perf_counter()
@@ -182,7 +187,9 @@ class ProsodyData:
 # ------------------------------------------------------------------------------------------- real data
 
 
-def example_from_recording(voice, wave: np.ndarray, sr: int, text: str, emotion: EmotionEmbedding, language: str = "en") -> dict:
+def example_from_recording(
+    voice, wave: np.ndarray, sr: int, text: str, emotion: EmotionEmbedding, language: str = "en"
+) -> dict:
     """A training example from a real recording of ``text``: durations from a DTW between the base voice and
     the recording (MFCCs), F0 and energy changes per aligned frame."""
     import librosa
@@ -216,8 +223,11 @@ def example_from_recording(voice, wave: np.ndarray, sr: int, text: str, emotion:
     energy = np.clip(energy - np.median(energy), -15, 15)
     x0 = np.stack([np.log(rec_d / np.maximum(times[:, 1] - times[:, 0], 1e-3))[k], f0c, energy, np.zeros(n)], axis=1)
     features, _ = phoneme_features(seq, natural, FPS, num_frames=n)
-    return {"features": features.astype(np.float16), "x0": (x0 / X0_SCALE).astype(np.float32),
-            "emotion": emotion.as_condition().numpy().astype(np.float32)}  # fmt: skip
+    return {
+        "features": features.astype(np.float16),
+        "x0": (x0 / X0_SCALE).astype(np.float32),
+        "emotion": emotion.as_condition().numpy().astype(np.float32),
+    }
 
 
 def load_folder(voice, folder: str | Path, language: str = "en") -> list[dict]:
@@ -229,7 +239,9 @@ def load_folder(voice, folder: str | Path, language: str = "en") -> list[dict]:
         raise InputError(f"training folder not found: {folder}")
     out = []
     for txt in sorted(folder.glob("*.txt")):
-        media = next((txt.with_suffix(s) for s in (".wav", ".flac", ".mp4", ".mkv") if txt.with_suffix(s).is_file()), None)
+        media = next(
+            (txt.with_suffix(s) for s in (".wav", ".flac", ".mp4", ".mkv") if txt.with_suffix(s).is_file()), None
+        )
         if media is None:
             continue
         emo_file = txt.with_suffix(".emotion")

@@ -28,7 +28,12 @@ def dnsmos(wave: np.ndarray, sr: int) -> dict[str, float]:
     x = resample(np.asarray(wave, dtype=np.float32), sr, 16000)
     x = np.clip(x, -1.0, 1.0)
     r = _d.run(x, 16000)
-    return {"ovrl": float(r["ovrl_mos"]), "sig": float(r["sig_mos"]), "bak": float(r["bak_mos"]), "p808": float(r["p808_mos"])}
+    return {
+        "ovrl": float(r["ovrl_mos"]),
+        "sig": float(r["sig_mos"]),
+        "bak": float(r["bak_mos"]),
+        "p808": float(r["p808_mos"]),
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,7 +109,10 @@ def main() -> None:  # pragma: no cover - evaluation entry point
     sentences = (
         [s.strip() for s in open(args.sentences) if s.strip()]
         if args.sentences
-        else ["I never thought I would see the Earth from up here.", "Please put the books back on the shelf before you leave."]
+        else [
+            "I never thought I would see the Earth from up here.",
+            "Please put the books back on the shelf before you leave.",
+        ]
     )
     pipe = DubbingPipeline.from_pretrained()
     rows = []

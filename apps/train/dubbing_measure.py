@@ -52,13 +52,26 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
             out = pipe(video=None, text=text, emotion=e, seed=k, **kw)
             w, sr = out.waveform, out.sample_rate
             hyp = transcribe(w, sr)
-            rows.append({"emotion": e, "script": k, "ovrl": dnsmos(w, sr)["ovrl"], "wer": word_error_rate(text, hyp),
-                         "mean_f0": speech_stats(w, sr)["mean_f0"], "level_db": _level(w),
-                         "arousal": float(ser.encode((w, sr)).arousal), "seconds": out.duration, "hyp": hyp})  # fmt: skip
+            rows.append(
+                {
+                    "emotion": e,
+                    "script": k,
+                    "ovrl": dnsmos(w, sr)["ovrl"],
+                    "wer": word_error_rate(text, hyp),
+                    "mean_f0": speech_stats(w, sr)["mean_f0"],
+                    "level_db": _level(w),
+                    "arousal": float(ser.encode((w, sr)).arousal),
+                    "seconds": out.duration,
+                    "hyp": hyp,
+                }
+            )
     per = {}
     for e in EMOTIONS:
         r = [x for x in rows if x["emotion"] == e]
-        per[e] = {k: round(float(np.mean([x[k] for x in r])), 3) for k in ("ovrl", "wer", "mean_f0", "level_db", "arousal", "seconds")}
+        per[e] = {
+            k: round(float(np.mean([x[k] for x in r])), 3)
+            for k in ("ovrl", "wer", "mean_f0", "level_db", "arousal", "seconds")
+        }
         per[e]["min_ovrl"] = round(min(x["ovrl"] for x in r), 3)
         per[e]["max_wer"] = round(max(x["wer"] for x in r), 3)
     res["per_emotion"] = per
@@ -69,8 +82,13 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
         pts = []
         for a in (0.0, 0.25, 0.5, 0.75, 1.0):
             out = pipe(video=None, text=SCRIPTS[0], emotion=e, emotion_intensity=a, seed=0, **kw)
-            pts.append({"intensity": a, "mean_f0": round(speech_stats(out.waveform, 24000)["mean_f0"], 2),
-                        "level_db": round(_level(out.waveform), 2)})  # fmt: skip
+            pts.append(
+                {
+                    "intensity": a,
+                    "mean_f0": round(speech_stats(out.waveform, 24000)["mean_f0"], 2),
+                    "level_db": round(_level(out.waveform), 2),
+                }
+            )
         sweeps[e] = pts
     res["intensity_sweeps"] = sweeps
     # curve, phoneme by phoneme against neutral
@@ -91,18 +109,27 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
     fn, rn = tok(pipe(video=None, text=text, emotion="neutral", seed=0, **kw))
     v = np.flatnonzero(np.isfinite(fc / fn))
     res["curve_calm_to_angry_thirds"] = [
-        {"f0_ratio": round(float(np.exp(np.mean(np.log(fc[p] / fn[p])))), 3), "level_db": round(float(np.median(20 * np.log10(rc[p] / rn[p]))), 2)}
+        {
+            "f0_ratio": round(float(np.exp(np.mean(np.log(fc[p] / fn[p])))), 3),
+            "level_db": round(float(np.median(20 * np.log10(rc[p] / rn[p]))), 2),
+        }
         for p in np.array_split(v, 3)
-    ]  # fmt: skip
+    ]
     clip = asset_path("samples", "silent_talk.mp4")
     script = asset_path("samples", "script.txt").read_text().strip()
     dub = []
     for e in ("neutral", "happy", "sad", "angry"):
         out = pipe(video=clip, text=script, emotion=e, seed=0, **kw)
         act = speech_activity(out.waveform, out.sample_rate, out.lips.fps)
-        dub.append({"emotion": e, "duration_error_s": round(abs(out.duration - out.lips.duration), 4),
-                    "iou_voice_lips": round(span_iou(act, out.lips.active), 3), "ovrl": round(dnsmos(out.waveform, 24000)["ovrl"], 3),
-                    "wer": round(word_error_rate(script, transcribe(out.waveform, 24000)), 3)})  # fmt: skip
+        dub.append(
+            {
+                "emotion": e,
+                "duration_error_s": round(abs(out.duration - out.lips.duration), 4),
+                "iou_voice_lips": round(span_iou(act, out.lips.active), 3),
+                "ovrl": round(dnsmos(out.waveform, 24000)["ovrl"], 3),
+                "wer": round(word_error_rate(script, transcribe(out.waveform, 24000)), 3),
+            }
+        )
     res["dubbing_clip"] = dub
     res["rows"] = rows
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
