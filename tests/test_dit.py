@@ -122,15 +122,17 @@ def test_generator_presets_equal_shipped_configs(name):
             assert model.config[key] == value, key
 
 
-def test_portrait_preset_matches_bundled_checkpoint():
+@pytest.mark.parametrize("preset, folder", [("portrait", "talking_portrait/dit"), ("dubbing", "dubbing/prosody_dit"),
+                                            ("music", "video_music/dit")])
+def test_generator_preset_matches_its_bundled_checkpoint(preset, folder):
     import json
 
     from affectstudio.assets import asset_path
 
-    bundled = json.loads((asset_path("talking_portrait", "dit") / "config.json").read_text())
-    preset = AffectDiT.from_preset("portrait").config
+    bundled = json.loads((asset_path(*folder.split("/")) / "config.json").read_text())
+    config = AffectDiT.from_preset(preset).config
     for key in ("in_channels", "content_streams", "hidden_size", "depth", "num_heads", "speaker_dim"):
-        assert preset[key] == bundled[key], key
+        assert config[key] == bundled[key], key
 
 
 def test_named_streams_each_have_a_projector_and_are_all_read():
