@@ -9,6 +9,7 @@ The ``AffectDiT`` generates face motion (articulation, expression action units, 
 ``blink_rate``), not by the DiT. ``PortraitRenderer`` then warps the reference photo frame by frame.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,11 @@ import torch
 from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from affectstudio.conditioning.emotion import EmotionCurve, EmotionEmbedding, load_encoder
+from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder
 from affectstudio.conditioning.face import analyze_face
-from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features, prosody_for, synthesize
+from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
-from affectstudio.media import load_audio, load_image, write_video
+from affectstudio.media import load_audio, load_image, resample, write_video
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.portrait import (
     GENERATED_CHANNELS,
@@ -36,6 +37,17 @@ from affectstudio.models.portrait import (
 from affectstudio.pipelines.base import AffectPipeline
 
 SIZES = (256, 512, 0)
+
+
+@functools.cache
+def speech_pipeline():
+    """The bundled emotional text-to-speech (``DubbingPipeline`` with ``video=None``), loaded once per process."""
+    from affectstudio.pipelines.dubbing import DubbingPipeline
+
+    pipe = DubbingPipeline.from_pretrained()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
 GAZE_MODES = ("natural", "camera")
 SQUARISH = (0.8, 1.25)  # width / height of a photo the face crop suits; others are pasted back by default
 
@@ -109,21 +121,16 @@ class TalkingPortraitPipeline(AffectPipeline):
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
 
-    def prepare_audio(self, audio, text, emotions: list, max_seconds: float) -> tuple[np.ndarray, int]:
-        """Speech at 24 kHz: the given audio, or the script spoken by espeak-ng with the emotion's prosody;
-        either way at most ``max_seconds`` long."""
+    def prepare_audio(self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float,
+                      generator) -> tuple[np.ndarray, int]:
+        """Speech at 24 kHz: the given audio, or the script spoken by the dubbing pipeline's emotional
+        text-to-speech (the neural voice, with the first clip's emotion or curve); at most ``max_seconds`` long."""
         if text is None:
             return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=max_seconds)
-        first = emotions[0]
-        if first is None:
-            emb = EmotionEmbedding.neutral()
-        elif isinstance(first, EmotionCurve):
-            emb = EmotionEmbedding.mix(first.states)
-        else:
-            emb = first.mean()
-        label = emb.label
-        prosody = prosody_for(label, float(np.mean(emb.intensity)))
-        wave = synthesize(text, **prosody.as_kwargs()).wave
+        gen = generator[0] if isinstance(generator, list) else generator
+        speech = speech_pipeline()(video=None, text=text, emotion=emotions[0], emotion_intensity=intensity,
+                                   generator=gen)
+        wave = resample(speech.waveform, speech.sample_rate, SPEECH_SAMPLE_RATE)
         if wave.size / SPEECH_SAMPLE_RATE > max_seconds:
             raise InputTooLongError(f"the script takes {wave.size / SPEECH_SAMPLE_RATE:.1f} s to speak; the limit is "
                                     f"{max_seconds:.0f} s (raise it with max_audio_seconds / --max-seconds)")
@@ -192,8 +199,8 @@ class TalkingPortraitPipeline(AffectPipeline):
 
         Args:
             image: portrait photo (path, PIL image or uint8 array); the largest face is animated.
-            audio: speech to lip-sync (path or ``(wave, sr)``); or ``text`` to speak (espeak-ng, with the
-                emotion's prosody). Silent audio is valid: closed mouth, idle motion.
+            audio: speech to lip-sync (path or ``(wave, sr)``); or ``text`` to speak (the dubbing pipeline's
+                emotional text-to-speech, neural voice). Silent audio is valid: closed mouth, idle motion.
             emotion: a spec (label, ``label:intensity``, mix, free text, path to a speech/face reference), an
                 ``EmotionEmbedding`` (a curve gives per-frame emotion), or a list of those for a batch of
                 clips. ``None``: read from the speech.
@@ -233,7 +240,7 @@ class TalkingPortraitPipeline(AffectPipeline):
 
         # 2. Speech and its features at the video frame rate.
         limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)
-        wave, sr = self.prepare_audio(audio, text, emotions, limit)
+        wave, sr = self.prepare_audio(audio, text, emotions, emotion_intensity, limit, generator)
         content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
         num_frames = content.shape[0]
 
