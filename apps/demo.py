@@ -86,7 +86,7 @@ DEMO_EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
 def portrait_showcase(output_dir: Path) -> Iterator[str]:
     """The bundled portrait animated three ways: by the bundled speech (emotion read from the voice), by the
-    bundled script (spoken by espeak-ng, emotion from its text), and side by side in five emotions."""
+    bundled script (spoken by the neural voice, emotion from its text), and side by side in five emotions."""
     import torch
 
     from affectstudio.conditioning.emotion import load_encoder
@@ -105,7 +105,7 @@ def portrait_showcase(output_dir: Path) -> Iterator[str]:
     path = output_dir / "portrait_script.mp4"
     emotion = load_encoder("text").encode(script)
     out = pipe(image=image, text=script, emotion=emotion, generator=seed(), output_path=path, output_type="none")
-    yield f"wrote {path} (script.txt spoken by espeak-ng; emotion read from the text: {emotion.describe()})"
+    yield f"wrote {path} (script.txt spoken by the neural voice; emotion read from the text: {emotion.describe()})"
 
     path = output_dir / "portrait_emotions.mp4"
     out = pipe(image=image, audio=speech, emotion=list(DEMO_EMOTIONS), generator=[seed() for _ in DEMO_EMOTIONS])
