@@ -38,8 +38,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "AffectStudioError", "DependencyError", "EmptyTextError", "InputError", "InputTooLongError", "MediaDecodeError",
-    "MissingFileError", "NoFaceError", "NoSpeechError", "UnknownEmotionError", "__version__", *_LAZY,
+    "AffectStudioError",
+    "DependencyError",
+    "EmptyTextError",
+    "InputError",
+    "InputTooLongError",
+    "MediaDecodeError",
+    "MissingFileError",
+    "NoFaceError",
+    "NoSpeechError",
+    "UnknownEmotionError",
+    "__version__",
+    *_LAZY,
 ]
 
 

@@ -129,7 +129,9 @@ def _decode_with_ffmpeg(path: Path, sample_rate: int | None) -> tuple[np.ndarray
     return np.frombuffer(proc.stdout, dtype=np.float32).copy(), sr
 
 
-def load_audio(src: AudioInput, sample_rate: int | None = None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    src: AudioInput, sample_rate: int | None = None, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """Read audio as mono ``float32`` in [-1, 1]; returns ``(wave, sr)``.
 
     ``src`` is a path (wav/flac/ogg read directly; mp3/m4a and the audio track of mp4/mov through ffmpeg),
@@ -198,7 +200,13 @@ def write_wav(path: PathLike, wave: np.ndarray, sample_rate: int) -> Path:
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(np.asarray(wave, dtype=np.float32), -1, 1), int(sample_rate), subtype="PCM_16", format="WAV")
+        sf.write(
+            str(tmp),
+            np.clip(np.asarray(wave, dtype=np.float32), -1, 1),
+            int(sample_rate),
+            subtype="PCM_16",
+            format="WAV",
+        )
     return path
 
 
@@ -230,7 +238,9 @@ def probe_video(src: PathLike) -> VideoInfo:
     if nframes == 0 or not meta.get("size"):
         raise MediaDecodeError(f"video {path} has no video frames")
     w, h = meta["size"]
-    return VideoInfo(int(w), int(h), float(meta["fps"]), int(nframes), float(secs), _ffmpeg_audio_rate(path) is not None)
+    return VideoInfo(
+        int(w), int(h), float(meta["fps"]), int(nframes), float(secs), _ffmpeg_audio_rate(path) is not None
+    )
 
 
 def iter_video_frames(src: PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
@@ -274,8 +284,15 @@ class VideoWriter:
     file was encoded.
     """
 
-    def __init__(self, path: PathLike, fps: float, audio: np.ndarray | None = None, sample_rate: int | None = None,
-                 crf: int = 18, preset: str = "veryfast"):
+    def __init__(
+        self,
+        path: PathLike,
+        fps: float,
+        audio: np.ndarray | None = None,
+        sample_rate: int | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ):
         if audio is not None and not sample_rate:
             raise InputError("VideoWriter needs sample_rate with audio")
         self.path, self.fps, self.crf, self.preset = Path(path), float(fps), crf, preset
@@ -293,12 +310,39 @@ class VideoWriter:
 
     def _start(self, h: int, w: int) -> None:
         self._size = (h, w)
-        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", f"{self.fps}", "-i", "-"]
+        cmd = [
+            ffmpeg_exe(),
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{self.fps}",
+            "-i",
+            "-",
+        ]
         if h % 2 or w % 2:
             cmd += ["-vf", f"pad={w + w % 2}:{h + h % 2}"]
-        cmd += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart", "-f", "mp4", str(self._video_tmp if self.audio is not None else self._tmp)]
+        cmd += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            self.preset,
+            "-crf",
+            str(self.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(self._video_tmp if self.audio is not None else self._tmp),
+        ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frames: np.ndarray) -> None:
@@ -343,8 +387,9 @@ class VideoWriter:
             self._video_tmp.unlink(missing_ok=True)
 
 
-def write_video(path: PathLike, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
-                sample_rate: int | None = None) -> Path:
+def write_video(
+    path: PathLike, frames: np.ndarray, fps: float, audio: np.ndarray | None = None, sample_rate: int | None = None
+) -> Path:
     """Write frames (and optional mono audio) to an mp4 in one go."""
     with VideoWriter(path, fps, audio=audio, sample_rate=sample_rate) as w:
         w.write(frames)
@@ -370,8 +415,31 @@ def _mux(video: Path, audio: np.ndarray, sample_rate: int, duration: float, out:
     track[: audio.size] = audio
     with tempfile.TemporaryDirectory() as td:  # the system temp folder: a killed process leaves nothing beside out
         wav = write_wav(Path(td) / "track.wav", with_headroom(track), sample_rate)
-        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0",
-               "-c:v", "copy", "-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart", "-f", "mp4", str(out)]
+        cmd = [
+            ffmpeg_exe(),
+            "-y",
+            "-v",
+            "error",
+            "-i",
+            str(video),
+            "-i",
+            str(wav),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(out),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed to mux audio into {out}: {proc.stderr.strip()}")

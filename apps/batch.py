@@ -53,8 +53,7 @@ class BatchState:
         return self.hashes.get(job.output) == job.hash and all(p.is_file() for p in job.outputs)
 
     def record(self, job: Job, status: str, error: Optional[str] = None) -> dict:
-        entry = {"id": job.id, "status": status, "output": job.output if status != "failed" else None,
-                 "error": error}
+        entry = {"id": job.id, "status": status, "output": job.output if status != "failed" else None, "error": error}
         self.entries[job.index] = entry
         if status == "ok":
             self.hashes[job.output] = job.hash
@@ -109,14 +108,21 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
         from dask.distributed import Client, LocalCluster, as_completed
         from distributed.scheduler import KilledWorker
     except ImportError as e:
-        raise DependencyError("batch workers need Dask distributed: pip install 'affectstudio[app]' "
-                              "(or --processes 1, which needs no cluster)") from e
+        raise DependencyError(
+            "batch workers need Dask distributed: pip install 'affectstudio[app]' "
+            "(or --processes 1, which needs no cluster)"
+        ) from e
 
     cluster = client = None
     # allowed-failures=1: a task whose worker dies is rescheduled once, then raises KilledWorker.
     # worker-saturation=1: a single-threaded worker holds one job at a time, so a crash implicates only that job.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 1,
+            "distributed.worker.daemon": False,
+            "distributed.scheduler.worker-saturation": 1.0,
+        }
+    ):
         try:
             if address:
                 try:
@@ -124,17 +130,30 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
                 except (OSError, TimeoutError, ValueError) as e:
                     raise InputError(f"cannot reach the Dask cluster at {address}: {one_line(e)}") from e
             else:
-                cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+                cluster = LocalCluster(
+                    n_workers=processes,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                )
                 client = Client(cluster)
             use_gpu = _gpu_resources(client)
             started = time.time_ns()
             futures = {}
             for job, fn, kwargs in work:
                 wants_gpu = use_gpu and str(kwargs.get("device", "auto")).startswith(("cuda", "auto"))
-                fut = client.submit(execute_job, fn, kwargs, job.outputs, started,
-                                    key=f"affectstudio-job-{job.index}-{job.hash[:12]}", pure=False,
-                                    resources={"GPU": 1} if wants_gpu else None)
+                fut = client.submit(
+                    execute_job,
+                    fn,
+                    kwargs,
+                    job.outputs,
+                    started,
+                    key=f"affectstudio-job-{job.index}-{job.hash[:12]}",
+                    pure=False,
+                    resources={"GPU": 1} if wants_gpu else None,
+                )
                 futures[fut] = job
             for fut in as_completed(list(futures)):
                 job = futures.pop(fut)
@@ -156,9 +175,16 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
 # ------------------------------------------------------------------------------------------------- main
 
 
-def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: int = 1,
-              address: Optional[str] = None, renderers: Optional[dict] = None, echo: Callable = None,
-              progress: Optional[Callable[[int, int], None]] = None) -> int:
+def run_batch(
+    jobs_file: Path,
+    out_dir: Path,
+    resume: bool = False,
+    processes: int = 1,
+    address: Optional[str] = None,
+    renderers: Optional[dict] = None,
+    echo: Callable = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> int:
     """Validate, render, keep the manifest; return the exit code (0 all ok/skipped, 1 any failed).
 
     ``renderers`` maps task names to render functions to use instead of ``apps.render``'s (tests; the job
@@ -184,8 +210,9 @@ def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: i
     renderers = renderers or {}
     work = [(job, renderers.get(job.task) or TASKS[job.task].renderer(), job.kwargs) for job in todo]
 
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="batch", unit="job", file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(jobs), initial=len(jobs) - len(todo), desc="batch", unit="job", file=sys.stderr, dynamic_ncols=True
+    )
     if len(todo) < len(jobs):
         echo(f"resume: {len(jobs) - len(todo)} job(s) already rendered with the same settings, skipped")
     runner = run_in_process(work) if processes == 1 and not address else run_on_dask(work, processes, address)
@@ -201,6 +228,8 @@ def run_batch(jobs_file: Path, out_dir: Path, resume: bool = False, processes: i
         bar.close()
     remove_partials(todo)  # a worker killed mid-write leaves its hidden partial file behind
     counts = state.counts
-    echo(f"batch: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped; "
-         f"manifest: {out_dir / MANIFEST}")
+    echo(
+        f"batch: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped; "
+        f"manifest: {out_dir / MANIFEST}"
+    )
     return 1 if counts["failed"] else 0

@@ -149,8 +149,9 @@ def _written_since(outputs, since_ns: int) -> bool:
         return False
 
 
-def execute_job(render: Callable, kwargs: dict, outputs: Optional[list] = None,
-                run_started_ns: Optional[int] = None) -> dict:
+def execute_job(
+    render: Callable, kwargs: dict, outputs: Optional[list] = None, run_started_ns: Optional[int] = None
+) -> dict:
     """Run one job: ``render(**kwargs)`` with the pipelines' bars silenced. Never raises for a job's own
     failure; returns ``{"status": "ok"|"failed", "error": str|None, "seconds": float}`` (``traceback`` for bugs).
 
@@ -166,6 +167,10 @@ def execute_job(render: Callable, kwargs: dict, outputs: Optional[list] = None,
     except AffectStudioError as e:
         return {"status": "failed", "error": one_line(e), "seconds": time.perf_counter() - start}
     except Exception as e:  # a bug in one job must not stop the others: reported with its traceback
-        return {"status": "failed", "error": one_line(e), "traceback": traceback.format_exc(),
-                "seconds": time.perf_counter() - start}
+        return {
+            "status": "failed",
+            "error": one_line(e),
+            "traceback": traceback.format_exc(),
+            "seconds": time.perf_counter() - start,
+        }
     return {"status": "ok", "error": None, "seconds": time.perf_counter() - start}

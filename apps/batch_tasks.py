@@ -21,8 +21,22 @@ from typing import Any, Callable, Optional
 from affectstudio.errors import InputError
 
 #: emotion specs that name a file (speech/face reference, curve file) are resolved like the other input paths
-FILE_SPEC_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".mp4", ".mov", ".jpg", ".jpeg", ".png", ".webp",
-                      ".bmp", ".json", ".csv")
+FILE_SPEC_SUFFIXES = (
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".m4a",
+    ".ogg",
+    ".mp4",
+    ".mov",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".json",
+    ".csv",
+)
 NOT_JOB_KEYS = ("output", "progress")  # renderer arguments the job file never sets directly
 
 
@@ -79,8 +93,13 @@ def _kind(annotation) -> str:
 TASKS: dict[str, Task] = {
     "portrait": Task("portrait", "render_portrait", ".mp4", one_of=(("audio", "text"),)),
     "dub": Task("dub", "render_dub", ".mp4", extra_outputs=(("wav", ".wav"),)),
-    "music": Task("music", "render_music", ".mp4", extra_outputs=(("wav", ".wav"), ("midi", ".mid"), ("plot", ".png")),
-                  exclude=("stems",)),
+    "music": Task(
+        "music",
+        "render_music",
+        ".mp4",
+        extra_outputs=(("wav", ".wav"), ("midi", ".mid"), ("plot", ".png")),
+        exclude=("stems",),
+    ),
     "scene": Task("scene", "render_scene", ".mp4", extra_outputs=(("wav", ".wav"),)),
 }
 
@@ -114,8 +133,15 @@ def _check_type(value, kind: str) -> bool:
     return True
 
 
-_TYPE_WORDS = {"file": "a file path", "output": "a file name", "str": "a non-empty string", "int": "an integer",
-               "float": "a number", "bool": "true or false", "any": "a value"}
+_TYPE_WORDS = {
+    "file": "a file path",
+    "output": "a file name",
+    "str": "a non-empty string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "any": "a value",
+}
 
 
 def _output_problem(name: str, suffix: str) -> Optional[str]:
@@ -165,8 +191,11 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
             continue
         jid = raw.get("id")
         before = len(problems)
-        name = f"job {jid}" if isinstance(jid, (str, int)) and not isinstance(jid, bool) and str(jid) else \
-            f"job #{index + 1}"
+        name = (
+            f"job {jid}"
+            if isinstance(jid, (str, int)) and not isinstance(jid, bool) and str(jid)
+            else f"job #{index + 1}"
+        )
         bad = problems.append
         if not (isinstance(jid, (str, int)) and not isinstance(jid, bool) and str(jid)):
             bad(f"{name}: missing or invalid 'id' (a string or number)")
@@ -176,13 +205,18 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
         task_name = raw.get("task")
         task = TASKS.get(task_name) if isinstance(task_name, str) else None
         if task is None:
-            bad(f"{name}: " + ("missing 'task'" if task_name is None else f"unknown task {task_name!r}")
-                + f" (tasks: {', '.join(TASKS)})")
+            bad(
+                f"{name}: "
+                + ("missing 'task'" if task_name is None else f"unknown task {task_name!r}")
+                + f" (tasks: {', '.join(TASKS)})"
+            )
             continue
         schema = task.schema()
         if not schema:
-            bad(f"{name}: task {task_name!r} is not available in this version of AffectStudio "
-                f"(available: {', '.join(available_tasks()) or 'none'})")
+            bad(
+                f"{name}: task {task_name!r} is not available in this version of AffectStudio "
+                f"(available: {', '.join(available_tasks()) or 'none'})"
+            )
             continue
         output = raw.get("output")
         if not isinstance(output, str) or not output:
@@ -208,8 +242,10 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
         for group in task.one_of:
             given = [k for k in group if raw.get(k) is not None]
             if len(given) != 1:
-                bad(f"{name}: give exactly one of {', '.join(map(repr, group))}"
-                    + (f" (got {', '.join(given)})" if given else ""))
+                bad(
+                    f"{name}: give exactly one of {', '.join(map(repr, group))}"
+                    + (f" (got {', '.join(given)})" if given else "")
+                )
         job_outputs = [raw.get("output")] + [raw.get(k) for k, _ in task.extra_outputs]
         for o in job_outputs:
             if isinstance(o, str) and o:
@@ -225,8 +261,7 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
             if out_root not in p.parents:
                 problems.append(f"job {job.id}: output {p} is outside --out-dir")
     if problems:
-        raise InputError(f"the job file has {len(problems)} problem(s), nothing was rendered:\n"
-                         + "\n".join(problems))
+        raise InputError(f"the job file has {len(problems)} problem(s), nothing was rendered:\n" + "\n".join(problems))
     return jobs
 
 
@@ -246,8 +281,12 @@ def _build_job(index: int, jid: str, task: Task, raw: dict, schema: dict, job_di
         elif f.kind == "output":
             value = (out_root / value).resolve()
             outputs.append(value)
-        elif key == "emotion" and isinstance(value, str) and value.strip().lower().endswith(FILE_SPEC_SUFFIXES) \
-                and "@" not in value:
+        elif (
+            key == "emotion"
+            and isinstance(value, str)
+            and value.strip().lower().endswith(FILE_SPEC_SUFFIXES)
+            and "@" not in value
+        ):
             value = _resolve_input(value.strip(), job_dir)
         elif f.kind == "float":
             value = float(value)

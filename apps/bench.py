@@ -97,8 +97,12 @@ def bench_emotion(device: torch.device) -> dict:
     return {
         "device": "cpu",  # the encoders are CPU models by design
         "text": {"batch": len(batch), "ms_per_sentence": 1000 * text_s / len(batch), "load_s": text_load},
-        "speech": {"clip_s": len(wave) / sr, "ms_per_clip": 1000 * speech_s, "real_time_factor": speech_s / (len(wave) / sr),
-                   "load_s": speech_load},
+        "speech": {
+            "clip_s": len(wave) / sr,
+            "ms_per_clip": 1000 * speech_s,
+            "real_time_factor": speech_s / (len(wave) / sr),
+            "load_s": speech_load,
+        },
         "face": {"image": face_file.name, "ms_per_image": 1000 * face_s, "load_s": face_load},
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -124,13 +128,22 @@ def bench_portrait(device: torch.device, seconds: float = 10.0, sizes: tuple = (
     for size in sizes:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        run = lambda: pipe(image=image, audio=(wave, sr), emotion="happy", size=size,  # noqa: E731
-                           generator=torch.Generator("cpu").manual_seed(0))
+        run = lambda: pipe(
+            image=image,
+            audio=(wave, sr),
+            emotion="happy",
+            size=size,  # noqa: E731
+            generator=torch.Generator("cpu").manual_seed(0),
+        )
         secs = timed(run, repeats=2)
         frames = int(round(seconds * pipe.config.fps))
         result["sizes"][str(size)] = {
-            "seconds": secs, "fps": frames / secs, "real_time_factor": secs / seconds,
-            "peak_mem_mb": (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else peak_rss_mb(),
+            "seconds": secs,
+            "fps": frames / secs,
+            "real_time_factor": secs / seconds,
+            "peak_mem_mb": (torch.cuda.max_memory_allocated(device) / 2**20)
+            if device.type == "cuda"
+            else peak_rss_mb(),
         }
     return result
 
@@ -153,12 +166,21 @@ def bench_portrait_long(device: torch.device, durations: tuple = (150.0, 300.0))
             long_wave = np.tile(wave, int(np.ceil(seconds * sr / len(wave))))[: int(seconds * sr)]
             t0 = time.perf_counter()
             with RssPeak() as mem:
-                pipe(image=image, audio=(long_wave, sr), emotion="happy", output_path=f"{tmp}/long.mp4",
-                     output_type="none", generator=torch.Generator("cpu").manual_seed(0))
+                pipe(
+                    image=image,
+                    audio=(long_wave, sr),
+                    emotion="happy",
+                    output_path=f"{tmp}/long.mp4",
+                    output_type="none",
+                    generator=torch.Generator("cpu").manual_seed(0),
+                )
             secs = time.perf_counter() - t0
             result["durations"][str(int(seconds))] = {
-                "seconds": secs, "fps": seconds * pipe.config.fps / secs,
-                "rss_before_mb": mem.start, "rss_growth_mb": mem.peak - mem.start}
+                "seconds": secs,
+                "fps": seconds * pipe.config.fps / secs,
+                "rss_before_mb": mem.start,
+                "rss_growth_mb": mem.peak - mem.start,
+            }
     return result
 
 
@@ -171,8 +193,14 @@ def bench_music(device: torch.device, seconds: float = 60.0) -> dict:
 
     cuts = [3.1, 7.9, 12.0, 17.3, 21.0, 26.4, 30.2, 35.7, 41.0, 44.4, 50.3, 55.1]
     with tempfile.TemporaryDirectory() as tmp:
-        clip = synthetic_clip(f"{tmp}/clip.mp4", "bright", seconds, cut_times=[c for c in cuts if c < seconds],
-                              size=(640, 360), speech=(20.0, 30.0))
+        clip = synthetic_clip(
+            f"{tmp}/clip.mp4",
+            "bright",
+            seconds,
+            cut_times=[c for c in cuts if c < seconds],
+            size=(640, 360),
+            speech=(20.0, 30.0),
+        )
         warm_clip = synthetic_clip(f"{tmp}/warm.mp4", "bright", 4.0, cut_times=[2.0], size=(160, 90))
         t0 = time.perf_counter()
         pipe = VideoMusicPipeline.from_pretrained()
@@ -189,10 +217,20 @@ def bench_music(device: torch.device, seconds: float = 60.0) -> dict:
             child = k1.children_user + k1.children_system - k0.children_user - k0.children_system  # ffmpeg
             runs.append((time.perf_counter() - t0, time.process_time() - c0, child, out.timings))
     wall, cpu, child, stages = min(runs, key=lambda r: r[0])
-    return {"device": "cpu", "video_s": seconds, "music_s": seconds, "load_s": load_s, "warmup_s": warmup_s,
-            "seconds": wall, "cpu_seconds": cpu, "ffmpeg_cpu_seconds": child, "real_time_factor": wall / seconds,
-            "stages_s": {k: round(v, 3) for k, v in stages.items() if k != "total_s"},
-            "target_s": 5.0, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "device": "cpu",
+        "video_s": seconds,
+        "music_s": seconds,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "ffmpeg_cpu_seconds": child,
+        "real_time_factor": wall / seconds,
+        "stages_s": {k: round(v, 3) for k, v in stages.items() if k != "total_s"},
+        "target_s": 5.0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def bench_dubbing(device: torch.device, seconds: float = 10.0) -> dict:
@@ -235,9 +273,13 @@ def bench_dubbing(device: torch.device, seconds: float = 10.0) -> dict:
 
 
 # "portrait-long" renders 5 minutes of video: asked for by name, not part of "all"
-BENCHMARKS: dict[str, Callable[[torch.device], dict]] = {"emotion": bench_emotion, "portrait": bench_portrait,
-                                                          "portrait-long": bench_portrait_long, "music": bench_music,
-                                                          "dubbing": bench_dubbing}
+BENCHMARKS: dict[str, Callable[[torch.device], dict]] = {
+    "emotion": bench_emotion,
+    "portrait": bench_portrait,
+    "portrait-long": bench_portrait_long,
+    "music": bench_music,
+    "dubbing": bench_dubbing,
+}
 DEFAULT_BENCHMARKS = ("emotion", "portrait", "music", "dubbing")
 
 
@@ -248,9 +290,15 @@ def run_bench(device: str = "auto", names: list[str] | None = None) -> dict:
     if unknown:
         raise InputError(f"unknown benchmark {', '.join(unknown)}; choose from: {', '.join(BENCHMARKS)}")
     result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-                    "device": str(dev), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": str(dev),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        },
     }
     for name in names:
         result[name] = BENCHMARKS[name](dev)

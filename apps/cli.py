@@ -26,8 +26,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EMOTION_HELP = ("a label ('happy', 'sad:0.5'), a mix ('happy:0.6,surprised:0.4'), free text ('a quiet, simmering "
-                "anger'), or a path to a speech .wav or a face image")
+EMOTION_HELP = (
+    "a label ('happy', 'sad:0.5'), a mix ('happy:0.6,surprised:0.4'), free text ('a quiet, simmering "
+    "anger'), or a path to a speech .wav or a face image"
+)
 DEVICE_HELP = "cpu, cuda, or auto (cuda when available)"
 
 
@@ -52,8 +54,10 @@ def emotion(
     given = {"--text": text, "--text-file": text_file, "--audio": audio, "--image": image}
     chosen = [k for k, v in given.items() if v is not None]
     if len(chosen) != 1:
-        raise InputError("give exactly one of --text, --text-file, --audio, --image"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+        raise InputError(
+            "give exactly one of --text, --text-file, --audio, --image"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
     results = read_emotions(text=text, text_file=text_file, audio=audio, image=image)
     for emb in results:
         typer.echo(json.dumps(emb.to_dict()) if as_json else emb.describe())
@@ -73,12 +77,16 @@ def portrait(
     steps: int = typer.Option(10, "--steps", min=1, max=200, help="diffusion sampling steps"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     size: int = typer.Option(256, "--size", help="output size: 256, 512, or 0 for the source crop"),
-    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=1.0,
-                                                help="longest speech accepted (default 600 s)"),
-    paste_back: Optional[bool] = typer.Option(None, "--paste-back/--crop",
-                                              help="animate the face inside the whole photo at its own size and "
-                                                   "aspect, or output the square face crop (default: paste back "
-                                                   "when the photo is not roughly square)"),
+    max_seconds: Optional[float] = typer.Option(
+        None, "--max-seconds", min=1.0, help="longest speech accepted (default 600 s)"
+    ),
+    paste_back: Optional[bool] = typer.Option(
+        None,
+        "--paste-back/--crop",
+        help="animate the face inside the whole photo at its own size and "
+        "aspect, or output the square face crop (default: paste back "
+        "when the photo is not roughly square)",
+    ),
     pose_scale: float = typer.Option(1.0, "--pose-scale", min=0.0, help="head-motion amplitude (0: still head)"),
     blink_rate: float = typer.Option(15.0, "--blink-rate", min=0.0, help="blinks per minute (0: none)"),
     gaze: str = typer.Option("natural", "--gaze", help="natural (small saccades) or camera (eyes held on the lens)"),
@@ -87,9 +95,23 @@ def portrait(
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
     from affectstudio.apps.render import render_portrait
 
-    path = render_portrait(image=image, audio=audio, text=text, emotion=emotion, intensity=intensity, seed=seed,
-                           steps=steps, device=device, size=size, output=output, max_seconds=max_seconds,
-                           paste_back=paste_back, pose_scale=pose_scale, blink_rate=blink_rate, gaze=gaze)
+    path = render_portrait(
+        image=image,
+        audio=audio,
+        text=text,
+        emotion=emotion,
+        intensity=intensity,
+        seed=seed,
+        steps=steps,
+        device=device,
+        size=size,
+        output=output,
+        max_seconds=max_seconds,
+        paste_back=paste_back,
+        pose_scale=pose_scale,
+        blink_rate=blink_rate,
+        gaze=gaze,
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -107,23 +129,34 @@ def dub(
     seed: int = typer.Option(0, "--seed"),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4: the clip with the speech"),
     wav: Optional[Path] = typer.Option(None, "--wav", help="also write the speech alone as .wav"),
-    voice_model: Optional[Path] = typer.Option(None, "--voice-model",
-                                               help="your own Piper voice .onnx (its .onnx.json beside it)"),
+    voice_model: Optional[Path] = typer.Option(
+        None, "--voice-model", help="your own Piper voice .onnx (its .onnx.json beside it)"
+    ),
 ) -> None:
     """Dub a silent clip: emotional speech timed to the speaker's lips."""
     from affectstudio.apps.render import render_dub
 
-    path = render_dub(video=video, text=text, output=output, emotion=emotion, intensity=intensity, voice=voice,
-                      language=language, seed=seed, wav=wav, voice_model=voice_model)
+    path = render_dub(
+        video=video,
+        text=text,
+        output=output,
+        emotion=emotion,
+        intensity=intensity,
+        voice=voice,
+        language=language,
+        seed=seed,
+        wav=wav,
+        voice_model=voice_model,
+    )
     typer.echo(f"wrote {path}")
 
 
 @app.command()
 def music(
     video: Path = typer.Option(..., "--video"),
-    emotion: Optional[str] = typer.Option(None, "--emotion",
-                                          help=EMOTION_HELP + ", or a curve 'calm@0; fearful:0.9@20'; default: read "
-                                               "from the video"),
+    emotion: Optional[str] = typer.Option(
+        None, "--emotion", help=EMOTION_HELP + ", or a curve 'calm@0; fearful:0.9@20'; default: read from the video"
+    ),
     style: Optional[str] = typer.Option(None, "--style", help="free text: 'sad piano', 'epic trailer', 'synthwave'"),
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="a General MIDI .sf2/.sf3 SoundFont"),
     seed: int = typer.Option(0, "--seed"),
@@ -138,8 +171,20 @@ def music(
     """Score a video: music that follows its mood and lands changes on the cuts."""
     from affectstudio.apps.render import render_music
 
-    paths = render_music(video=video, output=output, emotion=emotion, style=style, soundfont=soundfont, seed=seed,
-                         wav=wav, midi=midi, stems=stems, tempo=tempo, key=key, plot=plot)
+    paths = render_music(
+        video=video,
+        output=output,
+        emotion=emotion,
+        style=style,
+        soundfont=soundfont,
+        seed=seed,
+        wav=wav,
+        midi=midi,
+        stems=stems,
+        tempo=tempo,
+        key=key,
+        plot=plot,
+    )
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -147,8 +192,9 @@ def music(
 def scene(
     image: Path = typer.Option(..., "--image", help="portrait photo with one clearly visible face"),
     text: str = typer.Option(..., "--text", help="the script the portrait speaks"),
-    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP + ", or a curve 'neutral@0; angry@3'"
-                                          "; default: read from the script"),
+    emotion: Optional[str] = typer.Option(
+        None, "--emotion", help=EMOTION_HELP + ", or a curve 'neutral@0; angry@3'; default: read from the script"
+    ),
     style: Optional[str] = typer.Option(None, "--style", help="music style as free text ('sad piano')"),
     voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav (its pitch level is matched)"),
     seed: int = typer.Option(0, "--seed"),
@@ -162,8 +208,20 @@ def scene(
     """A talking portrait speaking emotional TTS with a ducked score; one emotion (or curve) steers all three."""
     from affectstudio.apps.render import render_scene
 
-    path = render_scene(image=image, text=text, output=output, emotion=emotion, style=style, voice=voice, seed=seed,
-                        steps=steps, size=size, device=device, music_gain_db=music_gain_db, wav=wav)
+    path = render_scene(
+        image=image,
+        text=text,
+        output=output,
+        emotion=emotion,
+        style=style,
+        voice=voice,
+        seed=seed,
+        steps=steps,
+        size=size,
+        device=device,
+        music_gain_db=music_gain_db,
+        wav=wav,
+    )
     typer.echo(f"wrote {path}")
 
 
@@ -173,8 +231,9 @@ def batch(
     out_dir: Path = typer.Option(..., "--out-dir"),
     resume: bool = typer.Option(False, "--resume"),
     processes: int = typer.Option(1, "--processes", min=1, help="local worker processes (1: no cluster at all)"),
-    address: Optional[str] = typer.Option(None, "--address",
-                                          help="join an existing Dask cluster, e.g. tcp://10.0.0.5:8786"),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="join an existing Dask cluster, e.g. tcp://10.0.0.5:8786"
+    ),
 ) -> int:
     """Render many jobs from a YAML file, resumably, with a manifest."""
     from affectstudio.apps.batch import run_batch
@@ -206,9 +265,11 @@ def demo(output_dir: Path = typer.Option(Path("demo_output"), "-o", "--output-di
 def bench(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results here"),
-    pipelines: str = typer.Option("all", "--pipelines",
-                                  help="comma-separated: emotion, portrait, portrait-long (5 min of video: memory); "
-                                       "all = emotion,portrait"),
+    pipelines: str = typer.Option(
+        "all",
+        "--pipelines",
+        help="comma-separated: emotion, portrait, portrait-long (5 min of video: memory); all = emotion,portrait",
+    ),
 ) -> None:
     """Measure speed (fps, real-time factor, memory) and print JSON."""
     from affectstudio.apps.bench import run_bench
@@ -226,16 +287,19 @@ def bench(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def train(
     ctx: typer.Context,
-    target: Optional[str] = typer.Argument(None, help="portrait, dubbing, music, emotion-text, emotion-speech, "
-                                                        "emotion-face"),
+    target: Optional[str] = typer.Argument(
+        None, help="portrait, dubbing, music, emotion-text, emotion-speech, emotion-face"
+    ),
 ) -> None:
     """Train or retrain a model: `affectstudio train TARGET [trainer options]` (`affectstudio train TARGET --help`
     lists the trainer's own options)."""
     from affectstudio.apps.train import TRAINERS, run_trainer
 
     if target is None or target in ("-h", "--help"):
-        typer.echo("usage: affectstudio train TARGET [options]   (affectstudio train TARGET --help for its options)\n"
-                   f"targets: {', '.join(TRAINERS)}")
+        typer.echo(
+            "usage: affectstudio train TARGET [options]   (affectstudio train TARGET --help for its options)\n"
+            f"targets: {', '.join(TRAINERS)}"
+        )
         return
     run_trainer(target, list(ctx.args))
 

@@ -19,8 +19,10 @@ def emotion_showcase(output_dir: Path) -> Iterator[str]:
 
     sentences_file = asset_path("samples", "sentences.txt")
     sentences = [s for s in sentences_file.read_text().splitlines() if s.strip()]
-    readings = [{"source": "text", "input": s, **e.to_dict()}
-                for s, e in zip(sentences, read_emotions(text_file=sentences_file))]
+    readings = [
+        {"source": "text", "input": s, **e.to_dict()}
+        for s, e in zip(sentences, read_emotions(text_file=sentences_file))
+    ]
     speech = asset_path("samples", "speech.wav")
     readings.append({"source": "speech", "input": speech.name, **read_emotions(audio=speech)[0].to_dict()})
     face = asset_path("samples", "portrait.jpg")
@@ -54,27 +56,47 @@ def plot_valence_arousal(readings: list[dict], path: Path) -> None:
         ax.scatter(v, a, marker="x", color="0.6")
         # an anchor with a close neighbour to its right puts its label above-left, so the two never collide
         crowded = any(0 < v2 - v < 0.3 and abs(a2 - a) < 0.1 for v2, a2 in anchors.values())
-        ax.annotate(label, (v, a), textcoords="offset points", xytext=(-4, 6) if crowded else (4, -11),
-                    ha="right" if crowded else "left", color="0.5", fontsize=9)
+        ax.annotate(
+            label,
+            (v, a),
+            textcoords="offset points",
+            xytext=(-4, 6) if crowded else (4, -11),
+            ha="right" if crowded else "left",
+            color="0.5",
+            fontsize=9,
+        )
     colors = {"text": "tab:blue", "speech": "tab:orange", "face": "tab:green", "portrait": "tab:red"}
     lines = []
     for i, r in enumerate(readings, start=1):
         color = colors.get(r["source"], "k")
-        ax.scatter(r["valence"], r["arousal"], s=60 + 160 * r["intensity"], color=color, alpha=0.35,
-                   label=r["source"], edgecolors=color)
+        ax.scatter(
+            r["valence"],
+            r["arousal"],
+            s=60 + 160 * r["intensity"],
+            color=color,
+            alpha=0.35,
+            label=r["source"],
+            edgecolors=color,
+        )
         ax.text(r["valence"], r["arousal"], str(i), ha="center", va="center", fontsize=7, fontweight="bold")
         text = r["input"] if len(r["input"]) <= 44 else r["input"][:43] + "…"
         lines.append((f"{i:2d}. {text} → {r['label']}", color))
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), loc="lower right")
-    ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence", ylabel="arousal",
-           title="AffectStudio demo: emotion readings (size = intensity)")
+    ax.set(
+        xlim=(-1.1, 1.1),
+        ylim=(-1.1, 1.1),
+        xlabel="valence",
+        ylabel="arousal",
+        title="AffectStudio demo: emotion readings (size = intensity)",
+    )
     key.axis("off")
     step = min(0.05, 0.95 / max(1, len(lines)))
     for j, (line, color) in enumerate(lines):
-        key.text(0.0, 0.98 - j * step, line, color=color, fontsize=8, family="monospace", va="top",
-                 transform=key.transAxes)
+        key.text(
+            0.0, 0.98 - j * step, line, color=color, fontsize=8, family="monospace", va="top", transform=key.transAxes
+        )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -126,13 +148,22 @@ def music_showcase(output_dir: Path) -> Iterator[str]:
     pipe = VideoMusicPipeline.from_pretrained()
     cuts = (3.0, 6.5, 10.0, 14.2)
     for mood in ("bright", "dark"):
-        clip = synthetic_clip(output_dir / f"music_{mood}_input.mp4", mood, 18.0, cut_times=cuts, size=(480, 270),
-                              speech=(7.0, 10.0) if mood == "bright" else None, seed=0 if mood == "bright" else 1)
+        clip = synthetic_clip(
+            output_dir / f"music_{mood}_input.mp4",
+            mood,
+            18.0,
+            cut_times=cuts,
+            size=(480, 270),
+            speech=(7.0, 10.0) if mood == "bright" else None,
+            seed=0 if mood == "bright" else 1,
+        )
         out = pipe(clip, generator=torch.Generator("cpu").manual_seed(0))
         for suffix in (".mp4", ".mid", ".png"):
             out.save(output_dir / f"music_{mood}{suffix}", video=clip)
-        yield (f"wrote {output_dir / f'music_{mood}.mp4'} (+ .mid, .png): {out.key}, {out.tempo:.0f} bpm, style "
-               f"{out.style}, cuts at {', '.join(f'{c:.1f}' for c in out.cut_times)} s")
+        yield (
+            f"wrote {output_dir / f'music_{mood}.mp4'} (+ .mid, .png): {out.key}, {out.tempo:.0f} bpm, style "
+            f"{out.style}, cuts at {', '.join(f'{c:.1f}' for c in out.cut_times)} s"
+        )
 
 
 def dubbing_showcase(output_dir: Path) -> Iterator[str]:

@@ -13,8 +13,15 @@ import numpy as np
 
 FPS = 25.0
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-FER_NAME = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "surprised": "surprise",
-            "fearful": "fear", "disgusted": "disgust"}
+FER_NAME = {
+    "neutral": "neutral",
+    "happy": "happy",
+    "sad": "sad",
+    "angry": "angry",
+    "surprised": "surprise",
+    "fearful": "fear",
+    "disgusted": "disgust",
+}
 
 # inner-lip pairs of dlib's 68-point layout (0-based): upper 61, 62, 63 face lower 67, 66, 65
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
@@ -38,8 +45,14 @@ def moving_average(x: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(padded, np.ones(n) / n, mode="valid")
 
 
-def rms_envelope(wave: np.ndarray, sample_rate: int, num_frames: Optional[int] = None, fps: float = FPS,
-                 window_s: float = ENVELOPE_WINDOW_S, smooth: int = ENVELOPE_SMOOTH_FRAMES) -> np.ndarray:
+def rms_envelope(
+    wave: np.ndarray,
+    sample_rate: int,
+    num_frames: Optional[int] = None,
+    fps: float = FPS,
+    window_s: float = ENVELOPE_WINDOW_S,
+    smooth: int = ENVELOPE_SMOOTH_FRAMES,
+) -> np.ndarray:
     """``(t,)`` RMS of a ``window_s`` window centred on each frame's centre ``(i + 0.5) / fps``, then a
     centred ``smooth``-frame moving average. ``t`` defaults to ``ceil(duration * fps)``."""
     wave = np.asarray(wave, dtype=np.float64).reshape(-1)
@@ -122,8 +135,7 @@ def masked_mean(x: np.ndarray, mask: np.ndarray) -> float:
     return float(vals.mean()) if vals.size else float("nan")
 
 
-def lipsync_metrics(gap: np.ndarray, gap_reversed: np.ndarray, env: np.ndarray,
-                    reference_gap: float) -> dict:
+def lipsync_metrics(gap: np.ndarray, gap_reversed: np.ndarray, env: np.ndarray, reference_gap: float) -> dict:
     """Headline lip-sync numbers from per-frame gaps (forward and reversed-speech clips) and the forward
     envelope."""
     n = min(len(gap), len(gap_reversed), len(env))
@@ -155,9 +167,15 @@ def identity_stats(distances: np.ndarray, threshold: float = 0.40) -> dict:
     ok = d[np.isfinite(d)]
     if ok.size == 0:
         return {"frames": int(d.size), "faces_found": 0}
-    return {"frames": int(d.size), "faces_found": int(ok.size), "mean": float(ok.mean()),
-            "median": float(np.median(ok)), "p95": float(np.percentile(ok, 95)), "max": float(ok.max()),
-            f"fraction_le_{threshold:.2f}": float((ok <= threshold).mean())}
+    return {
+        "frames": int(d.size),
+        "faces_found": int(ok.size),
+        "mean": float(ok.mean()),
+        "median": float(np.median(ok)),
+        "p95": float(np.percentile(ok, 95)),
+        "max": float(ok.max()),
+        f"fraction_le_{threshold:.2f}": float((ok <= threshold).mean()),
+    }
 
 
 def emotion_agreement(probs: np.ndarray, asked: str, labels: Sequence[str] = FER_LABELS) -> dict:
@@ -170,7 +188,11 @@ def emotion_agreement(probs: np.ndarray, asked: str, labels: Sequence[str] = FER
         raise ValueError(f"{asked!r} has no counterpart among {labels}")
     top = p.argmax(axis=1) if len(p) else np.zeros(0, dtype=int)
     counts = np.bincount(top, minlength=len(labels))
-    return {"frames": int(len(p)), "asked": asked, "classifier_label": target,
-            "top_label_agreement": float((top == labels.index(target)).mean()) if len(p) else float("nan"),
-            "mean_probs": {lab: float(v) for lab, v in zip(labels, p.mean(axis=0))} if len(p) else {},
-            "top_label_counts": {lab: int(c) for lab, c in zip(labels, counts) if c}}
+    return {
+        "frames": int(len(p)),
+        "asked": asked,
+        "classifier_label": target,
+        "top_label_agreement": float((top == labels.index(target)).mean()) if len(p) else float("nan"),
+        "mean_probs": {lab: float(v) for lab, v in zip(labels, p.mean(axis=0))} if len(p) else {},
+        "top_label_counts": {lab: int(c) for lab, c in zip(labels, counts) if c},
+    }

@@ -49,8 +49,16 @@ def _require_output(path: Path, suffix: str) -> None:
         raise InputError(f"output must be a {suffix} file, got {path}")
 
 
-def preflight_portrait(image: Path, audio: Optional[Path], text: Optional[str], emotion: Optional[str],
-                       intensity: Optional[float], size: int, output: Path, max_seconds: Optional[float]):
+def preflight_portrait(
+    image: Path,
+    audio: Optional[Path],
+    text: Optional[str],
+    emotion: Optional[str],
+    intensity: Optional[float],
+    size: int,
+    output: Path,
+    max_seconds: Optional[float],
+):
     """Everything about a portrait job that can be wrong, checked before torch or any generator loads: files,
     output type, size, the emotion spec, the audio's decodability and length, and a face in the photo.
     Returns the parsed emotion (``None``: read from the speech)."""
@@ -73,11 +81,23 @@ def preflight_portrait(image: Path, audio: Optional[Path], text: Optional[str], 
     return parsed
 
 
-def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, text: Optional[str] = None,
-                    emotion: Optional[str] = None, intensity: Optional[float] = None, seed: int = 0, steps: int = 10,
-                    device: str = "auto", size: int = 256, max_seconds: Optional[float] = None,
-                    paste_back: Optional[bool] = None, pose_scale: float = 1.0, blink_rate: float = 15.0,
-                    gaze: str = "natural") -> Path:
+def render_portrait(
+    image: Path,
+    output: Path,
+    audio: Optional[Path] = None,
+    text: Optional[str] = None,
+    emotion: Optional[str] = None,
+    intensity: Optional[float] = None,
+    seed: int = 0,
+    steps: int = 10,
+    device: str = "auto",
+    size: int = 256,
+    max_seconds: Optional[float] = None,
+    paste_back: Optional[bool] = None,
+    pose_scale: float = 1.0,
+    blink_rate: float = 15.0,
+    gaze: str = "natural",
+) -> Path:
     """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
     into ``output``."""
     if gaze not in ("natural", "camera"):
@@ -89,15 +109,37 @@ def render_portrait(image: Path, output: Path, audio: Optional[Path] = None, tex
 
     dev = resolve_device(device)
     pipe = load_pipeline(TalkingPortraitPipeline, dev)
-    pipe(image=image, audio=audio, text=text, emotion=parsed, emotion_intensity=intensity,
-         num_inference_steps=steps, size=size, generator=torch.Generator("cpu").manual_seed(seed),
-         output_path=output, output_type="none", max_audio_seconds=max_seconds, paste_back=paste_back,
-         pose_scale=pose_scale, blink_rate=blink_rate, gaze=gaze)
+    pipe(
+        image=image,
+        audio=audio,
+        text=text,
+        emotion=parsed,
+        emotion_intensity=intensity,
+        num_inference_steps=steps,
+        size=size,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        output_path=output,
+        output_type="none",
+        max_audio_seconds=max_seconds,
+        paste_back=paste_back,
+        pose_scale=pose_scale,
+        blink_rate=blink_rate,
+        gaze=gaze,
+    )
     return Path(output)
 
 
-def preflight_dub(video: Path, text: str, output: Path, emotion: Optional[str], intensity: Optional[float],
-                  voice: Optional[Path], language: str, wav: Optional[Path], voice_model: Optional[Path]):
+def preflight_dub(
+    video: Path,
+    text: str,
+    output: Path,
+    emotion: Optional[str],
+    intensity: Optional[float],
+    voice: Optional[Path],
+    language: str,
+    wav: Optional[Path],
+    voice_model: Optional[Path],
+):
     """Everything about a dubbing job that is cheap to check, before any model loads: files, output types, the
     script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
     emotion."""
@@ -117,26 +159,55 @@ def preflight_dub(video: Path, text: str, output: Path, emotion: Optional[str], 
     return parsed
 
 
-def render_dub(video: Path, text: str, output: Path, emotion: Optional[str] = None, intensity: Optional[float] = None,
-               voice: Optional[Path] = None, language: str = "en", seed: int = 0, wav: Optional[Path] = None,
-               voice_model: Optional[Path] = None, device: str = "cpu") -> Path:
+def render_dub(
+    video: Path,
+    text: str,
+    output: Path,
+    emotion: Optional[str] = None,
+    intensity: Optional[float] = None,
+    voice: Optional[Path] = None,
+    language: str = "en",
+    seed: int = 0,
+    wav: Optional[Path] = None,
+    voice_model: Optional[Path] = None,
+    device: str = "cpu",
+) -> Path:
     """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
     ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
     parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model)
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     pipe = load_pipeline(DubbingPipeline, resolve_device(device))
-    out = pipe(video=video, text=text, emotion=parsed, emotion_intensity=intensity, reference_audio=voice,
-               language=language, seed=seed, voice_model=None if voice_model is None else str(voice_model))
+    out = pipe(
+        video=video,
+        text=text,
+        emotion=parsed,
+        emotion_intensity=intensity,
+        reference_audio=voice,
+        language=language,
+        seed=seed,
+        voice_model=None if voice_model is None else str(voice_model),
+    )
     if wav is not None:
         out.save(wav)
     return out.save(output)
 
 
-def render_music(video: Path, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
-                 soundfont: Optional[Path] = None, seed: int = 0, wav: Optional[Path] = None,
-                 midi: Optional[Path] = None, stems: Optional[Path] = None, tempo: Optional[float] = None,
-                 key: Optional[str] = None, plot: Optional[Path] = None, steps: int = 8) -> list[Path]:
+def render_music(
+    video: Path,
+    output: Path,
+    emotion: Optional[str] = None,
+    style: Optional[str] = None,
+    soundfont: Optional[Path] = None,
+    seed: int = 0,
+    wav: Optional[Path] = None,
+    midi: Optional[Path] = None,
+    stems: Optional[Path] = None,
+    tempo: Optional[float] = None,
+    key: Optional[str] = None,
+    plot: Optional[Path] = None,
+    steps: int = 8,
+) -> list[Path]:
     """Validate cheaply (files, output types, emotion spec, key, SoundFont header), then score ``video`` with the
     bundled ``VideoMusicPipeline`` and write the mp4 (plus wav / mid / stems / png when asked)."""
     from affectstudio.models.music.synth import load_soundfont
@@ -165,8 +236,17 @@ def render_music(video: Path, output: Path, emotion: Optional[str] = None, style
     from affectstudio.pipelines.music import VideoMusicPipeline
 
     pipe = VideoMusicPipeline.from_pretrained()
-    out = pipe(video=video, emotion=emotion, style=style, tempo=tempo, key=key, soundfont=soundfont,
-               num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed), stems=stems is not None)
+    out = pipe(
+        video=video,
+        emotion=emotion,
+        style=style,
+        tempo=tempo,
+        key=key,
+        soundfont=soundfont,
+        num_inference_steps=steps,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        stems=stems is not None,
+    )
     written = [out.save(output, video=video)]
     for path in (wav, midi, plot):
         if path is not None:
@@ -176,19 +256,46 @@ def render_music(video: Path, output: Path, emotion: Optional[str] = None, style
     return written
 
 
-def render_scene(image: Path, text: str, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
-                 voice: Optional[Path] = None, seed: int = 0, steps: int = 10, size: int = 256, device: str = "auto",
-                 music_gain_db: float = -6.0, wav: Optional[Path] = None) -> Path:
+def render_scene(
+    image: Path,
+    text: str,
+    output: Path,
+    emotion: Optional[str] = None,
+    style: Optional[str] = None,
+    voice: Optional[Path] = None,
+    seed: int = 0,
+    steps: int = 10,
+    size: int = 256,
+    device: str = "auto",
+    music_gain_db: float = -6.0,
+    wav: Optional[Path] = None,
+) -> Path:
     """A scene (:mod:`affectstudio.apps.scene`): the portrait speaking ``text`` in the dubbing pipeline's emotional
     voice, with the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three."""
     from affectstudio.apps.scene import compose_scene
 
-    return compose_scene(image=image, text=text, output=output, emotion=emotion, style=style, voice=voice, seed=seed,
-                         steps=steps, size=size, device=device, music_gain_db=music_gain_db, wav=wav)["output"]
+    return compose_scene(
+        image=image,
+        text=text,
+        output=output,
+        emotion=emotion,
+        style=style,
+        voice=voice,
+        seed=seed,
+        steps=steps,
+        size=size,
+        device=device,
+        music_gain_db=music_gain_db,
+        wav=wav,
+    )["output"]
 
 
-def read_emotions(text: Optional[str] = None, text_file: Optional[Path] = None, audio: Optional[Path] = None,
-                  image: Optional[Path] = None) -> list:
+def read_emotions(
+    text: Optional[str] = None,
+    text_file: Optional[Path] = None,
+    audio: Optional[Path] = None,
+    image: Optional[Path] = None,
+) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""
     from affectstudio.conditioning.emotion import load_encoder
 

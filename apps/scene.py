@@ -33,13 +33,31 @@ def default_emotion(text: str) -> str:
     return f"{emb.label}:{float(emb.intensity):.2f}" if emb.label != "neutral" else "neutral"
 
 
-def compose_scene(image: Path, text: str, output: Path, emotion: Optional[str] = None, style: Optional[str] = None,
-                  voice: Optional[Path] = None, seed: int = 0, steps: int = 10, size: int = 256,
-                  device: str = "auto", music_gain_db: float = MUSIC_GAIN_DB, music_steps: int = 8,
-                  wav: Optional[Path] = None) -> dict:
+def compose_scene(
+    image: Path,
+    text: str,
+    output: Path,
+    emotion: Optional[str] = None,
+    style: Optional[str] = None,
+    voice: Optional[Path] = None,
+    seed: int = 0,
+    steps: int = 10,
+    size: int = 256,
+    device: str = "auto",
+    music_gain_db: float = MUSIC_GAIN_DB,
+    music_steps: int = 8,
+    wav: Optional[Path] = None,
+) -> dict:
     """Render a scene into ``output`` (.mp4); ``wav``: also the final mix alone. Returns what was used."""
-    from affectstudio.apps.render import (_require_files, _require_output, load_pipeline, preflight_portrait,
-                                          render_music, render_portrait, resolve_device)
+    from affectstudio.apps.render import (
+        _require_files,
+        _require_output,
+        load_pipeline,
+        preflight_portrait,
+        render_music,
+        render_portrait,
+        resolve_device,
+    )
     from affectstudio.media import load_audio, mux_audio, resample, with_headroom, write_wav
 
     output = Path(output)
@@ -58,15 +76,31 @@ def compose_scene(image: Path, text: str, output: Path, emotion: Optional[str] =
         # 1. the voice: emotional text-to-speech from the dubbing pipeline (no video to time it to)
         from affectstudio.pipelines.dubbing import DubbingPipeline
 
-        speech = load_pipeline(DubbingPipeline, dev)(video=None, text=text, emotion=spec, reference_audio=voice,
-                                                     seed=seed)
+        speech = load_pipeline(DubbingPipeline, dev)(
+            video=None, text=text, emotion=spec, reference_audio=voice, seed=seed
+        )
         voice_wav = speech.save(work / "voice.wav")
         # 2. the face speaking it, steered by the same emotion
-        face = render_portrait(image=image, output=work / "face.mp4", audio=voice_wav, emotion=spec, seed=seed,
-                               steps=steps, size=size, device=str(dev))
+        face = render_portrait(
+            image=image,
+            output=work / "face.mp4",
+            audio=voice_wav,
+            emotion=spec,
+            seed=seed,
+            steps=steps,
+            size=size,
+            device=str(dev),
+        )
         # 3. the score for that clip, steered by the same emotion, ducked where the clip speaks
-        render_music(video=face, output=work / "music.mp4", emotion=spec, style=style, seed=seed,
-                     wav=work / "score.wav", steps=music_steps)
+        render_music(
+            video=face,
+            output=work / "music.mp4",
+            emotion=spec,
+            style=style,
+            seed=seed,
+            wav=work / "score.wav",
+            steps=music_steps,
+        )
         score, sr = load_audio(work / "score.wav")
         voice_wave = resample(speech.waveform, speech.sample_rate, sr)
         n = max(len(score), len(voice_wave))
@@ -91,6 +125,7 @@ def scene_showcase(output_dir: Path):
     from affectstudio.assets import asset_path
 
     path = Path(output_dir) / "scene.mp4"
-    render_scene(image=asset_path("samples", "portrait.jpg"), text=SHOWCASE_TEXT, output=path,
-                 emotion=SHOWCASE_CURVE, seed=0)
+    render_scene(
+        image=asset_path("samples", "portrait.jpg"), text=SHOWCASE_TEXT, output=path, emotion=SHOWCASE_CURVE, seed=0
+    )
     yield f"wrote {path} (scene: one curve '{SHOWCASE_CURVE}' steers the face, the voice and the score)"

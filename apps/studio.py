@@ -60,9 +60,11 @@ def build_studio() -> gr.Blocks:
     examples = _examples_dir()
     tabs: dict[str, dict] = {}
     with gr.Blocks(title="AffectStudio") as demo:
-        gr.Markdown("# AffectStudio\nOne emotion space steering a talking face, a voice and a score. "
-                    "Emotions are written the same way everywhere: `happy`, `sad:0.5`, `happy:0.6,surprised:0.4`, "
-                    "free text, or a curve `neutral@0; angry:0.8@3.5`.")
+        gr.Markdown(
+            "# AffectStudio\nOne emotion space steering a talking face, a voice and a score. "
+            "Emotions are written the same way everywhere: `happy`, `sad:0.5`, `happy:0.6,surprised:0.4`, "
+            "free text, or a curve `neutral@0; angry:0.8@3.5`."
+        )
         with gr.Tabs():
             for title, task, renderer, module in GENERATOR_TABS:
                 with gr.Tab(title, id=task):
@@ -75,9 +77,12 @@ def build_studio() -> gr.Blocks:
                 studio_batch.build_tab(_configs_dir())
         targets = [t["emotion"] for t in tabs.values() if "emotion" in t]
         if targets:
-            lab["use_curve"].click(lambda spec: spec if len(targets) == 1 else [spec] * len(targets),
-                                   [lab["curve_spec"]], targets,
-                                   concurrency_limit=4)
+            lab["use_curve"].click(
+                lambda spec: spec if len(targets) == 1 else [spec] * len(targets),
+                [lab["curve_spec"]],
+                targets,
+                concurrency_limit=4,
+            )
     return demo
 
 
@@ -87,9 +92,15 @@ def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool 
 
     demo = build_studio()
     demo.queue(default_concurrency_limit=1, max_size=64)
-    demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD, show_error=True,
-                allowed_paths=[str(asset_path("samples")), str(_configs_dir())],
-                prevent_thread_lock=prevent_thread_lock, footer_links=["api", "settings"])
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=MAX_UPLOAD,
+        show_error=True,
+        allowed_paths=[str(asset_path("samples")), str(_configs_dir())],
+        prevent_thread_lock=prevent_thread_lock,
+        footer_links=["api", "settings"],
+    )
     return demo
 
 

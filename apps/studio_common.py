@@ -19,8 +19,10 @@ log = logging.getLogger("affectstudio.studio")
 
 RENDER_QUEUE = "render"  # one render at a time per process: the cached pipelines are shared by every tab
 MAX_SEED = 2**31 - 1
-EMOTION_HELP = ("A label (happy), label:intensity (sad:0.5), a mix (happy:0.6,surprised:0.4), free text (a quiet, "
-                "simmering anger) or a curve over time (neutral@0; angry:0.8@3.5) — build one in the Emotion Lab.")
+EMOTION_HELP = (
+    "A label (happy), label:intensity (sad:0.5), a mix (happy:0.6,surprised:0.4), free text (a quiet, "
+    "simmering anger) or a curve over time (neutral@0; angry:0.8@3.5) — build one in the Emotion Lab."
+)
 
 
 def output_file(suffix: str) -> Path:
@@ -71,9 +73,11 @@ def user_error(message: str) -> gr.Error:
 
 
 def not_available(tab: str, task: str, renderer: str) -> None:
-    gr.Markdown(f"### {tab}\n**Not available in this version yet.** The `{task}` generator "
-                f"(`affectstudio.apps.render.{renderer}`) has not landed in this build of AffectStudio; this tab "
-                f"turns on by itself once it does. The Talking Portrait tab works today.")
+    gr.Markdown(
+        f"### {tab}\n**Not available in this version yet.** The `{task}` generator "
+        f"(`affectstudio.apps.render.{renderer}`) has not landed in this build of AffectStudio; this tab "
+        f"turns on by itself once it does. The Talking Portrait tab works today."
+    )
 
 
 def clean_text(value: Optional[str]) -> Optional[str]:

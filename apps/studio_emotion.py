@@ -12,10 +12,16 @@ from affectstudio.apps.studio_common import clean_text, input_error, require
 from affectstudio.errors import InputError
 
 from affectstudio.conditioning.emotion import EMOTIONS as LABELS  # noqa: E402  (the eight labels, in order)
+
 CURVE_HEADERS = ["time (s)", "emotion", "intensity"]
 DEFAULT_CURVE = [[0.0, "neutral", 1.0], [1.5, "happy", 0.8], [3.5, "angry", 0.8]]
-SOURCE_COLOURS = {"text": "tab:blue", "speech": "tab:orange", "face": "tab:green", "fused": "black",
-                  "mix": "tab:purple"}
+SOURCE_COLOURS = {
+    "text": "tab:blue",
+    "speech": "tab:orange",
+    "face": "tab:green",
+    "fused": "black",
+    "mix": "tab:purple",
+}
 
 
 def _plt():
@@ -39,12 +45,24 @@ def va_figure(points: list[tuple[str, float, float, float]], title: str = "valen
         ax.scatter(v, a, marker="x", color="0.6")
         ax.annotate(label, (v, a), textcoords="offset points", xytext=(4, -10), color="0.45", fontsize=8)
     for name, v, a, intensity in points:
-        ax.scatter(v, a, s=60 + 160 * intensity, color=SOURCE_COLOURS.get(name, "tab:red"), alpha=0.85, label=name,
-                   edgecolor="white")
+        ax.scatter(
+            v,
+            a,
+            s=60 + 160 * intensity,
+            color=SOURCE_COLOURS.get(name, "tab:red"),
+            alpha=0.85,
+            label=name,
+            edgecolor="white",
+        )
     if points:
         ax.legend(loc="lower right", fontsize=8)
-    ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel="valence (unpleasant → pleasant)",
-           ylabel="arousal (calm → excited)", title=title)
+    ax.set(
+        xlim=(-1.1, 1.1),
+        ylim=(-1.1, 1.1),
+        xlabel="valence (unpleasant → pleasant)",
+        ylabel="arousal (calm → excited)",
+        title=title,
+    )
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -75,8 +93,10 @@ def _probs(emb) -> dict:
 
 
 def _summary(name: str, emb) -> str:
-    return (f"**{name}**: {emb.label} — valence {float(emb.valence):+.2f}, arousal {float(emb.arousal):+.2f}, "
-            f"dominance {float(emb.dominance):+.2f}, intensity {float(emb.intensity):.2f}")
+    return (
+        f"**{name}**: {emb.label} — valence {float(emb.valence):+.2f}, arousal {float(emb.arousal):+.2f}, "
+        f"dominance {float(emb.dominance):+.2f}, intensity {float(emb.intensity):.2f}"
+    )
 
 
 def read_emotion(text: Optional[str], audio: Optional[str], image: Optional[str]):
@@ -124,8 +144,11 @@ def mix_emotion(*values):
         emb = parse_emotion_spec(spec, intensity=float(values[-1]))
     except InputError as e:
         raise input_error(e) from e
-    return spec, _probs(emb), va_figure([("mix", float(emb.valence), float(emb.arousal), float(emb.intensity))],
-                                        title=f"mix: {spec}")
+    return (
+        spec,
+        _probs(emb),
+        va_figure([("mix", float(emb.valence), float(emb.arousal), float(emb.intensity))], title=f"mix: {spec}"),
+    )
 
 
 def _rows(table) -> list[list]:
@@ -154,8 +177,11 @@ def curve_spec(table) -> str:
             raise gr.Error(f"row {i}: intensity must be a number between 0 and 1, got {row[2]!r}") from None
         require(0.0 <= intensity <= 1.0, f"row {i}: intensity must be between 0 and 1, got {intensity:g}")
         if intensity < 1.0:
-            require(spec.lower() in LABELS, f"row {i}: an intensity below 1 needs a single label (e.g. angry), "
-                                            f"not {spec!r}; leave it at 1 for mixes and descriptions")
+            require(
+                spec.lower() in LABELS,
+                f"row {i}: an intensity below 1 needs a single label (e.g. angry), "
+                f"not {spec!r}; leave it at 1 for mixes and descriptions",
+            )
             spec = f"{spec.lower()}:{intensity:g}"
         keyframes.append((t, spec))
     require(bool(keyframes), "Add at least one row: time (s), emotion, intensity.")
@@ -177,12 +203,13 @@ def build_curve(table):
 
 def build_tab(examples_dir) -> dict:
     """The Emotion Lab; returns the components other tabs connect to (``curve_spec``, ``use_curve``, …)."""
-    gr.Markdown("Read the emotion in a sentence, a voice or a face; mix emotions; draw an emotion curve over time. "
-                "The **spec** boxes hold the same syntax the command line accepts — send one to the generator tabs.")
+    gr.Markdown(
+        "Read the emotion in a sentence, a voice or a face; mix emotions; draw an emotion curve over time. "
+        "The **spec** boxes hold the same syntax the command line accepts — send one to the generator tabs."
+    )
     with gr.Row():
         with gr.Column():
-            text = gr.Textbox(label="Text", lines=2, placeholder="I can't believe you did that!",
-                              elem_id="lab-text")
+            text = gr.Textbox(label="Text", lines=2, placeholder="I can't believe you did that!", elem_id="lab-text")
             audio = gr.Audio(label="Speech (record or upload)", sources=["microphone", "upload"], type="filepath")
             image = gr.Image(label="Face photo", type="filepath", height=220)
             read = gr.Button("Read emotion", variant="primary", elem_id="lab-read")
@@ -192,8 +219,13 @@ def build_tab(examples_dir) -> dict:
             summary = gr.Markdown(elem_id="lab-summary")
             read_spec = gr.Textbox(label="Spec (top label)", interactive=False, elem_id="lab-read-spec")
     gr.Examples([[s] for s in _example_sentences(examples_dir)], inputs=[text], label="Example sentences")
-    read.click(read_emotion, [text, audio, image], [probs, plane, summary, read_spec], api_name="read_emotion",
-               concurrency_limit=4)
+    read.click(
+        read_emotion,
+        [text, audio, image],
+        [probs, plane, summary, read_spec],
+        api_name="read_emotion",
+        concurrency_limit=4,
+    )
 
     with gr.Accordion("Mix emotions", open=False):
         with gr.Row():
@@ -207,11 +239,20 @@ def build_tab(examples_dir) -> dict:
     mix.click(mix_emotion, [*sliders, intensity], [mix_out, mix_probs, mix_plane], concurrency_limit=4)
 
     with gr.Accordion("Emotion curve over time", open=True):
-        gr.Markdown("One row per keyframe: the time in seconds, an emotion (label, mix or description) and an "
-                    "intensity (0–1, for single labels). States are interpolated between keyframes and held "
-                    "before the first and after the last.")
-        table = gr.Dataframe(value=DEFAULT_CURVE, headers=CURVE_HEADERS, datatype=["number", "str", "number"],
-                             column_count=3, interactive=True, label="Keyframes", elem_id="lab-curve-table")
+        gr.Markdown(
+            "One row per keyframe: the time in seconds, an emotion (label, mix or description) and an "
+            "intensity (0–1, for single labels). States are interpolated between keyframes and held "
+            "before the first and after the last."
+        )
+        table = gr.Dataframe(
+            value=DEFAULT_CURVE,
+            headers=CURVE_HEADERS,
+            datatype=["number", "str", "number"],
+            column_count=3,
+            interactive=True,
+            label="Keyframes",
+            elem_id="lab-curve-table",
+        )
         build = gr.Button("Build curve")
         curve_out = gr.Textbox(label="Curve spec", interactive=False, elem_id="lab-curve-spec")
         curve_plot = gr.Plot(label="Curve preview")

@@ -5,14 +5,36 @@ from __future__ import annotations
 
 import gradio as gr
 
-from affectstudio.apps.studio_common import (EMOTION_HELP, RENDER_QUEUE, clean_text, file_or_none, pick_seed,
-                                             require, run_render, seed_controls, output_file)
+from affectstudio.apps.studio_common import (
+    EMOTION_HELP,
+    RENDER_QUEUE,
+    clean_text,
+    file_or_none,
+    pick_seed,
+    require,
+    run_render,
+    seed_controls,
+    output_file,
+)
 
 STAGES = ("sampling face motion", "rendering frames")
 
 
-def render(image, speech_source, audio, text, emotion, intensity, use_intensity, seed, randomise, steps, size,
-           max_seconds, progress=gr.Progress()):
+def render(
+    image,
+    speech_source,
+    audio,
+    text,
+    emotion,
+    intensity,
+    use_intensity,
+    seed,
+    randomise,
+    steps,
+    size,
+    max_seconds,
+    progress=gr.Progress(),
+):
     from affectstudio.apps.render import render_portrait
 
     require(bool(image), "Upload a portrait photo (one clearly visible face).")
@@ -25,10 +47,21 @@ def render(image, speech_source, audio, text, emotion, intensity, use_intensity,
         audio = None
     seed = pick_seed(seed, randomise)
     out = output_file(".mp4")
-    run_render(render_portrait, progress, STAGES, image=file_or_none(image), audio=file_or_none(audio), text=text,
-               emotion=clean_text(emotion), intensity=float(intensity) if use_intensity else None, seed=seed,
-               steps=int(steps), size=int(size), max_seconds=float(max_seconds) if max_seconds else None,
-               output=out)
+    run_render(
+        render_portrait,
+        progress,
+        STAGES,
+        image=file_or_none(image),
+        audio=file_or_none(audio),
+        text=text,
+        emotion=clean_text(emotion),
+        intensity=float(intensity) if use_intensity else None,
+        seed=seed,
+        steps=int(steps),
+        size=int(size),
+        max_seconds=float(max_seconds) if max_seconds else None,
+        output=out,
+    )
     return str(out), seed, str(out)
 
 
@@ -39,36 +72,57 @@ def build_tab(examples_dir) -> dict:
             image = gr.Image(label="Portrait photo", type="filepath", height=260, elem_id="portrait-image")
             source = gr.Radio(["Script", "Speech recording"], value="Script", label="What the portrait says")
             text = gr.Textbox(label="Script (spoken by the built-in voice)", lines=2, elem_id="portrait-text")
-            audio = gr.Audio(label="Speech recording", sources=["upload", "microphone"], type="filepath",
-                             visible=False)
-            emotion = gr.Textbox(label="Emotion or emotion curve", info=EMOTION_HELP, elem_id="portrait-emotion",
-                                 placeholder="empty: read from the speech")
+            audio = gr.Audio(label="Speech recording", sources=["upload", "microphone"], type="filepath", visible=False)
+            emotion = gr.Textbox(
+                label="Emotion or emotion curve",
+                info=EMOTION_HELP,
+                elem_id="portrait-emotion",
+                placeholder="empty: read from the speech",
+            )
             seed, randomise = seed_controls()
             with gr.Accordion("Advanced settings", open=False, elem_id="portrait-advanced"):
                 with gr.Row():
                     use_intensity = gr.Checkbox(value=False, label="Override intensity")
                     intensity = gr.Slider(0, 1, value=0.8, step=0.05, label="Intensity")
                 steps = gr.Slider(1, 50, value=10, step=1, label="Sampling steps", elem_id="portrait-steps")
-                size = gr.Radio([("256 px", 256), ("512 px", 512), ("source crop", 0)], value=256, label="Size",
-                                elem_id="portrait-size")
-                max_seconds = gr.Number(value=600, label="Longest speech accepted (seconds)", minimum=1,
-                                        maximum=3600)
+                size = gr.Radio(
+                    [("256 px", 256), ("512 px", 512), ("source crop", 0)],
+                    value=256,
+                    label="Size",
+                    elem_id="portrait-size",
+                )
+                max_seconds = gr.Number(value=600, label="Longest speech accepted (seconds)", minimum=1, maximum=3600)
             go = gr.Button("Render", variant="primary", elem_id="portrait-render")
         with gr.Column():
             video = gr.Video(label="Result", elem_id="portrait-video", autoplay=False)
             used_seed = gr.Number(label="Seed used", interactive=False, precision=0)
             download = gr.File(label="Download mp4")
-    examples = [[str(examples_dir / "portrait.jpg"), "Script", None, "Hello! It is so good to see you again.",
-                 "happy"],
-                [str(examples_dir / "portrait.jpg"), "Speech recording", str(examples_dir / "speech.wav"), "", ""],
-                [str(examples_dir / "portrait.jpg"), "Script", None, _script(examples_dir),
-                 "neutral@0; surprised:0.7@2; happy@5"]]
+    examples = [
+        [str(examples_dir / "portrait.jpg"), "Script", None, "Hello! It is so good to see you again.", "happy"],
+        [str(examples_dir / "portrait.jpg"), "Speech recording", str(examples_dir / "speech.wav"), "", ""],
+        [
+            str(examples_dir / "portrait.jpg"),
+            "Script",
+            None,
+            _script(examples_dir),
+            "neutral@0; surprised:0.7@2; happy@5",
+        ],
+    ]
     gr.Examples(examples, inputs=[image, source, audio, text, emotion], label="Examples (bundled portrait)")
-    source.change(lambda s: (gr.update(visible=s == "Script"), gr.update(visible=s != "Script")), [source],
-                  [text, audio], queue=False)
-    go.click(render, [image, source, audio, text, emotion, intensity, use_intensity, seed, randomise, steps, size,
-                      max_seconds], [video, used_seed, download], api_name="portrait", concurrency_id=RENDER_QUEUE,
-             concurrency_limit=1)
+    source.change(
+        lambda s: (gr.update(visible=s == "Script"), gr.update(visible=s != "Script")),
+        [source],
+        [text, audio],
+        queue=False,
+    )
+    go.click(
+        render,
+        [image, source, audio, text, emotion, intensity, use_intensity, seed, randomise, steps, size, max_seconds],
+        [video, used_seed, download],
+        api_name="portrait",
+        concurrency_id=RENDER_QUEUE,
+        concurrency_limit=1,
+    )
     return {"emotion": emotion}
 
 

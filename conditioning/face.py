@@ -44,25 +44,84 @@ MESH_REGIONS: dict[str, tuple[int, ...]] = {
     # brows: upper edge outer→inner, then lower edge inner→outer (a closed outline)
     "right_brow": (70, 63, 105, 66, 107, 55, 65, 52, 53, 46),
     "left_brow": (300, 293, 334, 296, 336, 285, 295, 282, 283, 276),
-    "face_oval": (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
-                  377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338),
-    "nose": (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 45, 220, 115, 48, 64, 98, 97, 275, 440, 344, 278, 294,
-             327, 326),
+    "face_oval": (
+        10,
+        109,
+        67,
+        103,
+        54,
+        21,
+        162,
+        127,
+        234,
+        93,
+        132,
+        58,
+        172,
+        136,
+        150,
+        149,
+        176,
+        148,
+        152,
+        377,
+        400,
+        378,
+        379,
+        365,
+        397,
+        288,
+        361,
+        323,
+        454,
+        356,
+        389,
+        251,
+        284,
+        332,
+        297,
+        338,
+    ),
+    "nose": (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 45, 220, 115, 48, 64, 98, 97, 275, 440, 344, 278, 294, 327, 326),
     "right_iris": (468, 469, 470, 471, 472),  # centre first, then the ring
     "left_iris": (473, 474, 475, 476, 477),
 }
 
 # Named key points (mediapipe indices). "r"/"l" are the subject's right/left.
 KEYPOINTS: dict[str, int] = {
-    "mouth_corner_r": 61, "mouth_corner_l": 291,
-    "upper_lip_top": 0, "upper_lip_inner": 13, "lower_lip_inner": 14, "lower_lip_bottom": 17,
-    "eye_outer_r": 33, "eye_inner_r": 133, "eye_inner_l": 362, "eye_outer_l": 263,
-    "upper_lid_r": 159, "lower_lid_r": 145, "upper_lid_l": 386, "lower_lid_l": 374,
-    "iris_r": 468, "iris_l": 473,
-    "brow_inner_r": 107, "brow_outer_r": 70, "brow_inner_l": 336, "brow_outer_l": 300,
-    "brow_inner_lower_r": 55, "brow_outer_lower_r": 46, "brow_inner_lower_l": 285, "brow_outer_lower_l": 276,
-    "nose_bridge": 168, "nose_tip": 1, "subnasale": 2, "nose_wing_r": 64, "nose_wing_l": 294,
-    "cheek_r": 50, "cheek_l": 280, "chin": 152, "forehead": 10,
+    "mouth_corner_r": 61,
+    "mouth_corner_l": 291,
+    "upper_lip_top": 0,
+    "upper_lip_inner": 13,
+    "lower_lip_inner": 14,
+    "lower_lip_bottom": 17,
+    "eye_outer_r": 33,
+    "eye_inner_r": 133,
+    "eye_inner_l": 362,
+    "eye_outer_l": 263,
+    "upper_lid_r": 159,
+    "lower_lid_r": 145,
+    "upper_lid_l": 386,
+    "lower_lid_l": 374,
+    "iris_r": 468,
+    "iris_l": 473,
+    "brow_inner_r": 107,
+    "brow_outer_r": 70,
+    "brow_inner_l": 336,
+    "brow_outer_l": 300,
+    "brow_inner_lower_r": 55,
+    "brow_outer_lower_r": 46,
+    "brow_inner_lower_l": 285,
+    "brow_outer_lower_l": 276,
+    "nose_bridge": 168,
+    "nose_tip": 1,
+    "subnasale": 2,
+    "nose_wing_r": 64,
+    "nose_wing_l": 294,
+    "cheek_r": 50,
+    "cheek_l": 280,
+    "chin": 152,
+    "forehead": 10,
 }
 
 _K = KEYPOINTS
@@ -240,8 +299,9 @@ def _static_mesh():
     """The process-wide mediapipe graphs for still images: (full-range face detector, face mesh)."""
     sol = _mp_solutions()
     detector = sol.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.4)
-    mesh = sol.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                  min_detection_confidence=0.3)
+    mesh = sol.face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+    )
     return detector, mesh
 
 
@@ -278,8 +338,9 @@ def _detect(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         for det in res.detections or []:
             rb = det.location_data.relative_bounding_box
             sw, sh = x1 - x0, y1 - y0
-            box = np.array([x0 + rb.xmin * sw, y0 + rb.ymin * sh,
-                            x0 + (rb.xmin + rb.width) * sw, y0 + (rb.ymin + rb.height) * sh])
+            box = np.array(
+                [x0 + rb.xmin * sw, y0 + rb.ymin * sh, x0 + (rb.xmin + rb.width) * sw, y0 + (rb.ymin + rb.height) * sh]
+            )
             boxes.append((box, float(det.score[0])))
     return _nms(boxes)
 
@@ -314,8 +375,7 @@ def _mesh_in_box(image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None
         side = 2.0 * max(box[2] - box[0], box[3] - box[1])
     s = _MESH_INPUT / side
     m = np.array([[s, 0, _MESH_INPUT / 2 - s * cx], [0, s, _MESH_INPUT / 2 - s * cy]], dtype=np.float64)
-    crop = cv2.warpAffine(image, m, (_MESH_INPUT, _MESH_INPUT), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(image, m, (_MESH_INPUT, _MESH_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     with _MP_LOCK:
         res = mesh.process(crop)
     if not res.multi_face_landmarks:
@@ -392,8 +452,13 @@ def track_faces(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         raise InputError("track_faces needs at least one frame")
     sol = _mp_solutions()
     out = np.full((len(frames), NUM_LANDMARKS, 3), np.nan, dtype=np.float64)
-    with sol.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                min_detection_confidence=0.4, min_tracking_confidence=0.5) as mesh:
+    with sol.face_mesh.FaceMesh(
+        static_image_mode=False,
+        max_num_faces=1,
+        refine_landmarks=True,
+        min_detection_confidence=0.4,
+        min_tracking_confidence=0.5,
+    ) as mesh:
         for i, frame in enumerate(frames):
             h, w = frame.shape[:2]
             res = mesh.process(frame)
@@ -445,8 +510,14 @@ class FaceSquare:
         return int(round(self.cx - side / 2)), int(round(self.cy - side / 2)), side
 
 
-def face_square(landmarks, scale: float, shift_y: float = 0.0, upright: bool = True,
-                image_size: tuple[int, int] | None = None, whole_pixels: bool = False) -> FaceSquare:
+def face_square(
+    landmarks,
+    scale: float,
+    shift_y: float = 0.0,
+    upright: bool = True,
+    image_size: tuple[int, int] | None = None,
+    whole_pixels: bool = False,
+) -> FaceSquare:
     """The one face framing of the project: a square around the face oval.
 
     The side is ``scale`` × the oval's larger extent (measured along and across the eye line when ``upright``,
@@ -496,8 +567,14 @@ def paste_mask(size: int, feather: float = 0.06) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), pad / 2)
 
 
-def crop_align(image: ImageInput, analysis: FaceAnalysis, size: int = 512, scale: float = 1.9,
-               shift_y: float = -0.08, inside: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def crop_align(
+    image: ImageInput,
+    analysis: FaceAnalysis,
+    size: int = 512,
+    scale: float = 1.9,
+    shift_y: float = -0.08,
+    inside: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Square, upright crop of the face: ``(crop uint8 (size, size, 3), matrix (2, 3) image → crop)``.
 
     The eye line is made horizontal (roll removed); the framing is :func:`face_square` (side ``scale`` × the
@@ -508,8 +585,7 @@ def crop_align(image: ImageInput, analysis: FaceAnalysis, size: int = 512, scale
     import cv2
 
     img = load_image(image)
-    square = face_square(analysis.landmarks, scale, shift_y, upright=True,
-                         image_size=img.shape[:2] if inside else None)
+    square = face_square(analysis.landmarks, scale, shift_y, upright=True, image_size=img.shape[:2] if inside else None)
     m = square.matrix(size)
     crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     return crop, m.astype(np.float32)
@@ -558,10 +634,32 @@ def expression_features(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     local = to_face_coords(landmarks)  # (t, 478, 3)
     f: dict[str, np.ndarray] = {}
     for s, (inner_c, outer_c, b_in, b_out, brow, up_lid, lo_lid, eye, corner, wing, cheek) in {
-        "r": (133, 33, (107, 55), (70, 46), MESH_REGIONS["right_brow"], (158, 159, 160), (144, 145, 153),
-              MESH_REGIONS["right_eye"], 61, (64, 48), (50, 101, 118)),
-        "l": (362, 263, (336, 285), (300, 276), MESH_REGIONS["left_brow"], (385, 386, 387), (373, 374, 380),
-              MESH_REGIONS["left_eye"], 291, (294, 278), (280, 330, 347)),
+        "r": (
+            133,
+            33,
+            (107, 55),
+            (70, 46),
+            MESH_REGIONS["right_brow"],
+            (158, 159, 160),
+            (144, 145, 153),
+            MESH_REGIONS["right_eye"],
+            61,
+            (64, 48),
+            (50, 101, 118),
+        ),
+        "l": (
+            362,
+            263,
+            (336, 285),
+            (300, 276),
+            MESH_REGIONS["left_brow"],
+            (385, 386, 387),
+            (373, 374, 380),
+            MESH_REGIONS["left_eye"],
+            291,
+            (294, 278),
+            (280, 330, 347),
+        ),
     }.items():
         corner_line = 0.5 * (_y(local, inner_c) + _y(local, outer_c))
         eye_w = np.linalg.norm(local[:, inner_c, :2] - local[:, outer_c, :2], axis=-1)
@@ -591,14 +689,43 @@ def expression_features(landmarks: np.ndarray) -> dict[str, np.ndarray]:
 # brows of Tom Hanks in insightface's sample) and rounded by hand. Per-person differences are large
 # (±0.05 on most entries): pass the person's own neutral mesh to measure_action_units when there is one.
 NEUTRAL_FEATURES: dict[str, float] = {
-    "brow_inner": 0.26, "brow_outer": 0.20, "brow_mean": 0.27, "eye_open": 0.27, "lower_lid": 0.04,
-    "cheek": 0.40, "nose_wing": 0.62, "corner_elev": 0.01, "corner_depth": 0.28, "brow_gap": 0.47,
-    "mouth_width": 0.85, "upper_lip": 0.24, "lip_thickness": 0.25, "lip_gap": 0.0, "jaw": 0.97,
+    "brow_inner": 0.26,
+    "brow_outer": 0.20,
+    "brow_mean": 0.27,
+    "eye_open": 0.27,
+    "lower_lid": 0.04,
+    "cheek": 0.40,
+    "nose_wing": 0.62,
+    "corner_elev": 0.01,
+    "corner_depth": 0.28,
+    "brow_gap": 0.47,
+    "mouth_width": 0.85,
+    "upper_lip": 0.24,
+    "lip_thickness": 0.25,
+    "lip_gap": 0.0,
+    "jaw": 0.97,
     "chin_lip": 0.50,
 }
 
-ACTION_UNITS = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17",
-                "AU20", "AU23", "AU25", "AU26", "AU43")
+ACTION_UNITS = (
+    "AU1",
+    "AU2",
+    "AU4",
+    "AU5",
+    "AU6",
+    "AU7",
+    "AU9",
+    "AU10",
+    "AU12",
+    "AU14",
+    "AU15",
+    "AU17",
+    "AU20",
+    "AU23",
+    "AU25",
+    "AU26",
+    "AU43",
+)
 
 
 def _neutral_features(neutral: np.ndarray | None) -> dict[str, float]:

@@ -149,7 +149,9 @@ class _Espeak:
         while events[i].type != _EV_LIST_TERMINATED:
             e = events[i]
             if e.type == _EV_PHONEME:
-                self._events.append((_EV_PHONEME, e.sample, e.text_position, 0, bytes(e.id.string).split(b"\0")[0].decode()))
+                self._events.append(
+                    (_EV_PHONEME, e.sample, e.text_position, 0, bytes(e.id.string).split(b"\0")[0].decode())
+                )
             elif e.type == _EV_WORD:
                 self._events.append((_EV_WORD, e.sample, e.text_position, e.length, ""))
             i += 1
@@ -524,7 +526,9 @@ def speech_activity(wave: np.ndarray, sample_rate: int, fps: float = 25.0, floor
     return active
 
 
-def estimate_f0(wave: np.ndarray, sample_rate: int, fps: float = 25.0, method: str = "acf") -> tuple[np.ndarray, np.ndarray]:
+def estimate_f0(
+    wave: np.ndarray, sample_rate: int, fps: float = 25.0, method: str = "acf"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame F0 in Hz (0 unvoiced) and voicing flag, ``(t,)`` each.
 
     ``method="acf"`` (default, ~1000× real time): normalised autocorrelation of a 64 ms window at 16 kHz via
@@ -616,7 +620,9 @@ def audio_features(wave: np.ndarray, sample_rate: int, fps: float = 25.0, f0_met
         f0, voiced = _acf_f0(frames)
     else:
         f0, voiced = estimate_f0(wave, sample_rate, fps, method=f0_method)
-    feats = np.concatenate([logmel, energy[:, None], _log_f0_feature(f0)[:, None], voiced[:, None].astype(np.float32)], axis=1)
+    feats = np.concatenate(
+        [logmel, energy[:, None], _log_f0_feature(f0)[:, None], voiced[:, None].astype(np.float32)], axis=1
+    )
     return np.ascontiguousarray(feats[:t], dtype=np.float32)
 
 

@@ -81,8 +81,9 @@ class VideoAnalysis:
         warm, motion = f(self.warmth), f(self.motion)
         cut_rate = np.array([np.sum(np.abs(self.cut_times - t) < 4.0) / 8.0 for t in times])  # cuts per second
         valence = 1.6 * (bright - 0.45) + 0.7 * (col - 0.3) + 0.25 * warm
-        arousal = (0.9 * np.tanh(4.0 * motion) - 0.35 + 0.6 * (sat - 0.3) + 0.5 * np.tanh(2.0 * cut_rate)
-                   + 0.2 * (col - 0.3))
+        arousal = (
+            0.9 * np.tanh(4.0 * motion) - 0.35 + 0.6 * (sat - 0.3) + 0.5 * np.tanh(2.0 * cut_rate) + 0.2 * (col - 0.3)
+        )
         valence, arousal = np.tanh(valence), np.tanh(arousal)  # saturate smoothly: extremes stay readable
         dominance = 0.5 * (bright - 0.45) + 0.2 * arousal
         return np.clip(np.stack([valence, arousal, dominance], -1), -1, 1).astype(np.float32)
@@ -125,8 +126,23 @@ def iter_analysis_frames(path: PathLike, fps: float, width: int = ANALYSIS_WIDTH
     h = max(2, int(round(info.height * w / info.width / 2)) * 2)
     vf = f"scale={w}:{h}:flags=fast_bilinear" + (f",fps={fps}" if fps < info.fps - 1e-3 else "")
     # skipping the deblocking filter decodes ~20 % faster; analysis never needs those pixels exact
-    cmd = [ffmpeg_exe(), "-v", "error", "-skip_loop_filter", "all", "-i", str(path), "-an", "-vf", vf,
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-skip_loop_filter",
+        "all",
+        "-i",
+        str(path),
+        "-an",
+        "-vf",
+        vf,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=w * h * 3 * 8)
     nbytes = w * h * 3
     try:
@@ -176,8 +192,9 @@ def _colour_stats(frame: np.ndarray) -> tuple[float, float, float, float]:
     return float(luma.mean()), float(sat.mean()), float(colourful), warm
 
 
-def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True, speech: bool = True,
-                  max_seconds: float | None = None) -> VideoAnalysis:
+def analyze_video(
+    path: PathLike, analysis_fps: float = 4.0, faces: bool = True, speech: bool = True, max_seconds: float | None = None
+) -> VideoAnalysis:
     """Analyse a video file (see the module docstring). Raises MissingFileError / MediaDecodeError."""
     import time
 
@@ -210,8 +227,9 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
             diffs.append((h * 255.0 / 180.0 + s_ + v) / 3.0)
         prev_hsv = hsv
         if i % step in (0, 1 % step):  # colour and flow need the small frame only on the analysis grid
-            small = cv2.resize(frame, (FLOW_WIDTH, max(2, FLOW_WIDTH * frame.shape[0] // frame.shape[1])),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                frame, (FLOW_WIDTH, max(2, FLOW_WIDTH * frame.shape[0] // frame.shape[1])), interpolation=cv2.INTER_AREA
+            )
             gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
             if i % step == 0:
                 stats.append(_colour_stats(small))
@@ -240,9 +258,19 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
         motion_arr = np.interp(idx, idx[ok], motion_arr[ok]).astype(np.float32)
     st = np.asarray(stats, np.float32).reshape(-1, 4)
     result = VideoAnalysis(
-        duration=float(duration), fps=info.fps, size=(info.width, info.height),
-        times=np.asarray(stat_t, np.float32), brightness=st[:, 0], saturation=st[:, 1], colourfulness=st[:, 2],
-        warmth=st[:, 3], motion=motion_arr, cut_times=cut_times, cut_scores=cut_scores, timings=timings)
+        duration=float(duration),
+        fps=info.fps,
+        size=(info.width, info.height),
+        times=np.asarray(stat_t, np.float32),
+        brightness=st[:, 0],
+        saturation=st[:, 1],
+        colourfulness=st[:, 2],
+        warmth=st[:, 3],
+        motion=motion_arr,
+        cut_times=cut_times,
+        cut_scores=cut_scores,
+        timings=timings,
+    )
     if face_frames:
         t_face = time.perf_counter()
         result.face_times, result.face_probs = read_faces(face_frames)
@@ -254,8 +282,14 @@ def analyze_video(path: PathLike, analysis_fps: float = 4.0, faces: bool = True,
     return result
 
 
-def detect_cuts(diffs: np.ndarray, fps: float, min_shot: float = 0.5, threshold: float = 2.0,
-                floor: float = 8.0, prominence: float = 1.6) -> tuple[np.ndarray, np.ndarray]:
+def detect_cuts(
+    diffs: np.ndarray,
+    fps: float,
+    min_shot: float = 0.5,
+    threshold: float = 2.0,
+    floor: float = 8.0,
+    prominence: float = 1.6,
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut times from per-frame content differences ``diffs`` (0 for the first frame).
 
     A frame is a cut when its difference exceeds ``max(floor, threshold × the median of its ±1 s
@@ -268,10 +302,10 @@ def detect_cuts(diffs: np.ndarray, fps: float, min_shot: float = 0.5, threshold:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     half = max(1, int(round(fps)))
     padded = np.pad(diffs, half, mode="edge")
-    local = np.array([np.median(padded[k: k + 2 * half + 1]) for k in range(n)], np.float32)
+    local = np.array([np.median(padded[k : k + 2 * half + 1]) for k in range(n)], np.float32)
     thr = np.maximum(floor, threshold * local)
     near = np.pad(diffs, 3, mode="constant")
-    neighbours = np.array([max(np.max(near[k: k + 3]), np.max(near[k + 4: k + 7])) for k in range(n)], np.float32)
+    neighbours = np.array([max(np.max(near[k : k + 3]), np.max(near[k + 4 : k + 7])) for k in range(n)], np.float32)
     cand = np.where((diffs > thr) & (diffs > prominence * neighbours))[0]
     cand = cand[cand > 0]
     gap = max(1, int(round(min_shot * fps)))
@@ -352,9 +386,16 @@ def detect_speech(src, sample_rate: int = 16000) -> np.ndarray:
 # ------------------------------------------------------------------------------------ synthetic clips
 
 
-def synthetic_clip(path: PathLike, mood: str = "bright", duration: float = 8.0, cut_times=(), fps: float = 25.0,
-                   size: tuple[int, int] = (320, 180), speech: tuple[float, float] | None = None,
-                   seed: int = 0) -> Path:
+def synthetic_clip(
+    path: PathLike,
+    mood: str = "bright",
+    duration: float = 8.0,
+    cut_times=(),
+    fps: float = 25.0,
+    size: tuple[int, int] = (320, 180),
+    speech: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> Path:
     """Write a test clip with known properties (for tests, the demo and the benchmark).
 
     ``mood="bright"``: bright, saturated warm colours and fast-moving shapes; ``"dark"``: dark, desaturated
@@ -379,8 +420,12 @@ def synthetic_clip(path: PathLike, mood: str = "bright", duration: float = 8.0, 
         centres = rng.uniform([0, 0], [w, h], (4, 2))
         vel = rng.normal(0, 1, (4, 2)) * (w * (0.9 if bright else 0.08))  # px per second
         shots.append((base, accent, centres, vel, rng.uniform(0.3, 1.0)))
-    with VideoWriter(path, fps, audio=None if speech is None else _speechlike(duration, speech, seed),
-                     sample_rate=None if speech is None else 16000) as writer:
+    with VideoWriter(
+        path,
+        fps,
+        audio=None if speech is None else _speechlike(duration, speech, seed),
+        sample_rate=None if speech is None else 16000,
+    ) as writer:
         for k in range(n):
             t = k / fps
             s = min(int(np.searchsorted(bounds, t, side="right")) - 1, len(shots) - 1)

@@ -220,13 +220,21 @@ def make_scheduler(name: str = "flow_euler", num_train_timesteps: int = 1000, sh
     if name in ("flow_euler", "ddim"):
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=num_train_timesteps, shift=shift, **kwargs)
     solvers = {  # multistep flow-prediction solvers: their class and defaults
-        "dpm": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero")),
+        "dpm": (
+            DPMSolverMultistepScheduler,
+            dict(algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero"),
+        ),
         "unipc": (UniPCMultistepScheduler, dict(solver_order=2, final_sigmas_type="zero")),
     }
     if name in solvers:
         cls, defaults = solvers[name]
-        return cls(num_train_timesteps=num_train_timesteps, use_flow_sigmas=True, prediction_type="flow_prediction",
-                   flow_shift=shift, **{**defaults, **kwargs})
+        return cls(
+            num_train_timesteps=num_train_timesteps,
+            use_flow_sigmas=True,
+            prediction_type="flow_prediction",
+            flow_shift=shift,
+            **{**defaults, **kwargs},
+        )
     raise ValueError(f"unknown scheduler {name!r}; choose one of {list(SCHEDULER_NAMES)}")
 
 
@@ -396,8 +404,9 @@ def sample_windowed(
             num_inference_steps=num_inference_steps,
             generator=generator,
             prefix=out[:, start:prev_end] if ov > 0 else None,
-            content_mask=None if content_mask is None else {
-                name: _slice_time(m[..., None], start, end, n)[..., 0] for name, m in content_mask.items()},
+            content_mask=None
+            if content_mask is None
+            else {name: _slice_time(m[..., None], start, end, n)[..., 0] for name, m in content_mask.items()},
             callback_on_step_end=cb,
         )
         if ov > 0:

@@ -73,8 +73,12 @@ class AffectPipeline(DiffusionPipeline):
     # -------------------------------------------------------------------------------------------- inputs
 
     @staticmethod
-    def check_common_inputs(num_inference_steps: int, emotion_intensity: float | None = None,
-                            output_path: str | Path | None = None, output_suffixes: Sequence[str] = (".mp4",)) -> None:
+    def check_common_inputs(
+        num_inference_steps: int,
+        emotion_intensity: float | None = None,
+        output_path: str | Path | None = None,
+        output_suffixes: Sequence[str] = (".mp4",),
+    ) -> None:
         """Checks every generator shares: steps, intensity, the output file's type."""
         if not 1 <= int(num_inference_steps) <= 200:
             raise InputError(f"num_inference_steps must be in 1..200, got {num_inference_steps}")
@@ -96,8 +100,13 @@ class AffectPipeline(DiffusionPipeline):
         return None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
 
     @staticmethod
-    def resolve_emotion(emotion: EmotionInput, intensity: float | None, num_frames: int, fps: float,
-                        fallback: Callable[[], EmotionEmbedding] | None = None) -> EmotionEmbedding:
+    def resolve_emotion(
+        emotion: EmotionInput,
+        intensity: float | None,
+        num_frames: int,
+        fps: float,
+        fallback: Callable[[], EmotionEmbedding] | None = None,
+    ) -> EmotionEmbedding:
         """The emotion a clip of ``num_frames`` at ``fps`` is conditioned on.
 
         A curve (keyframes in seconds) becomes one state per frame; a static spec stays static; ``None`` calls
@@ -110,9 +119,13 @@ class AffectPipeline(DiffusionPipeline):
         return parsed.at_frames(num_frames, fps) if isinstance(parsed, EmotionCurve) else parsed
 
     @staticmethod
-    def emotion_conditions(embs: Sequence[EmotionEmbedding], num_frames: int, emotion_guidance_scale: float,
-                           negative_emotion: EmotionInput = None, fps: float = 25.0
-                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def emotion_conditions(
+        embs: Sequence[EmotionEmbedding],
+        num_frames: int,
+        emotion_guidance_scale: float,
+        negative_emotion: EmotionInput = None,
+        fps: float = 25.0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-frame conditions ``(b, t, 12)`` and, when emotion guidance is on, the negatives ``(b, t, 12)``:
         ``negative_emotion`` when given, else each emotion's valence mirror."""
         cond = torch.stack([e.as_condition(num_frames) for e in embs])  # (b, t, 12)
@@ -127,11 +140,21 @@ class AffectPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------------------------------ sampling
 
-    def denoise(self, dit, shape: Sequence[int], content: Mapping[str, torch.Tensor], emotion: torch.Tensor,
-                negative_emotion: torch.Tensor | None = None, speaker: torch.Tensor | None = None,
-                guidance_scales: Mapping[str, float] | None = None, num_inference_steps: int = 10,
-                generator=None, callback_on_step_end: Callable[..., dict] | None = None,
-                window: int = 250, overlap: int = 25) -> torch.Tensor:
+    def denoise(
+        self,
+        dit,
+        shape: Sequence[int],
+        content: Mapping[str, torch.Tensor],
+        emotion: torch.Tensor,
+        negative_emotion: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+        guidance_scales: Mapping[str, float] | None = None,
+        num_inference_steps: int = 10,
+        generator=None,
+        callback_on_step_end: Callable[..., dict] | None = None,
+        window: int = 250,
+        overlap: int = 25,
+    ) -> torch.Tensor:
         """Sample ``shape = (b, n, c)`` from ``dit`` with ``self.scheduler`` in overlapping windows.
 
         One progress bar over every window's steps; ``callback_on_step_end(self, step, timestep, kwargs)`` gets
@@ -151,11 +174,19 @@ class AffectPipeline(DiffusionPipeline):
             autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
             with autocast:
                 return sample_windowed(
-                    dit, self.scheduler, tuple(shape), {k: v.to(device, dtype) for k, v in content.items()},
-                    emotion.to(device, dtype), window=window, overlap=overlap,
+                    dit,
+                    self.scheduler,
+                    tuple(shape),
+                    {k: v.to(device, dtype) for k, v in content.items()},
+                    emotion.to(device, dtype),
+                    window=window,
+                    overlap=overlap,
                     negative_emotion=None if negative_emotion is None else negative_emotion.to(device, dtype),
-                    speaker=None if speaker is None else speaker.to(device, dtype), guidance_scales=guidance_scales,
-                    num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=on_step,
+                    speaker=None if speaker is None else speaker.to(device, dtype),
+                    guidance_scales=guidance_scales,
+                    num_inference_steps=num_inference_steps,
+                    generator=generator,
+                    callback_on_step_end=on_step,
                 )
 
     def enable_compile(self, **compile_kwargs) -> "AffectPipeline":

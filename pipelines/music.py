@@ -110,16 +110,20 @@ class VideoMusicPipeline(AffectPipeline):
     bundled_checkpoint = "video_music"
     _optional_components = ["dit", "scheduler"]
 
-    def __init__(self, dit: Optional[AffectDiT] = None, scheduler: Optional[SchedulerMixin] = None,
-                 analysis_fps: float = 4.0, max_video_seconds: float = 600.0):
+    def __init__(
+        self,
+        dit: Optional[AffectDiT] = None,
+        scheduler: Optional[SchedulerMixin] = None,
+        analysis_fps: float = 4.0,
+        max_video_seconds: float = 600.0,
+    ):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler)
         self.register_to_config(analysis_fps=float(analysis_fps), max_video_seconds=float(max_video_seconds))
 
     # ------------------------------------------------------------------------------------------ inputs
 
-    def check_inputs(self, video, duration, tempo, key, soundfont, num_inference_steps, emotion_intensity,
-                     output_path):
+    def check_inputs(self, video, duration, tempo, key, soundfont, num_inference_steps, emotion_intensity, output_path):
         if video is None:
             raise InputError("video is required")
         if isinstance(video, (str, Path)) and not Path(video).is_file():
@@ -156,18 +160,34 @@ class VideoMusicPipeline(AffectPipeline):
 
     # -------------------------------------------------------------------------------------- DiT rolls
 
-    def generate_rolls(self, plan: MusicPlan, curve: EmotionEmbedding, num_inference_steps: int, generator,
-                       callback_on_step_end, guidance_scale: float = 2.0) -> Optional[dict]:
+    def generate_rolls(
+        self,
+        plan: MusicPlan,
+        curve: EmotionEmbedding,
+        num_inference_steps: int,
+        generator,
+        callback_on_step_end,
+        guidance_scale: float = 2.0,
+    ) -> Optional[dict]:
         if self.dit is None or self.scheduler is None:
             return None
         n = plan.num_bars
         phrase = np.zeros(n)
         for i in range(1, n):
             phrase[i] = 0 if plan.section[i] != plan.section[i - 1] else phrase[i - 1] + 1
-        feats = plan_features(plan.density, plan.loudness, plan.bar_tempo, plan.bar_beats, plan.cut_bar,
-                              np.r_[True, plan.section[1:] != plan.section[:-1]], phrase,
-                              [m == "minor" for m in plan.mode], plan.valence, plan.arousal,
-                              (plan.bar_starts / max(plan.duration, 1e-6)))
+        feats = plan_features(
+            plan.density,
+            plan.loudness,
+            plan.bar_tempo,
+            plan.bar_beats,
+            plan.cut_bar,
+            np.r_[True, plan.section[1:] != plan.section[:-1]],
+            phrase,
+            [m == "minor" for m in plan.mode],
+            plan.valence,
+            plan.arousal,
+            (plan.bar_starts / max(plan.duration, 1e-6)),
+        )
         mid = np.minimum(0.5 * (plan.bar_starts + plan.bar_ends), plan.duration - 1e-3)
         idx = np.clip((mid * EMOTION_FPS).astype(int), 0, curve.num_frames - 1)
         bar_emotion = EmotionEmbedding(probs=curve.probs[idx], vad=curve.vad[idx], intensity=curve.intensity[idx])
@@ -177,18 +197,25 @@ class VideoMusicPipeline(AffectPipeline):
         if self.dit.device.type == "cpu":  # a tiny model on ~30 tokens: more threads only contend (10× slower)
             torch.set_num_threads(1)
         try:
-            y = self._sample(n, content, emotion, num_inference_steps, generator, callback_on_step_end,
-                             guidance_scale)
+            y = self._sample(n, content, emotion, num_inference_steps, generator, callback_on_step_end, guidance_scale)
         finally:
             torch.set_num_threads(threads)
         return decode_bars(y[0].float().cpu().numpy(), plan.mode)
 
     def _sample(self, n, content, emotion, num_inference_steps, generator, callback_on_step_end, guidance_scale):
         """The DiT's per-bar rolls ``(1, n, 48)``: windows of 64 bars, content and emotion guidance."""
-        return self.denoise(self.dit, (1, n, BAR_CHANNELS), content, emotion,
-                            guidance_scales={"content": guidance_scale, "emotion": guidance_scale},
-                            num_inference_steps=num_inference_steps, generator=generator,
-                            callback_on_step_end=callback_on_step_end, window=64, overlap=8)
+        return self.denoise(
+            self.dit,
+            (1, n, BAR_CHANNELS),
+            content,
+            emotion,
+            guidance_scales={"content": guidance_scale, "emotion": guidance_scale},
+            num_inference_steps=num_inference_steps,
+            generator=generator,
+            callback_on_step_end=callback_on_step_end,
+            window=64,
+            overlap=8,
+        )
 
     # -------------------------------------------------------------------------------------------- call
 
@@ -239,27 +266,37 @@ class VideoMusicPipeline(AffectPipeline):
         with tempfile.TemporaryDirectory() as td:
             path = self._video_path(video, video_fps, Path(td))
             # 2. video analysis
-            analysis = analyze_video(path, analysis_fps=self.config.analysis_fps,
-                                     max_seconds=self.config.max_video_seconds)
+            analysis = analyze_video(
+                path, analysis_fps=self.config.analysis_fps, max_seconds=self.config.max_video_seconds
+            )
             timings["analysis_s"] = time.perf_counter() - t0
             length = float(duration) if duration is not None else analysis.duration
             if length < MIN_SECONDS:
                 raise InputError(f"the video is {length:.2f} s long: music needs at least {MIN_SECONDS:.0f} s")
             # 3. emotion curve
             t = time.perf_counter()
-            curve = self.emotion_curve(analysis, length, parsed_emotion if parsed_emotion is not None else None,
-                                       emotion_intensity)
+            curve = self.emotion_curve(
+                analysis, length, parsed_emotion if parsed_emotion is not None else None, emotion_intensity
+            )
             # 4. plan
             sec = np.arange(max(1, int(np.ceil(length)))) + 0.5
             motion = np.interp(sec, analysis.times, analysis.motion) if len(analysis.times) else None
-            plan = plan_structure(length, analysis.cut_times[analysis.cut_times < length], curve, EMOTION_FPS,
-                                  motion=motion,
-                                  tempo=tempo, key=key, rng=rng)
+            plan = plan_structure(
+                length,
+                analysis.cut_times[analysis.cut_times < length],
+                curve,
+                EMOTION_FPS,
+                motion=motion,
+                tempo=tempo,
+                key=key,
+                rng=rng,
+            )
             timings["plan_s"] = time.perf_counter() - t
             # 5. per-bar rolls
             t = time.perf_counter()
-            rolls = self.generate_rolls(plan, curve, num_inference_steps, generator, callback_on_step_end,
-                                        guidance_scale)
+            rolls = self.generate_rolls(
+                plan, curve, num_inference_steps, generator, callback_on_step_end, guidance_scale
+            )
             timings["dit_s"] = time.perf_counter() - t
             # 6. arrangement
             t = time.perf_counter()
@@ -267,8 +304,15 @@ class VideoMusicPipeline(AffectPipeline):
             chords = rolls["chords"] if rolls else chords_from_plan(plan, rng)
             if rolls:
                 chords = self.cadence(chords, plan)
-            arranger = Arranger(plan, chords, preset, rng, melody_weights=rolls and rolls["melody_weights"],
-                                register=rolls and rolls["register"], onsets=rolls and rolls["onsets"])
+            arranger = Arranger(
+                plan,
+                chords,
+                preset,
+                rng,
+                melody_weights=rolls and rolls["melody_weights"],
+                register=rolls and rolls["register"],
+                onsets=rolls and rolls["onsets"],
+            )
             midi = arranger.arrange()
             timings["arrange_s"] = time.perf_counter() - t
             # 7. render + master
@@ -281,11 +325,21 @@ class VideoMusicPipeline(AffectPipeline):
             dynamics = (mid, 18.0 * (plan.loudness - plan.loudness.mean()))  # loudness targets: 0.1 → 1.8 dB
             wave, stem_waves = master(parts, SAMPLE_RATE, length, speech, dynamics=dynamics)
             timings["master_s"] = time.perf_counter() - t
-            out = VideoMusicOutput(waveform=wave, sample_rate=SAMPLE_RATE, midi=midi, emotion_curve=curve,
-                                   cut_times=analysis.cut_times, tempo=float(plan.tempo), key=plan.key.name, plan=plan,
-                                   stems=stem_waves if stems else {}, style=preset.name,
-                                   chords=[c.symbol(arranger.key_at(i)) for i, c in enumerate(chords)],
-                                   video_path=Path(video) if isinstance(video, (str, Path)) else None, timings=timings)
+            out = VideoMusicOutput(
+                waveform=wave,
+                sample_rate=SAMPLE_RATE,
+                midi=midi,
+                emotion_curve=curve,
+                cut_times=analysis.cut_times,
+                tempo=float(plan.tempo),
+                key=plan.key.name,
+                plan=plan,
+                stems=stem_waves if stems else {},
+                style=preset.name,
+                chords=[c.symbol(arranger.key_at(i)) for i, c in enumerate(chords)],
+                video_path=Path(video) if isinstance(video, (str, Path)) else None,
+                timings=timings,
+            )
             # 8. outputs
             if output_path is not None:
                 t = time.perf_counter()

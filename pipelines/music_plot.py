@@ -32,8 +32,11 @@ def plot_score(out, path: str | Path) -> Path:
     for s in sec_starts:
         ax.annotate("§", (s, 0.93), color="0.3", fontsize=9)
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.set(ylim=(-1.05, 1.05), ylabel="emotion",
-           title=f"{plan.key.name}, {plan.tempo:.0f} bpm, style {out.style}: emotion, cuts (dashed), bar lines (grey)")
+    ax.set(
+        ylim=(-1.05, 1.05),
+        ylabel="emotion",
+        title=f"{plan.key.name}, {plan.tempo:.0f} bpm, style {out.style}: emotion, cuts (dashed), bar lines (grey)",
+    )
     ax.legend(loc="lower right", fontsize=8, ncol=3)
     edges = np.r_[plan.bar_starts, plan.bar_ends[-1]]
     ax2.stairs(plan.density, edges, color="tab:green", lw=2, label="density target")

@@ -48,6 +48,7 @@ def speech_pipeline():
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
+
 GAZE_MODES = ("natural", "camera")
 SQUARISH = (0.8, 1.25)  # width / height of a photo the face crop suits; others are pasted back by default
 
@@ -88,9 +89,20 @@ class TalkingPortraitPipeline(AffectPipeline):
     model_cpu_offload_seq = "dit"
     bundled_checkpoint = "talking_portrait"
 
-    def __init__(self, dit: AffectDiT, scheduler: SchedulerMixin, codec: MotionCodec, renderer: PortraitRenderer,
-                 motion_channels: list = None, motion_mean: list = None, motion_std: list = None,
-                 fps: float = 25.0, window: int = 250, overlap: int = 25, max_audio_seconds: float = 600.0):
+    def __init__(
+        self,
+        dit: AffectDiT,
+        scheduler: SchedulerMixin,
+        codec: MotionCodec,
+        renderer: PortraitRenderer,
+        motion_channels: list = None,
+        motion_mean: list = None,
+        motion_std: list = None,
+        fps: float = 25.0,
+        window: int = 250,
+        overlap: int = 25,
+        max_audio_seconds: float = 600.0,
+    ):
         super().__init__()
         self.register_modules(dit=dit, scheduler=scheduler, codec=codec, renderer=renderer)
         channels = list(motion_channels) if motion_channels else GENERATED_CHANNELS[: dit.config.in_channels]
@@ -99,14 +111,32 @@ class TalkingPortraitPipeline(AffectPipeline):
             raise ValueError(f"motion_channels {channels} must be {dit.config.in_channels} names from MOTION_CHANNELS")
         mean = list(motion_mean) if motion_mean else [0.0] * len(channels)
         std = list(motion_std) if motion_std else [1.0] * len(channels)
-        self.register_to_config(motion_channels=channels, motion_mean=[float(m) for m in mean],
-                                motion_std=[float(s) for s in std], fps=float(fps), window=int(window),
-                                overlap=int(overlap), max_audio_seconds=float(max_audio_seconds))
+        self.register_to_config(
+            motion_channels=channels,
+            motion_mean=[float(m) for m in mean],
+            motion_std=[float(s) for s in std],
+            fps=float(fps),
+            window=int(window),
+            overlap=int(overlap),
+            max_audio_seconds=float(max_audio_seconds),
+        )
 
     # ------------------------------------------------------------------------------------------ inputs
 
-    def check_inputs(self, image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
-                     output_path, emotions, gaze="natural"):
+    def check_inputs(
+        self,
+        image,
+        audio,
+        text,
+        size,
+        num_inference_steps,
+        emotion_intensity,
+        pose_scale,
+        blink_rate,
+        output_path,
+        emotions,
+        gaze="natural",
+    ):
         if image is None:
             raise InputError("image is required: a portrait photo with one clearly visible face")
         if (audio is None) == (text is None):
@@ -121,19 +151,23 @@ class TalkingPortraitPipeline(AffectPipeline):
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
 
-    def prepare_audio(self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float,
-                      generator) -> tuple[np.ndarray, int]:
+    def prepare_audio(
+        self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float, generator
+    ) -> tuple[np.ndarray, int]:
         """Speech at 24 kHz: the given audio, or the script spoken by the dubbing pipeline's emotional
         text-to-speech (the neural voice, with the first clip's emotion or curve); at most ``max_seconds`` long."""
         if text is None:
             return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=max_seconds)
         gen = generator[0] if isinstance(generator, list) else generator
-        speech = speech_pipeline()(video=None, text=text, emotion=emotions[0], emotion_intensity=intensity,
-                                   generator=gen)
+        speech = speech_pipeline()(
+            video=None, text=text, emotion=emotions[0], emotion_intensity=intensity, generator=gen
+        )
         wave = resample(speech.waveform, speech.sample_rate, SPEECH_SAMPLE_RATE)
         if wave.size / SPEECH_SAMPLE_RATE > max_seconds:
-            raise InputTooLongError(f"the script takes {wave.size / SPEECH_SAMPLE_RATE:.1f} s to speak; the limit is "
-                                    f"{max_seconds:.0f} s (raise it with max_audio_seconds / --max-seconds)")
+            raise InputTooLongError(
+                f"the script takes {wave.size / SPEECH_SAMPLE_RATE:.1f} s to speak; the limit is "
+                f"{max_seconds:.0f} s (raise it with max_audio_seconds / --max-seconds)"
+            )
         return wave, SPEECH_SAMPLE_RATE
 
     def read_speech_emotion(self, wave: np.ndarray, sr: int) -> EmotionEmbedding:
@@ -143,8 +177,9 @@ class TalkingPortraitPipeline(AffectPipeline):
         except NoSpeechError:
             return EmotionEmbedding.neutral()
 
-    def idle_motion(self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator],
-                    gaze: str = "natural") -> torch.Tensor:
+    def idle_motion(
+        self, num_frames: int, blink_rate: float, generator: Optional[torch.Generator], gaze: str = "natural"
+    ) -> torch.Tensor:
         """Blinks (``blink_rate`` per minute, 0.1–0.3 s each) and — with ``gaze="natural"`` — slow gaze shifts;
         ``gaze="camera"`` holds the eyes on the photo's own gaze (the camera, for a photo that looks into it).
         ``(t, 3)``: blink, gaze_x, gaze_y."""
@@ -221,8 +256,19 @@ class TalkingPortraitPipeline(AffectPipeline):
             max_audio_seconds: longest speech accepted (default: ``config.max_audio_seconds``).
         """
         emotions = list(emotion) if isinstance(emotion, (list, tuple)) else [emotion]
-        self.check_inputs(image, audio, text, size, num_inference_steps, emotion_intensity, pose_scale, blink_rate,
-                          output_path, emotions, gaze)
+        self.check_inputs(
+            image,
+            audio,
+            text,
+            size,
+            num_inference_steps,
+            emotion_intensity,
+            pose_scale,
+            blink_rate,
+            output_path,
+            emotions,
+            gaze,
+        )
         self.check_generator(generator, len(emotions))
         device = self.dit.device
         fps = self.config.fps
@@ -235,8 +281,9 @@ class TalkingPortraitPipeline(AffectPipeline):
         if paste_back is None:
             h, w = image.shape[:2]
             paste_back = not SQUARISH[0] <= w / h <= SQUARISH[1]
-        state = self.renderer.prepare(image, analysis, size=size, device=device, codec=self.codec,
-                                      mode="paste_back" if paste_back else "crop")
+        state = self.renderer.prepare(
+            image, analysis, size=size, device=device, codec=self.codec, mode="paste_back" if paste_back else "crop"
+        )
 
         # 2. Speech and its features at the video frame rate.
         limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)
@@ -245,34 +292,50 @@ class TalkingPortraitPipeline(AffectPipeline):
         num_frames = content.shape[0]
 
         # 3. Emotion conditions, one per clip (curves at the frame rate; none given: read from the speech).
-        embs = [self.resolve_emotion(e, emotion_intensity, num_frames, fps,
-                                     fallback=lambda: self.read_speech_emotion(wave, sr)) for e in emotions]
+        embs = [
+            self.resolve_emotion(
+                e, emotion_intensity, num_frames, fps, fallback=lambda: self.read_speech_emotion(wave, sr)
+            )
+            for e in emotions
+        ]
         cond, negs = self.emotion_conditions(embs, num_frames, emotion_guidance_scale, negative_emotion, fps)
         batch = len(embs)
 
         # 4. Motion: DiT sampling in overlapping windows, then idle motion and pose scaling.
         latents = self.denoise(
-            self.dit, (batch, num_frames, self.dit.config.in_channels),
-            {"audio": content[None].expand(batch, -1, -1)}, cond, negative_emotion=negs,
+            self.dit,
+            (batch, num_frames, self.dit.config.in_channels),
+            {"audio": content[None].expand(batch, -1, -1)},
+            cond,
+            negative_emotion=negs,
             guidance_scales={"content": audio_guidance_scale, "emotion": emotion_guidance_scale},
-            num_inference_steps=num_inference_steps, generator=generator,
-            callback_on_step_end=callback_on_step_end, window=self.config.window, overlap=self.config.overlap,
+            num_inference_steps=num_inference_steps,
+            generator=generator,
+            callback_on_step_end=callback_on_step_end,
+            window=self.config.window,
+            overlap=self.config.overlap,
         )  # (b, t, c) normalised
         motion = self.assemble_motion(latents.float().cpu(), pose_scale, blink_rate, generator, gaze)  # (b, t, D)
 
         # 5. Render in chunks; stream into the encoder when writing a file.
-        frames = self.render(state, motion, output_path, wave, sr, keep=output_type != "none",
-                             chunk=render_batch_size)
+        frames = self.render(state, motion, output_path, wave, sr, keep=output_type != "none", chunk=render_batch_size)
         out_motion = motion[0].numpy() if batch == 1 else motion.numpy()
         out_frames = None if frames is None else (frames[0] if batch == 1 else frames)
-        output = TalkingPortraitOutput(frames=out_frames, audio=wave, sample_rate=sr, fps=fps, motion=out_motion,
-                                       emotion=embs[0] if batch == 1 else embs,
-                                       output_path=Path(output_path) if output_path is not None else None)
+        output = TalkingPortraitOutput(
+            frames=out_frames,
+            audio=wave,
+            sample_rate=sr,
+            fps=fps,
+            motion=out_motion,
+            emotion=embs[0] if batch == 1 else embs,
+            output_path=Path(output_path) if output_path is not None else None,
+        )
         self.maybe_free_model_hooks()
         return output if return_dict else (output.frames, output.audio)
 
-    def assemble_motion(self, latents: torch.Tensor, pose_scale: float, blink_rate: float,
-                        generator, gaze: str = "natural") -> torch.Tensor:
+    def assemble_motion(
+        self, latents: torch.Tensor, pose_scale: float, blink_rate: float, generator, gaze: str = "natural"
+    ) -> torch.Tensor:
         """Denormalise the DiT's channels into the full motion vector and add idle motion; ``(b, t, D)``."""
         b, t, _ = latents.shape
         mean = torch.tensor(self.config.motion_mean)
@@ -307,4 +370,3 @@ class TalkingPortraitPipeline(AffectPipeline):
                 if keep:
                     kept.append(np.concatenate(clip))
         return None if kept is None else np.stack(kept)
-

@@ -23,7 +23,7 @@ def convert(folder: Path, stream: str) -> bool:
     renamed = {}
     for key, value in state.items():
         if key.startswith("content_projector."):
-            key = f"content_projectors.{stream}." + key[len("content_projector."):]
+            key = f"content_projectors.{stream}." + key[len("content_projector.") :]
         elif key == "null_content":
             key = f"null_contents.{stream}"
         renamed[key] = value.contiguous()

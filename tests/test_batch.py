@@ -73,26 +73,38 @@ def manifest(out: Path) -> dict:
 
 
 def test_structure_errors_are_all_listed_and_nothing_renders(tmp_path, inputs, capsys):
-    jobs = write_jobs(inputs / "jobs.yaml", [
-        {"id": "ok", "task": "portrait", "image": "face.png", "text": "hi", "output": "ok.mp4"},
-        {"id": "t1", "task": "karaoke", "output": "k.mp4"},
-        {"id": "t2", "task": "portrait", "image": "face.png", "text": "hi", "output": "../escape.mp4"},
-        {"id": "t3", "task": "portrait", "image": "face.png", "text": "hi", "output": "/tmp/abs.mp4"},
-        {"id": "t4", "task": "portrait", "image": "face.png", "text": "hi", "seed": "zero", "output": "a.mp4"},
-        {"id": "t5", "task": "portrait", "image": "face.png", "text": "hi", "colour": "red", "output": "b.mp4"},
-        {"id": "t6", "task": "portrait", "text": "hi", "output": "c.mp4"},
-        {"id": "t7", "task": "portrait", "image": "face.png", "text": "hi", "audio": "x.wav", "output": "d.mp4"},
-        {"id": "t8", "task": "portrait", "image": "face.png", "text": "hi", "output": "ok.mp4"},
-        {"id": "t9", "task": "portrait", "image": "face.png", "text": "hi", "output": "e.wav"},
-        {"id": "ok", "task": "portrait", "image": "face.png", "text": "hi", "output": "f.mp4"},
-    ])
+    jobs = write_jobs(
+        inputs / "jobs.yaml",
+        [
+            {"id": "ok", "task": "portrait", "image": "face.png", "text": "hi", "output": "ok.mp4"},
+            {"id": "t1", "task": "karaoke", "output": "k.mp4"},
+            {"id": "t2", "task": "portrait", "image": "face.png", "text": "hi", "output": "../escape.mp4"},
+            {"id": "t3", "task": "portrait", "image": "face.png", "text": "hi", "output": "/tmp/abs.mp4"},
+            {"id": "t4", "task": "portrait", "image": "face.png", "text": "hi", "seed": "zero", "output": "a.mp4"},
+            {"id": "t5", "task": "portrait", "image": "face.png", "text": "hi", "colour": "red", "output": "b.mp4"},
+            {"id": "t6", "task": "portrait", "text": "hi", "output": "c.mp4"},
+            {"id": "t7", "task": "portrait", "image": "face.png", "text": "hi", "audio": "x.wav", "output": "d.mp4"},
+            {"id": "t8", "task": "portrait", "image": "face.png", "text": "hi", "output": "ok.mp4"},
+            {"id": "t9", "task": "portrait", "image": "face.png", "text": "hi", "output": "e.wav"},
+            {"id": "ok", "task": "portrait", "image": "face.png", "text": "hi", "output": "f.mp4"},
+        ],
+    )
     with pytest.raises(SystemExit) as exc:
         main(["batch", str(jobs), "--out-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error:") and "Traceback" not in err
-    for jid, words in [("t1", "unknown task 'karaoke'"), ("t2", "'..'"), ("t3", "absolute"), ("t4", "'seed'"),
-                       ("t5", "unknown key 'colour'"), ("t6", "missing key 'image'"), ("t7", "exactly one of"),
-                       ("t8", "also written by job ok"), ("t9", "must end in .mp4"), ("ok", "duplicate id")]:
+    for jid, words in [
+        ("t1", "unknown task 'karaoke'"),
+        ("t2", "'..'"),
+        ("t3", "absolute"),
+        ("t4", "'seed'"),
+        ("t5", "unknown key 'colour'"),
+        ("t6", "missing key 'image'"),
+        ("t7", "exactly one of"),
+        ("t8", "also written by job ok"),
+        ("t9", "must end in .mp4"),
+        ("ok", "duplicate id"),
+    ]:
         assert any(line.strip().startswith(f"job {jid}:") and words in line for line in err.splitlines()), (jid, err)
     assert not (tmp_path / "out").exists()
 
@@ -108,12 +120,15 @@ def test_not_a_job_file(tmp_path, capsys):
 
 
 def test_manifest_errors_and_resume(tmp_path, inputs):
-    jobs = write_jobs(inputs / "jobs.yaml", [
-        {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"},
-        {"id": "broken", "task": "portrait", "image": "face.png", "text": "fail", "output": "broken.mp4"},
-        {"id": "b", "task": "portrait", "image": "face.png", "text": "world", "seed": 3, "output": "sub/b.mp4"},
-        {"id": "bug", "task": "portrait", "image": "face.png", "text": "bug", "output": "bug.mp4"},
-    ])
+    jobs = write_jobs(
+        inputs / "jobs.yaml",
+        [
+            {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"},
+            {"id": "broken", "task": "portrait", "image": "face.png", "text": "fail", "output": "broken.mp4"},
+            {"id": "b", "task": "portrait", "image": "face.png", "text": "world", "seed": 3, "output": "sub/b.mp4"},
+            {"id": "bug", "task": "portrait", "image": "face.png", "text": "bug", "output": "bug.mp4"},
+        ],
+    )
     out = tmp_path / "out"
     assert run_batch(jobs, out, renderers=renderers(tmp_path)) == 1
     m = manifest(out)
@@ -134,17 +149,22 @@ def test_manifest_errors_and_resume(tmp_path, inputs):
 
     # a changed input file (same path) or changed settings re-render only the jobs they belong to
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(inputs / "face.png")
-    write_jobs(jobs, [{"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"},
-                      {"id": "b", "task": "portrait", "image": "face.png", "text": "world", "seed": 4,
-                       "output": "sub/b.mp4"}])
+    write_jobs(
+        jobs,
+        [
+            {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"},
+            {"id": "b", "task": "portrait", "image": "face.png", "text": "world", "seed": 4, "output": "sub/b.mp4"},
+        ],
+    )
     assert run_batch(jobs, out, resume=True, renderers=renderers(tmp_path)) == 0
     assert [m["status"] for m in manifest(out).values()] == ["ok", "ok"]
     assert sorted(calls(tmp_path)) == ["a.mp4", "a.mp4", "b.mp4", "b.mp4"]
 
 
 def test_removed_output_is_rendered_again_on_resume(tmp_path, inputs):
-    jobs = write_jobs(inputs / "jobs.yaml", [
-        {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"}])
+    jobs = write_jobs(
+        inputs / "jobs.yaml", [{"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"}]
+    )
     out = tmp_path / "out"
     assert run_batch(jobs, out, renderers=renderers(tmp_path)) == 0
     (out / "a.mp4").unlink()
@@ -154,8 +174,9 @@ def test_removed_output_is_rendered_again_on_resume(tmp_path, inputs):
 
 @pytest.mark.slow  # the client retries the address for 10 s before giving up
 def test_unreachable_cluster_is_a_user_error(tmp_path, inputs):
-    jobs = write_jobs(inputs / "jobs.yaml", [
-        {"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"}])
+    jobs = write_jobs(
+        inputs / "jobs.yaml", [{"id": "a", "task": "portrait", "image": "face.png", "text": "hello", "output": "a.mp4"}]
+    )
     with pytest.raises(InputError, match="cannot reach the Dask cluster"):
         run_batch(jobs, tmp_path / "out", address="tcp://127.0.0.1:9", renderers=renderers(tmp_path))
 
@@ -163,12 +184,17 @@ def test_unreachable_cluster_is_a_user_error(tmp_path, inputs):
 @pytest.mark.slow
 def test_two_dask_workers_render_each_job_once_and_survive_a_dead_worker(tmp_path, inputs):
     names = [f"j{i}" for i in range(6)]
-    jobs = write_jobs(inputs / "jobs.yaml", [
-        *[{"id": n, "task": "portrait", "image": "face.png", "text": "sleep 0.3", "output": f"{n}.mp4"}
-          for n in names],
-        {"id": "dies-once", "task": "portrait", "image": "face.png", "text": "crash-once", "output": "once.mp4"},
-        {"id": "dies", "task": "portrait", "image": "face.png", "text": "crash", "output": "dies.mp4"},
-    ])
+    jobs = write_jobs(
+        inputs / "jobs.yaml",
+        [
+            *[
+                {"id": n, "task": "portrait", "image": "face.png", "text": "sleep 0.3", "output": f"{n}.mp4"}
+                for n in names
+            ],
+            {"id": "dies-once", "task": "portrait", "image": "face.png", "text": "crash-once", "output": "once.mp4"},
+            {"id": "dies", "task": "portrait", "image": "face.png", "text": "crash", "output": "dies.mp4"},
+        ],
+    )
     out = tmp_path / "out"
     assert run_batch(jobs, out, processes=2, renderers=renderers(tmp_path)) == 1
     m = manifest(out)
@@ -191,13 +217,31 @@ def test_two_dask_workers_render_each_job_once_and_survive_a_dead_worker(tmp_pat
 def test_real_portrait_jobs_end_to_end(tmp_path, capsys):
     from affectstudio.assets import asset_path
 
-    jobs = write_jobs(tmp_path / "jobs.yaml", [
-        {"id": "hello", "task": "portrait", "image": str(asset_path("samples", "portrait.jpg")), "text": "Hello.",
-         "emotion": "happy", "steps": 2, "size": 256, "output": "hello.mp4"},
-        {"id": "angry", "task": "portrait", "image": str(asset_path("samples", "portrait.jpg")), "text": "No.",
-         "emotion": "neutral@0; angry:0.8@0.5", "steps": 2, "output": "angry.mp4"},
-        {"id": "noface", "task": "portrait", "image": "missing.png", "text": "Hi.", "output": "noface.mp4"},
-    ])
+    jobs = write_jobs(
+        tmp_path / "jobs.yaml",
+        [
+            {
+                "id": "hello",
+                "task": "portrait",
+                "image": str(asset_path("samples", "portrait.jpg")),
+                "text": "Hello.",
+                "emotion": "happy",
+                "steps": 2,
+                "size": 256,
+                "output": "hello.mp4",
+            },
+            {
+                "id": "angry",
+                "task": "portrait",
+                "image": str(asset_path("samples", "portrait.jpg")),
+                "text": "No.",
+                "emotion": "neutral@0; angry:0.8@0.5",
+                "steps": 2,
+                "output": "angry.mp4",
+            },
+            {"id": "noface", "task": "portrait", "image": "missing.png", "text": "Hi.", "output": "noface.mp4"},
+        ],
+    )
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         main(["batch", str(jobs), "--out-dir", str(out)])

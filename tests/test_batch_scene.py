@@ -22,10 +22,12 @@ def test_scene_user_errors_are_one_line(tmp_path, capsys):
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(blank)
     portrait = str(asset_path("samples", "portrait.jpg"))
-    cases = [(["--image", str(tmp_path / "none.jpg"), "--text", "Hi."], "not found"),
-             (["--image", portrait, "--text", "  "], "empty"),
-             (["--image", portrait, "--text", "Hi.", "--emotion", "zorblax:0.5"], "zorblax"),
-             (["--image", str(blank), "--text", "Hi."], "face")]
+    cases = [
+        (["--image", str(tmp_path / "none.jpg"), "--text", "Hi."], "not found"),
+        (["--image", portrait, "--text", "  "], "empty"),
+        (["--image", portrait, "--text", "Hi.", "--emotion", "zorblax:0.5"], "zorblax"),
+        (["--image", str(blank), "--text", "Hi."], "face"),
+    ]
     for args, words in cases:
         out = tmp_path / "scene.mp4"
         code, err = run(capsys, "scene", *args, "-o", str(out))
@@ -42,10 +44,24 @@ def test_scene_job_end_to_end(tmp_path, capsys):
     from affectstudio.media import load_audio, probe_video
 
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(yaml.safe_dump({"jobs": [
-        {"id": "scene", "task": "scene", "image": str(asset_path("samples", "portrait.jpg")),
-         "text": "Hello. Now I am angry!", "emotion": "neutral@0; angry:0.9@1", "steps": 2, "wav": "scene.wav",
-         "output": "scene.mp4"}]}))
+    jobs.write_text(
+        yaml.safe_dump(
+            {
+                "jobs": [
+                    {
+                        "id": "scene",
+                        "task": "scene",
+                        "image": str(asset_path("samples", "portrait.jpg")),
+                        "text": "Hello. Now I am angry!",
+                        "emotion": "neutral@0; angry:0.9@1",
+                        "steps": 2,
+                        "wav": "scene.wav",
+                        "output": "scene.mp4",
+                    }
+                ]
+            }
+        )
+    )
     code, err = run(capsys, "batch", str(jobs), "--out-dir", str(tmp_path / "out"))
     assert code == 0, err
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

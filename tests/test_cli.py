@@ -42,8 +42,9 @@ def test_usage_errors_are_one_line(capsys):
     assert_one_line_error(*run(capsys, "nonsense")[::2])
 
 
-@pytest.mark.parametrize("cmd", [["dub", "--video", "v.mp4", "--text", "hi", "-o", "o.mp4"],
-                                 ["music", "--video", "v.mp4", "-o", "o.mp4"]])
+@pytest.mark.parametrize(
+    "cmd", [["dub", "--video", "v.mp4", "--text", "hi", "-o", "o.mp4"], ["music", "--video", "v.mp4", "-o", "o.mp4"]]
+)
 def test_generators_report_a_missing_video_in_one_line(capsys, cmd):
     code, _, err = run(capsys, *cmd)
     assert_one_line_error(code, err)
@@ -80,9 +81,15 @@ def test_emotion_bad_inputs(capsys, tmp_path):
     Image.fromarray(np.full((200, 200, 3), 90, np.uint8)).save(tmp_path / "wall.png")
     write_wav(tmp_path / "silence.wav", np.zeros(16000, np.float32), 16000)
     (tmp_path / "empty.txt").write_text("\n  \n")
-    cases = [["--image", str(tmp_path / "missing.png")], ["--image", str(tmp_path / "corrupt.jpg")],
-             ["--image", str(tmp_path / "wall.png")], ["--text", "   "], ["--audio", str(tmp_path / "silence.wav")],
-             ["--text-file", str(tmp_path / "empty.txt")], ["--audio", str(tmp_path / "nope.wav")]]
+    cases = [
+        ["--image", str(tmp_path / "missing.png")],
+        ["--image", str(tmp_path / "corrupt.jpg")],
+        ["--image", str(tmp_path / "wall.png")],
+        ["--text", "   "],
+        ["--audio", str(tmp_path / "silence.wav")],
+        ["--text-file", str(tmp_path / "empty.txt")],
+        ["--audio", str(tmp_path / "nope.wav")],
+    ]
     for case in cases:
         code, _, err = run(capsys, "emotion", *case)
         assert_one_line_error(code, err)
@@ -96,13 +103,16 @@ def test_portrait_bad_inputs_leave_no_output(capsys, tmp_path):
     write_wav(tmp_path / "long.wav", np.zeros(3 * 16000, np.float32), 16000)
     face = str(asset_path("samples", "portrait.jpg"))
     out = tmp_path / "out.mp4"
-    for case in [["--image", face, "--audio", str(tmp_path / "corrupt.wav")],
-                 ["--image", face, "--audio", str(tmp_path / "long.wav"), "--max-seconds", "2"],
-                 ["--image", face, "--text", "A script far longer than one second. " * 4, "--max-seconds", "1"],["--image", str(tmp_path / "missing.png"), "--text", "hello"],
-                 ["--image", str(tmp_path / "wall.png"), "--text", "hello"],
-                 ["--image", str(tmp_path / "wall.png"), "--text", "   "],
-                 ["--image", str(tmp_path / "wall.png"), "--text", "hi", "--emotion", "zorblax:0.5"],
-                 ["--image", str(tmp_path / "wall.png"), "--audio", str(tmp_path / "none.wav")]]:
+    for case in [
+        ["--image", face, "--audio", str(tmp_path / "corrupt.wav")],
+        ["--image", face, "--audio", str(tmp_path / "long.wav"), "--max-seconds", "2"],
+        ["--image", face, "--text", "A script far longer than one second. " * 4, "--max-seconds", "1"],
+        ["--image", str(tmp_path / "missing.png"), "--text", "hello"],
+        ["--image", str(tmp_path / "wall.png"), "--text", "hello"],
+        ["--image", str(tmp_path / "wall.png"), "--text", "   "],
+        ["--image", str(tmp_path / "wall.png"), "--text", "hi", "--emotion", "zorblax:0.5"],
+        ["--image", str(tmp_path / "wall.png"), "--audio", str(tmp_path / "none.wav")],
+    ]:
         code, _, err = run(capsys, "portrait", *case, "-o", str(out))
         assert_one_line_error(code, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "long.wav", "wall.png"]
@@ -114,9 +124,26 @@ def test_portrait_end_to_end_subprocess(tmp_path):
     from affectstudio.media import probe_video
 
     out = tmp_path / "clip.mp4"
-    proc = subprocess.run([sys.executable, "-m", "affectstudio", "portrait", "--image",
-                           str(asset_path("samples", "portrait.jpg")), "--text", "Hello there, how are you?",
-                           "--emotion", "happy:0.8", "--steps", "4", "-o", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affectstudio",
+            "portrait",
+            "--image",
+            str(asset_path("samples", "portrait.jpg")),
+            "--text",
+            "Hello there, how are you?",
+            "--emotion",
+            "happy:0.8",
+            "--steps",
+            "4",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = probe_video(out)
     assert info.fps == 25 and info.width == 256 and info.has_audio and info.num_frames > 25
@@ -132,15 +159,22 @@ def test_portrait_input_errors_come_before_any_generator_loads(tmp_path, case):
     speech = str(asset_path("samples", "speech.wav"))
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(blank)
-    args = {"missing_image": ["--image", str(tmp_path / "missing.png")],
-            "unknown_label": ["--image", photo, "--emotion", "zorblax:0.5"],
-            "no_face": ["--image", str(blank)]}[case]
+    args = {
+        "missing_image": ["--image", str(tmp_path / "missing.png")],
+        "unknown_label": ["--image", photo, "--emotion", "zorblax:0.5"],
+        "no_face": ["--image", str(blank)],
+    }[case]
     out = tmp_path / "out.mp4"
-    code = ("import sys\nfrom affectstudio.apps.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-            "    print('torch' in sys.modules, e.code)\n")
-    proc = subprocess.run([sys.executable, "-c", code, "portrait", *args, "--audio", speech, "-o", str(out)],
-                          capture_output=True, text=True)
+    code = (
+        "import sys\nfrom affectstudio.apps.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+        "    print('torch' in sys.modules, e.code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "portrait", *args, "--audio", speech, "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.stdout.split() == ["False", "2"], (proc.stdout, proc.stderr)
     assert proc.stderr.startswith("error: ") and not out.exists()
 
@@ -148,6 +182,7 @@ def test_portrait_input_errors_come_before_any_generator_loads(tmp_path, case):
 def test_train_help_reaches_the_trainer():
     top = subprocess.run([sys.executable, "-m", "affectstudio", "train", "--help"], capture_output=True, text=True)
     assert top.returncode == 0 and "targets:" in top.stdout and "music" in top.stdout
-    own = subprocess.run([sys.executable, "-m", "affectstudio", "train", "portrait", "--help"], capture_output=True,
-                         text=True)
+    own = subprocess.run(
+        [sys.executable, "-m", "affectstudio", "train", "portrait", "--help"], capture_output=True, text=True
+    )
     assert own.returncode == 0 and "--steps" in own.stdout and "--data" in own.stdout

@@ -122,8 +122,10 @@ def test_generator_presets_equal_shipped_configs(name):
             assert model.config[key] == value, key
 
 
-@pytest.mark.parametrize("preset, folder", [("portrait", "talking_portrait/dit"), ("dubbing", "dubbing/prosody_dit"),
-                                            ("music", "video_music/dit")])
+@pytest.mark.parametrize(
+    "preset, folder",
+    [("portrait", "talking_portrait/dit"), ("dubbing", "dubbing/prosody_dit"), ("music", "video_music/dit")],
+)
 def test_generator_preset_matches_its_bundled_checkpoint(preset, folder):
     import json
 
@@ -136,8 +138,16 @@ def test_generator_preset_matches_its_bundled_checkpoint(preset, folder):
 
 
 def test_named_streams_each_have_a_projector_and_are_all_read():
-    model = _perturb(AffectDiT(in_channels=3, content_streams={"phonemes": 5, "lips": 2}, aligned_streams=["lips"],
-                               hidden_size=32, depth=1, num_heads=2))
+    model = _perturb(
+        AffectDiT(
+            in_channels=3,
+            content_streams={"phonemes": 5, "lips": 2},
+            aligned_streams=["lips"],
+            hidden_size=32,
+            depth=1,
+            num_heads=2,
+        )
+    )
     assert set(model.content_projectors) == {"phonemes", "lips"}
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 10, 3, generator=g)
@@ -154,8 +164,9 @@ def test_named_streams_each_have_a_projector_and_are_all_read():
 
 
 def test_speaker_vector_conditions_and_guides():
-    model = _perturb(AffectDiT(in_channels=3, content_streams={"c": 4}, speaker_dim=6, hidden_size=32, depth=1,
-                               num_heads=2))
+    model = _perturb(
+        AffectDiT(in_channels=3, content_streams={"c": 4}, speaker_dim=6, hidden_size=32, depth=1, num_heads=2)
+    )
     g = torch.Generator().manual_seed(1)
     x, content, emotion = torch.randn(2, 8, 3, generator=g), {"c": torch.randn(2, 8, 4, generator=g)}, torch.rand(2, 12)
     spk = torch.randn(2, 6, generator=g)
@@ -171,8 +182,9 @@ def test_speaker_vector_conditions_and_guides():
         with pytest.raises(ValueError, match="guidance axes"):
             guided_velocity(model, x, t, content, emotion, guidance_scales={"style": 2.0})
     with pytest.raises(ValueError, match="speaker"):
-        _model()(x[..., :IN] if IN <= 3 else torch.randn(2, 8, IN), t, {"audio": torch.randn(2, 8, CD)}, emotion,
-                 speaker=spk)
+        _model()(
+            x[..., :IN] if IN <= 3 else torch.randn(2, 8, IN), t, {"audio": torch.randn(2, 8, CD)}, emotion, speaker=spk
+        )
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -198,8 +210,9 @@ def test_loss_deterministic_with_generator():
     ]
     assert losses[0] == losses[1]
     assert losses[0] != losses[2]
-    uniform = flow_matching_loss(model, x, content, emotion, generator=torch.Generator().manual_seed(7),
-                                 sigma_sampling="uniform")
+    uniform = flow_matching_loss(
+        model, x, content, emotion, generator=torch.Generator().manual_seed(7), sigma_sampling="uniform"
+    )
     assert torch.isfinite(uniform)
     with pytest.raises(ValueError):
         flow_matching_loss(model, x, content, emotion, sigma_sampling="cosine")
@@ -212,8 +225,9 @@ def test_overfit_one_batch():
 
     def eval_loss():  # same σ and noise draws every time
         with torch.no_grad():
-            return flow_matching_loss(model, x, content, emotion, generator=torch.Generator().manual_seed(123),
-                                      p_drop=NO_DROP).item()
+            return flow_matching_loss(
+                model, x, content, emotion, generator=torch.Generator().manual_seed(123), p_drop=NO_DROP
+            ).item()
 
     before = eval_loss()
     g = torch.Generator().manual_seed(0)
@@ -289,8 +303,16 @@ def test_every_scheduler_samples_deterministically(name):
     _, content, emotion = _inputs()
     scheduler = make_scheduler(name)
     runs = [
-        sample(model, scheduler, (2, 17, IN), content, emotion, num_inference_steps=6,
-               generator=torch.Generator().manual_seed(s), guidance_scales={"content": 1.5, "emotion": 2.0})
+        sample(
+            model,
+            scheduler,
+            (2, 17, IN),
+            content,
+            emotion,
+            num_inference_steps=6,
+            generator=torch.Generator().manual_seed(s),
+            guidance_scales={"content": 1.5, "emotion": 2.0},
+        )
         for s in (0, 0, 1)
     ]
     assert runs[0].shape == (2, 17, IN)
@@ -309,11 +331,27 @@ def test_sample_callback_and_prefix():
         return {"latents": kwargs["latents"]}
 
     prefix = torch.randn(1, 5, IN, generator=torch.Generator().manual_seed(9))
-    out = sample(model, make_scheduler("flow_euler"), (1, 17, IN), content, emotion, num_inference_steps=4,
-                 generator=torch.Generator().manual_seed(0), prefix=prefix, callback_on_step_end=cb)
+    out = sample(
+        model,
+        make_scheduler("flow_euler"),
+        (1, 17, IN),
+        content,
+        emotion,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+        prefix=prefix,
+        callback_on_step_end=cb,
+    )
     assert seen == [0, 1, 2, 3]
-    free = sample(model, make_scheduler("flow_euler"), (1, 17, IN), content, emotion, num_inference_steps=4,
-                  generator=torch.Generator().manual_seed(0))
+    free = sample(
+        model,
+        make_scheduler("flow_euler"),
+        (1, 17, IN),
+        content,
+        emotion,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+    )
     # the constrained head ends near the prefix (exactly: prefix noised to the last σ, plus one Euler step)
     assert (out[:, :5] - prefix).abs().mean() < (free[:, :5] - prefix).abs().mean()
     with pytest.raises(ValueError, match="unknown scheduler"):
@@ -366,10 +404,12 @@ def test_windowed_deterministic_and_covers_input():
     model = _perturb(_model(), std=0.1)
     _, content, emotion = _inputs(b=1, n=50, m=25, curve=True)
     kw = dict(window=20, overlap=6, num_inference_steps=3)
-    a = sample_windowed(model, make_scheduler("dpm"), (1, 50, IN), content, emotion,
-                        generator=torch.Generator().manual_seed(0), **kw)
-    b = sample_windowed(model, make_scheduler("dpm"), (1, 50, IN), content, emotion,
-                        generator=torch.Generator().manual_seed(0), **kw)
+    a = sample_windowed(
+        model, make_scheduler("dpm"), (1, 50, IN), content, emotion, generator=torch.Generator().manual_seed(0), **kw
+    )
+    b = sample_windowed(
+        model, make_scheduler("dpm"), (1, 50, IN), content, emotion, generator=torch.Generator().manual_seed(0), **kw
+    )
     assert a.shape == (1, 50, IN) and torch.isfinite(a).all()
     assert torch.equal(a, b)
 
@@ -393,22 +433,42 @@ def test_windowed_seams_are_continuous():
     win, ov, b, n = 16, 6, 8, 80
     for _ in range(400):
         x0 = _sinusoids(g, 16, win)
-        loss = flow_matching_loss(model, x0, {"c": torch.zeros(16, win, 1)}, torch.zeros(16, 12), generator=g,
-                                  p_drop=NO_DROP)
+        loss = flow_matching_loss(
+            model, x0, {"c": torch.zeros(16, win, 1)}, torch.zeros(16, 12), generator=g, p_drop=NO_DROP
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     content, emotion = {"c": torch.zeros(b, n, 1)}, torch.zeros(b, 12)
-    out = sample_windowed(model, make_scheduler("flow_euler"), (b, n, 2), content, emotion, window=win, overlap=ov,
-                          num_inference_steps=10, generator=torch.Generator().manual_seed(2))
+    out = sample_windowed(
+        model,
+        make_scheduler("flow_euler"),
+        (b, n, 2),
+        content,
+        emotion,
+        window=win,
+        overlap=ov,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(2),
+    )
     step = (out[:, 1:] - out[:, :-1]).norm(dim=-1)  # (b, n - 1) frame-to-frame differences
     seams = [s for s, _ in plan_windows(n, win, ov)[1:]]
     seam_step = torch.stack([step[:, s - 1 : s + 1].amax(1) for s in seams], 1)  # around each seam
     # naive: independent windows, concatenated
     gen = torch.Generator().manual_seed(2)
-    parts = [sample(model, make_scheduler("flow_euler"), (b, win, 2), {"c": content["c"][:, :win]}, emotion,
-                    num_inference_steps=10, generator=gen) for _ in range(5)]
+    parts = [
+        sample(
+            model,
+            make_scheduler("flow_euler"),
+            (b, win, 2),
+            {"c": content["c"][:, :win]},
+            emotion,
+            num_inference_steps=10,
+            generator=gen,
+        )
+        for _ in range(5)
+    ]
     naive = torch.cat(parts, 1)
     naive_step = (naive[:, 1:] - naive[:, :-1]).norm(dim=-1)
     naive_seam = naive_step[:, [win - 1, 2 * win - 1, 3 * win - 1, 4 * win - 1]]

@@ -36,18 +36,21 @@ def test_curve_files(tmp_path):
     j = tmp_path / "c.json"
     j.write_text(json.dumps([{"time": 0, "emotion": "calm and content"}, {"time": 4, "emotion": "angry"}]))
     c = tmp_path / "c.csv"
-    c.write_text("time,emotion\n0,neutral\n2.5,\"happy:0.6,surprised:0.4\"\n")
+    c.write_text('time,emotion\n0,neutral\n2.5,"happy:0.6,surprised:0.4"\n')
     from_json = parse_emotion_spec(j)
     assert isinstance(from_json, EmotionCurve) and from_json.at_times([4.0]).label[0] == "angry"
     from_csv = parse_emotion_spec(str(c))
     assert list(from_csv.times) == [0.0, 2.5] and from_csv.at_times([3.0]).label[0] == "happy"
 
 
-@pytest.mark.parametrize("spec, error", [
-    ("zorblax:0.5@0; sad@2", UnknownEmotionError),
-    ("sad@2; angry@2", InputError),
-    ("missing_curve.json", MissingFileError),
-])
+@pytest.mark.parametrize(
+    "spec, error",
+    [
+        ("zorblax:0.5@0; sad@2", UnknownEmotionError),
+        ("sad@2; angry@2", InputError),
+        ("missing_curve.json", MissingFileError),
+    ],
+)
 def test_bad_curves(spec, error):
     with pytest.raises(error):
         parse_emotion_spec(spec)

@@ -27,7 +27,11 @@ def test_bundled_config(encoder):
 
 
 def test_encode_single_and_batch(encoder):
-    texts = ["We spent a lovely, sunny afternoon laughing with old friends.", "The bus leaves at nine.", "a quiet, simmering anger"]
+    texts = [
+        "We spent a lovely, sunny afternoon laughing with old friends.",
+        "The bus leaves at nine.",
+        "a quiet, simmering anger",
+    ]
     batch = encoder.encode(texts)
     assert isinstance(batch, list) and len(batch) == 3 and all(isinstance(e, EmotionEmbedding) for e in batch)
     single = encoder.encode(texts[2])

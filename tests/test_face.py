@@ -83,7 +83,11 @@ def test_analyze_astronaut(face, astronaut):
 @pytest.mark.parametrize("kind", ["blank", "noise"])
 def test_no_face(kind):
     rng = np.random.default_rng(0)
-    img = np.full((256, 256, 3), 128, np.uint8) if kind == "blank" else rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    img = (
+        np.full((256, 256, 3), 128, np.uint8)
+        if kind == "blank"
+        else rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    )
     with pytest.raises(NoFaceError, match="no face found"):
         analyze_face(img)
 
@@ -91,13 +95,13 @@ def test_no_face(kind):
 def test_largest_face_selected(face, astronaut):
     x0, y0, x1, y1 = face.bbox
     pad = 40
-    head = astronaut[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad]
+    head = astronaut[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
     big = cv2.resize(head, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
     small = cv2.resize(head, None, fx=1.0, fy=1.0)
     canvas = np.full((big.shape[0] + 40, big.shape[1] + small.shape[1] + 80, 3), 200, np.uint8)
-    canvas[20:20 + small.shape[0], 20:20 + small.shape[1]] = small  # small face on the left
+    canvas[20 : 20 + small.shape[0], 20 : 20 + small.shape[1]] = small  # small face on the left
     ox = small.shape[1] + 60
-    canvas[20:20 + big.shape[0], ox:ox + big.shape[1]] = big  # big face on the right
+    canvas[20 : 20 + big.shape[0], ox : ox + big.shape[1]] = big  # big face on the right
     found = analyze_faces(canvas)
     assert len(found) == 2
     chosen = analyze_face(canvas)

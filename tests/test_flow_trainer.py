@@ -17,14 +17,26 @@ class RandomData:
         notes = torch.randn(batch_size, 24, 3, generator=generator)
         bars = torch.rand(batch_size, 6, 2, generator=generator)
         x0 = notes[..., :2] * bars.mean(1, keepdim=True)
-        return {"x0": x0, "content": {"notes": notes, "bars": bars}, "emotion": torch.rand(batch_size, 12, generator=generator),
-                "speaker": torch.randn(batch_size, 4, generator=generator)}
+        return {
+            "x0": x0,
+            "content": {"notes": notes, "bars": bars},
+            "emotion": torch.rand(batch_size, 12, generator=generator),
+            "speaker": torch.randn(batch_size, 4, generator=generator),
+        }
 
 
 def _model():
     torch.manual_seed(0)
-    return AffectDiT.from_preset("tiny", in_channels=2, content_streams={"notes": 3, "bars": 2},
-                                 aligned_streams=["notes"], speaker_dim=4, hidden_size=32, depth=2, num_heads=2)
+    return AffectDiT.from_preset(
+        "tiny",
+        in_channels=2,
+        content_streams={"notes": 3, "bars": 2},
+        aligned_streams=["notes"],
+        speaker_dim=4,
+        hidden_size=32,
+        depth=2,
+        num_heads=2,
+    )
 
 
 def test_train_resume_and_sample(tmp_path):
@@ -45,7 +57,17 @@ def test_train_resume_and_sample(tmp_path):
 
     g = torch.Generator().manual_seed(0)
     batch = RandomData().sample(2, g)
-    out = sample_windowed(resumed.model, make_scheduler(), (2, 40, 2), batch["content"], batch["emotion"],
-                          speaker=batch["speaker"], guidance_scales={"content": 2.0, "emotion": 1.5, "speaker": 1.2},
-                          window=24, overlap=6, num_inference_steps=4, generator=g)
+    out = sample_windowed(
+        resumed.model,
+        make_scheduler(),
+        (2, 40, 2),
+        batch["content"],
+        batch["emotion"],
+        speaker=batch["speaker"],
+        guidance_scales={"content": 2.0, "emotion": 1.5, "speaker": 1.2},
+        window=24,
+        overlap=6,
+        num_inference_steps=4,
+        generator=g,
+    )
     assert out.shape == (2, 40, 2) and torch.isfinite(out).all()

@@ -73,9 +73,18 @@ def test_lower_layers_never_import_higher_ones():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name, rank", [("affectstudio.media", 0), ("affectstudio.conditioning.face", 1),
-                                        ("affectstudio.models.dit", 2), ("affectstudio.pipelines.base", 3),
-                                        ("affectstudio.apps.cli", 4), ("affectstudio.assets", None), ("numpy", None)])
+@pytest.mark.parametrize(
+    "name, rank",
+    [
+        ("affectstudio.media", 0),
+        ("affectstudio.conditioning.face", 1),
+        ("affectstudio.models.dit", 2),
+        ("affectstudio.pipelines.base", 3),
+        ("affectstudio.apps.cli", 4),
+        ("affectstudio.assets", None),
+        ("numpy", None),
+    ],
+)
 def test_layer_of(name, rank):
     assert layer_of(name) == rank
 

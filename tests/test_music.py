@@ -72,8 +72,9 @@ def test_curve_raises_density_and_loudness_over_time():
 
 
 def test_arranger_writes_every_part_with_the_tempo_map():
-    plan = plan_structure(16.0, [4.0, 9.5], EmotionEmbedding.from_label("happy").resample(16),
-                          rng=np.random.default_rng(0))
+    plan = plan_structure(
+        16.0, [4.0, 9.5], EmotionEmbedding.from_label("happy").resample(16), rng=np.random.default_rng(0)
+    )
     rng = np.random.default_rng(0)
     pm = Arranger(plan, chords_from_plan(plan, rng), get_preset("pop"), rng).arrange()
     names = {i.name for i in pm.instruments}
@@ -102,8 +103,10 @@ def test_styles():
 def test_mastering_hits_target_and_ceiling():
     sr, dur = 44100, 6.0
     t = np.arange(int(sr * 7)) / sr
-    stems = {"a": (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
-             "b": (0.9 * (np.sin(2 * np.pi * 3 * t) > 0.99) * np.sin(2 * np.pi * 880 * t)).astype(np.float32)}
+    stems = {
+        "a": (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
+        "b": (0.9 * (np.sin(2 * np.pi * 3 * t) > 0.99) * np.sin(2 * np.pi * 880 * t)).astype(np.float32),
+    }
     speech = np.zeros(int(dur * 25), bool)
     speech[50:100] = True
     mix, out = master(stems, sr, dur, speech)

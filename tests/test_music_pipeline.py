@@ -23,8 +23,9 @@ def clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_pipe():
     torch.manual_seed(0)
-    dit = AffectDiT.from_preset("tiny", in_channels=BAR_CHANNELS, content_streams={"bars": PLAN_CHANNELS},
-                                hidden_size=32, depth=1, num_heads=2)
+    dit = AffectDiT.from_preset(
+        "tiny", in_channels=BAR_CHANNELS, content_streams={"bars": PLAN_CHANNELS}, hidden_size=32, depth=1, num_heads=2
+    )
     return VideoMusicPipeline(dit=dit, scheduler=make_scheduler())
 
 
@@ -35,8 +36,13 @@ def gen(seed):
 @pytest.mark.slow
 def test_pipeline_outputs(tiny_pipe, clip, tmp_path):
     steps = []
-    out = tiny_pipe(clip, num_inference_steps=2, generator=gen(0), stems=True,
-                    callback_on_step_end=lambda p, i, t, kw: steps.append(i) or {})
+    out = tiny_pipe(
+        clip,
+        num_inference_steps=2,
+        generator=gen(0),
+        stems=True,
+        callback_on_step_end=lambda p, i, t, kw: steps.append(i) or {},
+    )
     assert isinstance(out, VideoMusicOutput)
     assert out.waveform.dtype == np.float32 and abs(len(out.waveform) / out.sample_rate - 4.0) < 1e-3
     assert np.abs(out.waveform).max() <= 1.0 and out.waveform.std() > 0.01
@@ -83,8 +89,9 @@ def test_bad_inputs(tiny_pipe, clip, tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "affectstudio", "music", *map(str, args)], capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "affectstudio", "music", *map(str, args)], capture_output=True, text=True
+    )
 
 
 def test_cli_errors_leave_nothing(clip, tmp_path):
@@ -92,8 +99,13 @@ def test_cli_errors_leave_nothing(clip, tmp_path):
     bad.write_bytes(b"\0" * 100)
     sf2 = tmp_path / "bad.sf2"
     sf2.write_bytes(b"RIFF\x10\x00\x00\x00sfbk" + b"\0" * 16)
-    cases = [("--video", bad), ("--video", tmp_path / "missing.mp4"), ("--video", clip, "--emotion", "zorblax:0.5"),
-             ("--video", clip, "--soundfont", sf2), ("--video", clip, "--key", "H")]
+    cases = [
+        ("--video", bad),
+        ("--video", tmp_path / "missing.mp4"),
+        ("--video", clip, "--emotion", "zorblax:0.5"),
+        ("--video", clip, "--soundfont", sf2),
+        ("--video", clip, "--key", "H"),
+    ]
     for case in cases:
         out = tmp_path / "out.mp4"
         r = _cli(*case, "-o", out)
@@ -105,8 +117,20 @@ def test_cli_errors_leave_nothing(clip, tmp_path):
 
 @pytest.mark.slow
 def test_cli_bundled(clip, tmp_path):
-    r = _cli("--video", clip, "--seed", "1", "-o", tmp_path / "o.mp4", "--wav", tmp_path / "o.wav", "--midi",
-             tmp_path / "o.mid", "--stems", tmp_path / "stems")
+    r = _cli(
+        "--video",
+        clip,
+        "--seed",
+        "1",
+        "-o",
+        tmp_path / "o.mp4",
+        "--wav",
+        tmp_path / "o.wav",
+        "--midi",
+        tmp_path / "o.mid",
+        "--stems",
+        tmp_path / "stems",
+    )
     assert r.returncode == 0, r.stderr
     from affectstudio.media import load_audio, probe_video
 

@@ -23,8 +23,9 @@ def _write_song(path, tonic: int, minor: bool, bars: int = 8, seed: int = 0):
         for p in (48 + tonic + root, 60 + tonic + third, 60 + tonic + root + 7):
             pad.notes.append(pretty_midi.Note(70, p, b * 4 * beat, (b + 1) * 4 * beat))
         for k in range(4):
-            mel.notes.append(pretty_midi.Note(90, 72 + tonic + scale[rng.integers(7)], (b * 4 + k) * beat,
-                                              (b * 4 + k + 0.9) * beat))
+            mel.notes.append(
+                pretty_midi.Note(90, 72 + tonic + scale[rng.integers(7)], (b * 4 + k) * beat, (b * 4 + k + 0.9) * beat)
+            )
     pm.instruments += [mel, pad]
     pm.write(str(path))
 
@@ -62,8 +63,10 @@ def test_parallel_mode_swap():
 
 def test_data_module_shapes():
     rng = np.random.default_rng(0)
-    pieces = [Piece(f"p{i}", rng.uniform(0, 1, (n, BAR_CHANNELS)).astype(np.float32), np.full(n, 4.0), i % 2 == 0,
-                    100.0) for i, n in enumerate((5, 20))]
+    pieces = [
+        Piece(f"p{i}", rng.uniform(0, 1, (n, BAR_CHANNELS)).astype(np.float32), np.full(n, 4.0), i % 2 == 0, 100.0)
+        for i, n in enumerate((5, 20))
+    ]
     batch = MusicBarData(pieces, window=8).sample(4, torch.Generator().manual_seed(0))
     assert batch["x0"].shape == (4, 8, BAR_CHANNELS) and batch["content"]["bars"].shape == (4, 8, 16)
     assert batch["emotion"].shape == (4, 8, 12) and batch["mask"].dtype == torch.bool
@@ -75,8 +78,22 @@ def test_train_music_on_a_tiny_folder(midi_dir, tmp_path):
     from affectstudio.pipelines.music import VideoMusicPipeline
 
     out = tmp_path / "run"
-    main(["--data", str(midi_dir), "--labels", str(midi_dir / "labels.csv"), "--steps", "3", "--batch-size", "2",
-          "--window", "4", "--out", str(out)])
+    main(
+        [
+            "--data",
+            str(midi_dir),
+            "--labels",
+            str(midi_dir / "labels.csv"),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--window",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert (out / "model_index.json").exists() and (out / "eval.json").exists()
     pipe = VideoMusicPipeline.from_pretrained(out)
     assert pipe.dit is not None and pipe.dit.config.in_channels == BAR_CHANNELS

@@ -66,8 +66,11 @@ def test_packaging_finds_every_package():
 
 def test_model_index_names_affectstudio_modules():
     for index in ROOT.joinpath("assets").rglob("model_index.json"):
-        components = {k: v for k, v in json.loads(index.read_text()).items()
-                      if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (str, type(None))) for x in v)}
+        components = {
+            k: v
+            for k, v in json.loads(index.read_text()).items()
+            if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (str, type(None))) for x in v)
+        }
         assert components, f"{index} lists no components"
         for key, value in components.items():
             if value[0] not in (None, "diffusers", "transformers"):
@@ -77,8 +80,21 @@ def test_model_index_names_affectstudio_modules():
 @pytest.mark.slow
 def test_wheel_installs_and_imports_everything(tmp_path):
     wheel_dir = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(wheel_dir), str(ROOT)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        check=True,
+    )
     (wheel,) = wheel_dir.glob("affectstudio-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not any(n.split("/")[0] in LAYERS for n in names), "layers must install under affectstudio/"
@@ -92,12 +108,14 @@ def test_wheel_installs_and_imports_everything(tmp_path):
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
     # Dependencies come from the test's own environment; the project itself only from the wheel.
     env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
-    code = ("import importlib, sys\n"
-            f"mods = {all_modules()!r}\n"
-            "for m in mods:\n"
-            "    mod = importlib.import_module(m)\n"
-            "    assert 'site-packages' in (mod.__file__ or ''), (m, mod.__file__)\n"
-            "print(len(mods))\n")
+    code = (
+        "import importlib, sys\n"
+        f"mods = {all_modules()!r}\n"
+        "for m in mods:\n"
+        "    mod = importlib.import_module(m)\n"
+        "    assert 'site-packages' in (mod.__file__ or ''), (m, mod.__file__)\n"
+        "print(len(mods))\n"
+    )
     out = subprocess.run([py, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert int(out.stdout.strip()) == len(all_modules())

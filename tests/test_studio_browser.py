@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,8 +77,10 @@ def _value(page, elem_id: str) -> str:
 
 
 def _wait_value(page, elem_id: str, condition: str) -> None:
-    page.wait_for_function(f"() => {{ const e = document.querySelector('#{elem_id} textarea, #{elem_id} input');"
-                           f" return e && {condition}; }}")
+    page.wait_for_function(
+        f"() => {{ const e = document.querySelector('#{elem_id} textarea, #{elem_id} input');"
+        f" return e && {condition}; }}"
+    )
 
 
 def test_every_tab_opens(page, shots):
@@ -114,17 +123,25 @@ def test_tiny_portrait_render_plays(page, shots):
     page.wait_for_timeout(300)
     assert steps.input_value() == "2"
     page.locator("#portrait-render").click()
-    page.wait_for_function("() => document.querySelector('#portrait-video video') || "
-                           "document.querySelector('[data-testid=\"toast-body\"]')", timeout=240_000)
+    page.wait_for_function(
+        "() => document.querySelector('#portrait-video video') || "
+        "document.querySelector('[data-testid=\"toast-body\"]')",
+        timeout=240_000,
+    )
     toasts = page.locator("[data-testid=toast-body]")
     assert toasts.count() == 0, toasts.first.inner_text()
-    page.wait_for_function("() => { const v = document.querySelector('#portrait-video video');"
-                           " return v && v.readyState >= 2 && v.duration > 0.5; }", timeout=60_000)
-    page.evaluate("() => { const v = document.querySelector('#portrait-video video'); v.muted = true; "
-                  "return v.play(); }")
-    page.wait_for_function("() => document.querySelector('#portrait-video video').currentTime > 0.3",
-                           timeout=30_000)
-    size = page.evaluate("() => { const v = document.querySelector('#portrait-video video');"
-                         " return [v.videoWidth, v.videoHeight, v.duration]; }")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#portrait-video video');"
+        " return v && v.readyState >= 2 && v.duration > 0.5; }",
+        timeout=60_000,
+    )
+    page.evaluate(
+        "() => { const v = document.querySelector('#portrait-video video'); v.muted = true; return v.play(); }"
+    )
+    page.wait_for_function("() => document.querySelector('#portrait-video video').currentTime > 0.3", timeout=30_000)
+    size = page.evaluate(
+        "() => { const v = document.querySelector('#portrait-video video');"
+        " return [v.videoWidth, v.videoHeight, v.duration]; }"
+    )
     assert size[0] == 256 and size[1] == 256 and size[2] > 0.5
     page.screenshot(path=str(shots / "portrait_result.png"), full_page=True)

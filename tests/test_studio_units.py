@@ -14,9 +14,13 @@ def test_curve_table_gives_the_cli_curve_syntax():
     assert spec == "neutral@0; angry:0.8@3.5; a quiet, simmering anger@6"
     curve = parse_emotion_spec("neutral@0; angry:0.8@3.5")
     assert curve.times.tolist() == [0.0, 3.5]
-    for bad, words in [([[0, "happy:0.6,sad:0.4", 0.5]], "single label"),
-                       ([[0, "happy", 1], [0, "sad", 1]], "same time"), ([["soon", "happy", 1]], "number of seconds"),
-                       ([], "at least one row"), ([[0, "happy@2", 1]], "one emotion per row")]:
+    for bad, words in [
+        ([[0, "happy:0.6,sad:0.4", 0.5]], "single label"),
+        ([[0, "happy", 1], [0, "sad", 1]], "same time"),
+        ([["soon", "happy", 1]], "number of seconds"),
+        ([], "at least one row"),
+        ([[0, "happy@2", 1]], "one emotion per row"),
+    ]:
         with pytest.raises(gr.Error, match=words):
             curve_spec(bad)
 

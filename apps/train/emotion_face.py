@@ -67,8 +67,11 @@ def sample_aus(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.
     spur = (torch.rand(n, len(ACTION_UNITS), generator=g) < 0.25) * 0.45 * torch.rand(n, len(ACTION_UNITS), generator=g)
     right, left = (right + spur).clamp(0, 1), (left + spur).clamp(0, 1)
     mean = 0.5 * (right + left)
-    asym = [(right[:, _AU[a.split("_")[0]]] - left[:, _AU[a.split("_")[0]]]).abs()
-            + 0.1 * torch.randn(n, generator=g).abs() for a in ENCODER_FEATURES if a.endswith("_asym")]
+    asym = [
+        (right[:, _AU[a.split("_")[0]]] - left[:, _AU[a.split("_")[0]]]).abs() + 0.1 * torch.randn(n, generator=g).abs()
+        for a in ENCODER_FEATURES
+        if a.endswith("_asym")
+    ]
     feats = torch.cat([mean, torch.stack(asym, -1).clamp(0, 1)], dim=-1)
     return feats, labels
 
@@ -103,15 +106,21 @@ def report(model: FaceEmotionEncoder, images: list[str]) -> None:
             probs = model.probs_from_aus(measure_action_units(face.landmarks))
             top = np.argsort(-probs)[:3]
             pose = np.round(face.head_pose(), 0)
-            print(f"{name} face {i} bbox={face.bbox} pose={pose.tolist()}: "
-                  + ", ".join(f"{EMOTIONS[j]} {probs[j]:.2f}" for j in top))
+            print(
+                f"{name} face {i} bbox={face.bbox} pose={pose.tolist()}: "
+                + ", ".join(f"{EMOTIONS[j]} {probs[j]:.2f}" for j in top)
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="*", help="extra photos to report predictions on (not used to fit)")
-    ap.add_argument("--out", default="runs/emotion_face", help="output folder (default: runs/emotion_face under the "
-                    "current directory; copy it over assets/emotion_face to replace the bundled one)")
+    ap.add_argument(
+        "--out",
+        default="runs/emotion_face",
+        help="output folder (default: runs/emotion_face under the "
+        "current directory; copy it over assets/emotion_face to replace the bundled one)",
+    )
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -193,13 +193,22 @@ def build_dataset(seed: int, n_espeak: int, real_dir: Path | None, log=print):
                     add(w, label, intensity, False)
                     n_real += 1
         log(f"real clips (incl. WORLD restyles): {n_real} from {len(files)} files in {time.perf_counter() - t0:.1f}s")
-    as_t = lambda a, dt=torch.float32: torch.as_tensor(np.stack(a) if isinstance(a[0], np.ndarray) else np.array(a), dtype=dt)  # noqa: E731
+    as_t = lambda a, dt=torch.float32: torch.as_tensor(
+        np.stack(a) if isinstance(a[0], np.ndarray) else np.array(a), dtype=dt
+    )  # noqa: E731
     return as_t(X), as_t(P), as_t(V), as_t(I), as_t(L, torch.long), torch.as_tensor(is_val)
 
 
 def train(
-    seed: int = 0, n_espeak: int = 480, real_dir: Path | None = None, epochs: int = 150, cache: Path | None = None,
-    hidden_dim: int = 32, weight_decay: float = 0.05, input_noise: float = 0.3, log=print,
+    seed: int = 0,
+    n_espeak: int = 480,
+    real_dir: Path | None = None,
+    epochs: int = 150,
+    cache: Path | None = None,
+    hidden_dim: int = 32,
+    weight_decay: float = 0.05,
+    input_noise: float = 0.3,
+    log=print,
 ) -> tuple[SpeechEmotionEncoder, dict]:
     """Build the data (or load it from ``cache``, an .npz written by a previous run with the same settings)
     and fit the head; returns the model and train / unseen-speaker validation metrics."""
@@ -270,18 +279,28 @@ def arousal_check(model: SpeechEmotionEncoder, eval_wav: Path | None, seed: int 
         wave, _ = load_audio(eval_wav, sample_rate=FEATURE_SAMPLE_RATE)
         wave = wave[: 10 * FEATURE_SAMPLE_RATE]
         res["real"] = round(model.encode((wave, FEATURE_SAMPLE_RATE)).arousal, 3)
-        calm = world_restyle(wave, FEATURE_SAMPLE_RATE, semitones=-2, range_scale=0.5, tempo=0.85, gain_db=-6, tilt_db=-4)
-        excited = world_restyle(wave, FEATURE_SAMPLE_RATE, semitones=3, range_scale=1.8, tempo=1.15, gain_db=4, tilt_db=6)
+        calm = world_restyle(
+            wave, FEATURE_SAMPLE_RATE, semitones=-2, range_scale=0.5, tempo=0.85, gain_db=-6, tilt_db=-4
+        )
+        excited = world_restyle(
+            wave, FEATURE_SAMPLE_RATE, semitones=3, range_scale=1.8, tempo=1.15, gain_db=4, tilt_db=6
+        )
         res["real_world_calm"] = round(model.encode((calm, FEATURE_SAMPLE_RATE)).arousal, 3)
-        res["real_world_resynth_unchanged"] = round(model.encode((world_restyle(wave, FEATURE_SAMPLE_RATE), FEATURE_SAMPLE_RATE)).arousal, 3)
+        res["real_world_resynth_unchanged"] = round(
+            model.encode((world_restyle(wave, FEATURE_SAMPLE_RATE), FEATURE_SAMPLE_RATE)).arousal, 3
+        )
         res["real_world_excited"] = round(model.encode((excited, FEATURE_SAMPLE_RATE)).arousal, 3)
     return res
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("runs/emotion_speech"),
-                    help="output folder (default: runs/emotion_speech under the current directory)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/emotion_speech"),
+        help="output folder (default: runs/emotion_speech under the current directory)",
+    )
     ap.add_argument("--real-dir", type=Path, default=None, help="folder of calm read-speech wavs (optional)")
     ap.add_argument("--eval-wav", type=Path, default=None, help="held-out real recording for the arousal check")
     ap.add_argument("--seed", type=int, default=0)

@@ -37,26 +37,55 @@ TRAIN_FILE = "emotion_text_train.tsv"
 
 # Zero-shot baseline: three prototype sentences per label, cosine similarity in MiniLM space.
 PROTOTYPES: dict[str, tuple[str, str, str]] = {
-    "neutral": ("This is a plain statement of fact.", "I feel nothing in particular about it.",
-                "An ordinary, unemotional remark about everyday things."),
-    "happy": ("I feel happy and joyful.", "This is wonderful, it makes me smile.",
-              "What a delightful, cheerful day."),
-    "sad": ("I feel sad and miserable.", "This is heartbreaking, I want to cry.",
-            "A lonely, sorrowful feeling of loss."),
-    "angry": ("I feel angry and furious.", "This is outrageous, I'm so mad.",
-              "Shouting in rage at someone who wronged me."),
-    "fearful": ("I feel scared and afraid.", "This is terrifying, I'm trembling.",
-                "Anxious dread that something terrible will happen."),
-    "disgusted": ("I feel disgusted and sick.", "This is gross and revolting.",
-                  "A foul, rotten smell that makes me want to vomit."),
-    "surprised": ("I feel surprised and astonished.", "Wow, I did not expect that at all!",
-                  "A sudden, amazing and unexpected turn of events."),
-    "contempt": ("I feel contempt and disdain.", "They are pathetic and beneath me.",
-                 "A scornful sneer at someone I look down on."),
+    "neutral": (
+        "This is a plain statement of fact.",
+        "I feel nothing in particular about it.",
+        "An ordinary, unemotional remark about everyday things.",
+    ),
+    "happy": ("I feel happy and joyful.", "This is wonderful, it makes me smile.", "What a delightful, cheerful day."),
+    "sad": (
+        "I feel sad and miserable.",
+        "This is heartbreaking, I want to cry.",
+        "A lonely, sorrowful feeling of loss.",
+    ),
+    "angry": (
+        "I feel angry and furious.",
+        "This is outrageous, I'm so mad.",
+        "Shouting in rage at someone who wronged me.",
+    ),
+    "fearful": (
+        "I feel scared and afraid.",
+        "This is terrifying, I'm trembling.",
+        "Anxious dread that something terrible will happen.",
+    ),
+    "disgusted": (
+        "I feel disgusted and sick.",
+        "This is gross and revolting.",
+        "A foul, rotten smell that makes me want to vomit.",
+    ),
+    "surprised": (
+        "I feel surprised and astonished.",
+        "Wow, I did not expect that at all!",
+        "A sudden, amazing and unexpected turn of events.",
+    ),
+    "contempt": (
+        "I feel contempt and disdain.",
+        "They are pathetic and beneath me.",
+        "A scornful sneer at someone I look down on.",
+    ),
 }
 
-DEFAULTS = dict(hidden_dim=256, epochs=300, lr=3e-3, weight_decay=1e-1, noise=0.03, label_smoothing=0.05,
-                ensemble_size=5, lexicon_dim=LEXICON_DIM, num_prototypes=3)
+DEFAULTS = dict(
+    hidden_dim=256,
+    epochs=300,
+    lr=3e-3,
+    weight_decay=1e-1,
+    noise=0.03,
+    label_smoothing=0.05,
+    ensemble_size=5,
+    lexicon_dim=LEXICON_DIM,
+    num_prototypes=3,
+)
 
 
 def read_tsv(path: str | Path | resources.abc.Traversable) -> tuple[list[str], list[int]]:
@@ -104,8 +133,13 @@ def fit_head(
     cosine similarity to each label's :data:`PROTOTYPES` sentences as 8 more standardised inputs."""
     g = torch.Generator().manual_seed(seed)
     lex = lex[:, :lexicon_dim]
-    model = TextEmotionEncoder(embed_dim=emb.shape[1], lexicon_dim=lexicon_dim, hidden_dim=hidden_dim,
-                               ensemble_size=ensemble_size, num_prototypes=num_prototypes)
+    model = TextEmotionEncoder(
+        embed_dim=emb.shape[1],
+        lexicon_dim=lexicon_dim,
+        hidden_dim=hidden_dim,
+        ensemble_size=ensemble_size,
+        num_prototypes=num_prototypes,
+    )
     for layer in model.members.modules():
         if isinstance(layer, torch.nn.Linear):
             torch.nn.init.xavier_uniform_(layer.weight, generator=g)
@@ -166,8 +200,7 @@ def cross_validate(k: int = 5, seed: int = 0, train_path: str | Path | None = No
     return correct / len(texts)
 
 
-def train(out_dir: str | Path | None = None, seed: int = 0, train_path: str | Path | None = None,
-          **hparams) -> Path:
+def train(out_dir: str | Path | None = None, seed: int = 0, train_path: str | Path | None = None, **hparams) -> Path:
     texts, labels = read_tsv(train_path or train_file())
     emb, lex = features(texts)
     model = fit_head(emb, lex, torch.tensor(labels), seed=seed, **hparams)
@@ -202,9 +235,7 @@ def evaluate(model_path: str | Path | None = None, heldout: str | Path | None = 
     per_sentence_ms = 1000 * (time.perf_counter() - t0) / len(texts)
     pred = [EMOTIONS.index(e.label) for e in out]
     acc = float(np.mean(np.asarray(pred) == np.asarray(labels)))
-    per_label = {
-        e: float(np.mean([p == y for p, y in zip(pred, labels) if y == i])) for i, e in enumerate(EMOTIONS)
-    }
+    per_label = {e: float(np.mean([p == y for p, y in zip(pred, labels) if y == i])) for i, e in enumerate(EMOTIONS)}
     return {
         "heldout_file": str(path),
         "n": len(texts),
@@ -219,12 +250,19 @@ def evaluate(model_path: str | Path | None = None, heldout: str | Path | None = 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="affectstudio train emotion-text", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="affectstudio train emotion-text",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", type=Path, default=None, help="output dir (default: affectstudio.assets/emotion_text)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", type=Path, default=None,
-                    help="training TSV, label<TAB>sentence (default: the bundled configs/emotion_text_train.tsv)")
+    ap.add_argument(
+        "--train",
+        type=Path,
+        default=None,
+        help="training TSV, label<TAB>sentence (default: the bundled configs/emotion_text_train.tsv)",
+    )
     ap.add_argument("--cv", type=int, default=0, metavar="K", help="only report K-fold accuracy on the training set")
     ap.add_argument("--evaluate", action="store_true", help="print held-out metrics of a trained head as JSON")
     ap.add_argument("--model", type=Path, default=None, help="head to evaluate (default: the bundled one)")

@@ -34,9 +34,21 @@ from tqdm.auto import tqdm
 __all__ = ["DEFAULTS", "FlowDataModule", "FlowTrainResult", "heldout_loss", "plot_loss_curve", "train_flow"]
 
 DEFAULTS: dict[str, Any] = dict(
-    steps=1000, batch_size=16, lr=1e-3, weight_decay=0.01, warmup_steps=50, min_lr_ratio=0.05, grad_clip=1.0,
-    ema_decay=0.99, p_drop_content=0.1, p_drop_emotion=0.1, p_drop_speaker=0.1, seed=0, log_every=50,
-    checkpoint_every=500, heldout_every=500,
+    steps=1000,
+    batch_size=16,
+    lr=1e-3,
+    weight_decay=0.01,
+    warmup_steps=50,
+    min_lr_ratio=0.05,
+    grad_clip=1.0,
+    ema_decay=0.99,
+    p_drop_content=0.1,
+    p_drop_emotion=0.1,
+    p_drop_speaker=0.1,
+    seed=0,
+    log_every=50,
+    checkpoint_every=500,
+    heldout_every=500,
 )
 STATE_FILE = "train_state.pt"
 LOG_FILE = "loss_log.jsonl"
@@ -67,16 +79,27 @@ def _lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], flo
 
 
 def _to(batch: dict[str, Any], device) -> dict[str, Any]:
-    return {k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
-            for k, v in batch.items() if v is not None}
+    return {
+        k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
+        for k, v in batch.items()
+        if v is not None
+    }
 
 
 def _loss(model, batch: dict[str, Any], generator: torch.Generator, p_drop: dict[str, float]) -> torch.Tensor:
     from affectstudio.models.flow import flow_matching_loss
 
-    return flow_matching_loss(model, batch["x0"], batch["content"], batch["emotion"], speaker=batch.get("speaker"),
-                              generator=generator, p_drop=p_drop, frame_mask=batch.get("mask"),
-                              content_mask=batch.get("content_mask"))
+    return flow_matching_loss(
+        model,
+        batch["x0"],
+        batch["content"],
+        batch["emotion"],
+        speaker=batch.get("speaker"),
+        generator=generator,
+        p_drop=p_drop,
+        frame_mask=batch.get("mask"),
+        content_mask=batch.get("content_mask"),
+    )
 
 
 @torch.no_grad()
@@ -85,8 +108,9 @@ def heldout_loss(model, data: FlowDataModule, batches: int = 4, batch_size: int 
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     no_drop = {"content": 0.0, "emotion": 0.0, "speaker": 0.0}
-    return float(np.mean([float(_loss(model, _to(data.sample(batch_size, g), device), g, no_drop))
-                          for _ in range(batches)]))
+    return float(
+        np.mean([float(_loss(model, _to(data.sample(batch_size, g), device), g, no_drop)) for _ in range(batches)])
+    )
 
 
 def plot_loss_curve(curve: list[dict], path: str | Path) -> None:
@@ -107,9 +131,17 @@ def plot_loss_curve(curve: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, Any] | None,
-               output_dir: str | Path, heldout: FlowDataModule | None = None, resume: bool = True,
-               log: Callable[[str], None] = print, progress: bool = True, until: int | None = None) -> FlowTrainResult:
+def train_flow(
+    model: torch.nn.Module,
+    data: FlowDataModule,
+    recipe: dict[str, Any] | None,
+    output_dir: str | Path,
+    heldout: FlowDataModule | None = None,
+    resume: bool = True,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    until: int | None = None,
+) -> FlowTrainResult:
     """Train ``model`` (an AffectDiT) by rectified flow on ``data``; see the module docstring.
 
     With ``resume`` and a ``train_state.pt`` in ``output_dir`` training continues from its step (same model
@@ -126,10 +158,12 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
     steps = int(cfg["steps"])
     torch.manual_seed(int(cfg["seed"]))
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
-                            betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]), betas=(0.9, 0.99)
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _lr_lambda(int(cfg["warmup_steps"]), steps, float(cfg["min_lr_ratio"])))
+        opt, _lr_lambda(int(cfg["warmup_steps"]), steps, float(cfg["min_lr_ratio"]))
+    )
     # each process draws its own windows/noise: seed offset by the process index
     g = torch.Generator().manual_seed(int(cfg["seed"]) * 1000 + accelerator.process_index)
     gn = torch.Generator(device=accelerator.device).manual_seed(int(cfg["seed"]) * 1000 + 7 + accelerator.process_index)
@@ -174,8 +208,12 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
         bar.update()
         done = step + 1
         if done % log_every == 0 or done == steps:
-            entry = {"step": done, "loss": float(np.mean(running)), "lr": float(sched.get_last_lr()[0]),
-                     "time_s": round(time.time() - t0, 1)}
+            entry = {
+                "step": done,
+                "loss": float(np.mean(running)),
+                "lr": float(sched.get_last_lr()[0]),
+                "time_s": round(time.time() - t0, 1),
+            }
             running = []
             if heldout is not None and (done % int(cfg["heldout_every"]) == 0 or done == steps):
                 entry["heldout_loss"] = heldout_loss(ema, heldout)
@@ -185,13 +223,28 @@ def train_flow(model: torch.nn.Module, data: FlowDataModule, recipe: dict[str, A
                 with open(out / LOG_FILE, "a") as f:
                     f.write(json.dumps(entry) + "\n")
         if accelerator.is_main_process and (done % int(cfg["checkpoint_every"]) == 0 or done in (steps, last)):
-            torch.save({"model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
-                        "opt": opt.state_dict(), "sched": sched.state_dict(), "g": g.get_state(),
-                        "gn": gn.get_state().cpu(), "step": done, "curve": curve}, state_path)
+            torch.save(
+                {
+                    "model": accelerator.unwrap_model(model).state_dict(),
+                    "ema": ema.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "g": g.get_state(),
+                    "gn": gn.get_state().cpu(),
+                    "step": done,
+                    "curve": curve,
+                },
+                state_path,
+            )
     bar.close()
     if accelerator.is_main_process and curve and last == steps:
         plot_loss_curve(curve, out / "loss_curve.png")
     ema.eval()
-    return FlowTrainResult(model=ema, curve=curve, final_loss=curve[-1]["loss"] if curve else float("nan"),
-                           wall_s=time.time() - t0, is_main_process=accelerator.is_main_process,
-                           device=str(accelerator.device))
+    return FlowTrainResult(
+        model=ema,
+        curve=curve,
+        final_loss=curve[-1]["loss"] if curve else float("nan"),
+        wall_s=time.time() - t0,
+        is_main_process=accelerator.is_main_process,
+        device=str(accelerator.device),
+    )

@@ -41,9 +41,18 @@ def build_data(data: str | None, labels: str | None, window: int, log=print):
     return pieces, MusicBarData(train, window), (MusicBarData(held, window, augment=False) if held else None)
 
 
-def train_music(out: str | Path, data: str | None = None, labels: str | None = None, steps: int = 3000,
-                batch_size: int = 32, window: int = 16, lr: float = 1e-3, preset: str = "music", log=print,
-                progress: bool = True):
+def train_music(
+    out: str | Path,
+    data: str | None = None,
+    labels: str | None = None,
+    steps: int = 3000,
+    batch_size: int = 32,
+    window: int = 16,
+    lr: float = 1e-3,
+    preset: str = "music",
+    log=print,
+    progress: bool = True,
+):
     import torch
 
     from affectstudio.apps.train.flow import train_flow
@@ -58,16 +67,29 @@ def train_music(out: str | Path, data: str | None = None, labels: str | None = N
     log(f"{len(pieces)} pieces, {sum(len(p.bars) for p in pieces)} bars ({len(train.pieces)} for training)")
     torch.manual_seed(0)
     model = AffectDiT.from_preset(preset, in_channels=BAR_CHANNELS, content_streams={"bars": PLAN_CHANNELS})
-    recipe = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": min(100, steps // 10),
-              "log_every": max(1, min(50, steps // 10)), "checkpoint_every": max(1, steps // 4),
-              "heldout_every": max(1, steps // 4), "ema_decay": 0.995 if steps >= 1000 else 0.9}
+    recipe = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": min(100, steps // 10),
+        "log_every": max(1, min(50, steps // 10)),
+        "checkpoint_every": max(1, steps // 4),
+        "heldout_every": max(1, steps // 4),
+        "ema_decay": 0.995 if steps >= 1000 else 0.9,
+    }
     result = train_flow(model, train, recipe, out / "run", heldout=held, progress=progress, log=log)
     pipe = VideoMusicPipeline(dit=result.model.to("cpu"), scheduler=make_scheduler())
     pipe.save_pretrained(out)
-    stats = {"pieces": len(pieces), "bars": int(sum(len(p.bars) for p in pieces)), "steps": steps,
-             "batch_size": batch_size, "final_loss": result.final_loss, "wall_s": round(result.wall_s, 1),
-             "heldout_loss": next((c["heldout_loss"] for c in reversed(result.curve) if "heldout_loss" in c), None),
-             "corpus": corpus_statistics(pieces)}
+    stats = {
+        "pieces": len(pieces),
+        "bars": int(sum(len(p.bars) for p in pieces)),
+        "steps": steps,
+        "batch_size": batch_size,
+        "final_loss": result.final_loss,
+        "wall_s": round(result.wall_s, 1),
+        "heldout_loss": next((c["heldout_loss"] for c in reversed(result.curve) if "heldout_loss" in c), None),
+        "corpus": corpus_statistics(pieces),
+    }
     (out / "eval.json").write_text(json.dumps(stats, indent=2) + "\n")
     if (out / "run" / "loss_curve.png").exists():
         (out / "loss_curve.png").write_bytes((out / "run" / "loss_curve.png").read_bytes())

@@ -31,8 +31,17 @@ import numpy as np
 import torch
 
 from affectstudio.conditioning.video import probs_from_vad
-from affectstudio.models.music.codec import (BAR_CHANNELS, BASS, CHORD, DENSITY, MELODY, REGISTER, encode_bar,
-                                             plan_features, to_model)
+from affectstudio.models.music.codec import (
+    BAR_CHANNELS,
+    BASS,
+    CHORD,
+    DENSITY,
+    MELODY,
+    REGISTER,
+    encode_bar,
+    plan_features,
+    to_model,
+)
 from affectstudio.models.music.theory import CHORD_TEMPLATES, MODES, estimate_key
 
 CACHE = Path(os.environ.get("AFFECTSTUDIO_CACHE", Path.home() / ".cache" / "affectstudio")) / "music_bars_v1.pkl"
@@ -75,8 +84,11 @@ def bars_from_notes(melody, harmony, bar_starts, bar_lengths, tonic: int, fill_c
     for start, length in zip(bar_starts, bar_lengths):
         end = start + length
         mel = [(p - tonic, s - start, min(d, end - s)) for p, s, d in melody if start <= s < end]
-        harm = [(p - tonic, max(s, start) - start, min(s + d, end) - max(s, start))
-                for p, s, d in harmony if s < end and s + d > start]
+        harm = [
+            (p - tonic, max(s, start) - start, min(s + d, end) - max(s, start))
+            for p, s, d in harmony
+            if s < end and s + d > start
+        ]
         if fill_chords:
             harm = _triad_for(mel, mode, length)
         tokens.append(encode_bar(harm, mel, length))
@@ -126,8 +138,9 @@ def piece_from_music21(score, name: str, tempo: float, melody_only: bool) -> Pie
     keep = [i for i, ln in enumerate(lengths) if 2.0 <= ln <= 4.0 and abs(ln * 2 - round(ln * 2)) < 1e-6]
     if len(keep) < 4:
         return None
-    bars = bars_from_notes(melody, harmony, [starts[i] for i in keep], [lengths[i] for i in keep], tonic,
-                           melody_only, mode)
+    bars = bars_from_notes(
+        melody, harmony, [starts[i] for i in keep], [lengths[i] for i in keep], tonic, melody_only, mode
+    )
     return Piece(name, bars, np.array([lengths[i] for i in keep], np.float32), mode == "minor", tempo)
 
 
@@ -232,12 +245,26 @@ def extract_midi_folder(folder: str | Path, labels: dict[str, np.ndarray] | None
         if len(keep) < 4:
             continue
         tempo = float(pm.estimate_tempo()) if len(pm.get_onsets()) > 10 else 110.0
-        bars = bars_from_notes(melody, harmony, [starts[i] for i in keep], [round(lengths[i]) for i in keep],
-                               key.tonic, not harmony, key.mode)
+        bars = bars_from_notes(
+            melody,
+            harmony,
+            [starts[i] for i in keep],
+            [round(lengths[i]) for i in keep],
+            key.tonic,
+            not harmony,
+            key.mode,
+        )
         rel = str(path.relative_to(folder))
-        pieces.append(Piece(rel, bars, np.array([round(lengths[i]) for i in keep], np.float32), key.mode == "minor",
-                            float(np.clip(tempo / 2 if tempo > 180 else tempo, 50, 180)),
-                            None if labels is None else labels.get(rel)))
+        pieces.append(
+            Piece(
+                rel,
+                bars,
+                np.array([round(lengths[i]) for i in keep], np.float32),
+                key.mode == "minor",
+                float(np.clip(tempo / 2 if tempo > 180 else tempo, 50, 180)),
+                None if labels is None else labels.get(rel),
+            )
+        )
     if not pieces:
         raise InputError(f"none of the {len(files)} MIDI files under {folder} has 4+ bars of pitched notes")
     return pieces
@@ -269,7 +296,7 @@ class MusicBarData:
 
     def example(self, piece: Piece, start: int, rng: np.random.Generator) -> tuple:
         n = min(self.window, len(piece.bars) - start)
-        x = piece.bars[start: start + n].copy()
+        x = piece.bars[start : start + n].copy()
         minor = piece.minor
         if self.augment and rng.random() < 0.5:
             minor = not minor
@@ -278,15 +305,26 @@ class MusicBarData:
         if self.augment:
             shift = float(rng.integers(-6, 7)) / 12.0
             x[:, REGISTER] = np.clip(x[:, REGISTER] + shift * (x[:, DENSITY] > 0), -1, 1)
-        emo = piece.emotion(minor, shift)[start: start + n]
-        beats = piece.beats[start: start + n]
+        emo = piece.emotion(minor, shift)[start : start + n]
+        beats = piece.beats[start : start + n]
         phrase = (np.arange(start, start + n)) % 8
         section = phrase % 4 == 0
         cut = section & (rng.random(n) < 0.4)
         dens = x[:, DENSITY]
         loud = np.clip(0.55 + 0.35 * emo[:, 9] + 0.2 * (emo[:, 11] - 0.5), 0.1, 1.0)
-        feats = plan_features(dens, loud, np.full(n, piece.tempo), beats, cut, section, phrase,
-                              np.full(n, minor), emo[:, 8], emo[:, 9], np.arange(start, start + n) / len(piece.bars))
+        feats = plan_features(
+            dens,
+            loud,
+            np.full(n, piece.tempo),
+            beats,
+            cut,
+            section,
+            phrase,
+            np.full(n, minor),
+            emo[:, 8],
+            emo[:, 9],
+            np.arange(start, start + n) / len(piece.bars),
+        )
         return to_model(x), feats, emo, n
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict:
@@ -303,9 +341,13 @@ class MusicBarData:
             x, f, e, n = self.example(piece, start, rng)
             x0[b, :n], content[b, :n], emotion[b, :n], mask[b, :n] = x, f, e, True
             emotion[b, n:] = e[-1]
-        return {"x0": torch.from_numpy(x0), "content": {"bars": torch.from_numpy(content)},
-                "emotion": torch.from_numpy(emotion), "mask": torch.from_numpy(mask),
-                "content_mask": {"bars": torch.from_numpy(mask)}}
+        return {
+            "x0": torch.from_numpy(x0),
+            "content": {"bars": torch.from_numpy(content)},
+            "emotion": torch.from_numpy(emotion),
+            "mask": torch.from_numpy(mask),
+            "content_mask": {"bars": torch.from_numpy(mask)},
+        }
 
 
 def corpus_statistics(pieces: list[Piece]) -> dict:
@@ -319,5 +361,8 @@ def corpus_statistics(pieces: list[Piece]) -> dict:
                 q = h / h.sum()
                 ent.append(float(-(q[q > 0] * np.log2(q[q > 0])).sum()))
                 npb.append(float(tok[DENSITY] * 2))
-    return {"bars": len(ent), "pc_entropy_bar_p10_p50_p90": np.percentile(ent, [10, 50, 90]).round(2).tolist(),
-            "notes_per_beat_p10_p50_p90": np.percentile(npb, [10, 50, 90]).round(2).tolist()}
+    return {
+        "bars": len(ent),
+        "pc_entropy_bar_p10_p50_p90": np.percentile(ent, [10, 50, 90]).round(2).tolist(),
+        "notes_per_beat_p10_p50_p90": np.percentile(npb, [10, 50, 90]).round(2).tolist(),
+    }

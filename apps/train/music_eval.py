@@ -40,19 +40,23 @@ def audio_metrics(wave: np.ndarray, sr: int, cuts, bar_starts) -> dict:
     fr = lambda t: librosa.time_to_frames(t, sr=sr2)  # noqa: E731
 
     def change(t):  # chroma distance 0.6 s before vs after t
-        a = chroma[:, max(0, fr(t - 0.6)): fr(t - 0.05)].mean(1)
-        b = chroma[:, fr(t + 0.05): fr(t + 0.6)].mean(1)
+        a = chroma[:, max(0, fr(t - 0.6)) : fr(t - 0.05)].mean(1)
+        b = chroma[:, fr(t + 0.05) : fr(t + 0.6)].mean(1)
         return float(1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
     others = [b for b in bar_starts if all(abs(b - c) > 0.3 for c in cuts) and 0.7 < b < len(wave) / sr - 0.7]
     ioi = np.diff(onsets)
-    return {"tempo_bpm": round(tempo, 1), "key": key.name, "key_r": round(r, 3),
-            "cut_to_strong_onset_s": [round(d, 3) for d in dist],
-            "cut_to_onset_median_s": round(float(np.median(dist)), 3) if dist else None,
-            "chroma_change_at_cuts": round(float(np.mean([change(c) for c in cuts])), 3) if len(cuts) else None,
-            "chroma_change_other_bars": round(float(np.mean([change(b) for b in others])), 3) if others else None,
-            "ioi_median_s": round(float(np.median(ioi)), 3) if len(ioi) else None,
-            "ioi_below_80ms": round(float(np.mean(ioi < 0.08)), 3) if len(ioi) else None}
+    return {
+        "tempo_bpm": round(tempo, 1),
+        "key": key.name,
+        "key_r": round(r, 3),
+        "cut_to_strong_onset_s": [round(d, 3) for d in dist],
+        "cut_to_onset_median_s": round(float(np.median(dist)), 3) if dist else None,
+        "chroma_change_at_cuts": round(float(np.mean([change(c) for c in cuts])), 3) if len(cuts) else None,
+        "chroma_change_other_bars": round(float(np.mean([change(b) for b in others])), 3) if others else None,
+        "ioi_median_s": round(float(np.median(ioi)), 3) if len(ioi) else None,
+        "ioi_below_80ms": round(float(np.mean(ioi < 0.08)), 3) if len(ioi) else None,
+    }
 
 
 def midi_metrics(pm) -> dict:
@@ -74,9 +78,11 @@ def midi_metrics(pm) -> dict:
             npb.append(len(notes) / nb)
     pitches = np.array([n.pitch for n in mel.notes])
     repeats = np.max(np.diff(np.flatnonzero(np.diff(np.r_[-1, pitches, -1]) != 0)))
-    return {"melody_pc_entropy_bar_p10_p50_p90": np.percentile(ent, [10, 50, 90]).round(2).tolist(),
-            "melody_notes_per_beat_p10_p50_p90": np.percentile(npb, [10, 50, 90]).round(2).tolist(),
-            "melody_longest_same_pitch_run": int(repeats)}
+    return {
+        "melody_pc_entropy_bar_p10_p50_p90": np.percentile(ent, [10, 50, 90]).round(2).tolist(),
+        "melody_notes_per_beat_p10_p50_p90": np.percentile(npb, [10, 50, 90]).round(2).tolist(),
+        "melody_longest_same_pitch_run": int(repeats),
+    }
 
 
 def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
@@ -88,8 +94,10 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
     from affectstudio.pipelines.music import VideoMusicPipeline
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    clips = {"bright": synthetic_clip(out_dir / "bright.mp4", "bright", 28.0, CUTS, size=(320, 180), speech=(16, 21)),
-             "dark": synthetic_clip(out_dir / "dark.mp4", "dark", 28.0, CUTS, size=(320, 180), seed=1)}
+    clips = {
+        "bright": synthetic_clip(out_dir / "bright.mp4", "bright", 28.0, CUTS, size=(320, 180), speech=(16, 21)),
+        "dark": synthetic_clip(out_dir / "dark.mp4", "dark", 28.0, CUTS, size=(320, 180), seed=1),
+    }
     if real is not None:
         clips["real"] = Path(real)
     pipe = VideoMusicPipeline.from_pretrained()
@@ -111,20 +119,25 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
 
         vid = probe_video(kw["video"]).duration  # the video stream (frames counted)
         cuts = out.plan.anchored_cuts
-        r = {"style": out.style, "planned_tempo": round(out.tempo, 1), "planned_key": out.key,
-             "video_s": round(vid, 3), "mp4_audio_s": round(len(decoded) / sr, 3),
-             "score_lufs": round(integrated_loudness(out.waveform, out.sample_rate), 2),
-             "mp4_peak_after_aac": round(float(np.abs(decoded).max()), 4),
-             "mp4_clipped_samples": int(np.sum(np.abs(decoded) >= 0.999)),
-             "cuts_detected": [round(float(c), 2) for c in out.cut_times],
-             "timings_s": {k: round(v, 2) for k, v in out.timings.items()}}
+        r = {
+            "style": out.style,
+            "planned_tempo": round(out.tempo, 1),
+            "planned_key": out.key,
+            "video_s": round(vid, 3),
+            "mp4_audio_s": round(len(decoded) / sr, 3),
+            "score_lufs": round(integrated_loudness(out.waveform, out.sample_rate), 2),
+            "mp4_peak_after_aac": round(float(np.abs(decoded).max()), 4),
+            "mp4_clipped_samples": int(np.sum(np.abs(decoded) >= 0.999)),
+            "cuts_detected": [round(float(c), 2) for c in out.cut_times],
+            "timings_s": {k: round(v, 2) for k, v in out.timings.items()},
+        }
         cut_bars = np.flatnonzero(out.plan.cut_bar)
         r["chord_change_at_cuts"] = f"{sum(out.chords[i] != out.chords[i - 1] for i in cut_bars)}/{len(cut_bars)}"
         r.update(audio_metrics(out.waveform, out.sample_rate, cuts, out.plan.bar_starts))
         r.update(midi_metrics(out.midi))
         n = len(out.waveform)
         thirds = np.array_split(out.waveform[: n - int(2.5 * out.sample_rate)], 3)
-        r["rms_db_thirds"] = [round(float(20 * np.log10(np.sqrt(np.mean(t ** 2)) + 1e-9)), 1) for t in thirds]
+        r["rms_db_thirds"] = [round(float(20 * np.log10(np.sqrt(np.mean(t**2)) + 1e-9)), 1) for t in thirds]
         bars = np.array_split(np.arange(out.plan.num_bars), 3)
         r["plan_density_thirds"] = [round(float(out.plan.density[b].mean()), 2) for b in bars]
         report[name], outs[name] = r, out

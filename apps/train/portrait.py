@@ -49,8 +49,11 @@ def load_config(path: str | Path | None = None) -> dict:
     """The recipe (YAML): ``path`` or the bundled ``configs/portrait_tiny.yaml``."""
     import yaml
 
-    text = (Path(path).read_text() if path is not None
-            else resources.files("affectstudio.configs").joinpath("portrait_tiny.yaml").read_text())
+    text = (
+        Path(path).read_text()
+        if path is not None
+        else resources.files("affectstudio.configs").joinpath("portrait_tiny.yaml").read_text()
+    )
     cfg = yaml.safe_load(text)
     if not isinstance(cfg, dict):
         raise InputError(f"training config {path} is not a YAML mapping")
@@ -102,8 +105,10 @@ def parse_video_folder(root: str | Path) -> list[VideoItem]:
                 continue
             items.append(VideoItem(p, label, float(np.clip(level / 3.0, 0.0, 1.0)), parts[-6]))
     if not items:
-        raise InputError(f"no MEAD (<speaker>/video/front/<emotion>/level_<k>/*.mp4) or CREMA-D "
-                         f"(<actor>_<sentence>_<EMO>_<level>.mp4) videos found under {root}")
+        raise InputError(
+            f"no MEAD (<speaker>/video/front/<emotion>/level_<k>/*.mp4) or CREMA-D "
+            f"(<actor>_<sentence>_<EMO>_<level>.mp4) videos found under {root}"
+        )
     return items
 
 
@@ -190,8 +195,13 @@ class WindowSampler:
             emotion[i, :k] = self.emotion[start : start + k]
             emotion[i, k:] = self.emotion[start + k - 1]
             mask[i, :k] = True
-        return {"x0": x0, "content": {"audio": content}, "emotion": emotion, "mask": mask,
-                "content_mask": {"audio": mask}}
+        return {
+            "x0": x0,
+            "content": {"audio": content},
+            "emotion": emotion,
+            "mask": mask,
+            "content_mask": {"audio": mask},
+        }
 
 
 def motion_stats(motion: np.ndarray, std_floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +213,7 @@ def motion_stats(motion: np.ndarray, std_floor: float) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------------------------------- train
 
 
-def train(cfg: dict, data: dict, heldout: dict | None = None, output_dir: str | Path | None = None,
-          log=print) -> dict:
+def train(cfg: dict, data: dict, heldout: dict | None = None, output_dir: str | Path | None = None, log=print) -> dict:
     """The portrait data module on the shared trainer. Returns ``{"model": EMA AffectDiT, "mean", "std",
     "result": FlowTrainResult}``; the resumable training state and loss log go to ``output_dir``."""
     from affectstudio.conditioning.speech import FEATURE_DIM
@@ -215,11 +224,16 @@ def train(cfg: dict, data: dict, heldout: dict | None = None, output_dir: str | 
     torch.manual_seed(int(cfg["seed"]))
     mean, std = motion_stats(data["motion"], float(cfg.get("std_floor", 0.02)))
     window = int(cfg["window"])
-    model = AffectDiT.from_preset(cfg.get("preset", "tiny"), in_channels=len(DIT_CHANNELS),
-                                  content_streams={"audio": FEATURE_DIM})
+    model = AffectDiT.from_preset(
+        cfg.get("preset", "tiny"), in_channels=len(DIT_CHANNELS), content_streams={"audio": FEATURE_DIM}
+    )
     result = train_flow(
-        model, WindowSampler(data, mean, std, window), cfg, output_dir or default_output(),
-        heldout=WindowSampler(heldout, mean, std, window) if heldout is not None else None, log=log,
+        model,
+        WindowSampler(data, mean, std, window),
+        cfg,
+        output_dir or default_output(),
+        heldout=WindowSampler(heldout, mean, std, window) if heldout is not None else None,
+        log=log,
     )
     return {"model": result.model, "mean": mean, "std": std, "result": result}
 
@@ -235,16 +249,24 @@ def save_pipeline(out: Path, dit, mean, std, cfg: dict) -> bool:
     from affectstudio.models.portrait import MotionCodec, PortraitRenderer
 
     out.mkdir(parents=True, exist_ok=True)
-    stats = {"motion_channels": list(DIT_CHANNELS), "motion_mean": [float(v) for v in mean],
-             "motion_std": [float(v) for v in std], "fps": FPS,
-             "window": int(cfg.get("pipeline_window", cfg["window"])), "overlap": int(cfg.get("pipeline_overlap", 20))}
+    stats = {
+        "motion_channels": list(DIT_CHANNELS),
+        "motion_mean": [float(v) for v in mean],
+        "motion_std": [float(v) for v in std],
+        "fps": FPS,
+        "window": int(cfg.get("pipeline_window", cfg["window"])),
+        "overlap": int(cfg.get("pipeline_overlap", 20)),
+    }
     (out / "motion_stats.json").write_text(json.dumps(stats, indent=1))
     try:
         from affectstudio.pipelines.portrait import TalkingPortraitPipeline
     except ImportError as e:
         copy.deepcopy(dit).to(torch.float16).save_pretrained(str(out / "dit"))
-        print(f"warning: TalkingPortraitPipeline is not importable ({e}); saved dit/ and motion_stats.json only — "
-              f"run `affectstudio train portrait --export {out}` once it is", flush=True)
+        print(
+            f"warning: TalkingPortraitPipeline is not importable ({e}); saved dit/ and motion_stats.json only — "
+            f"run `affectstudio train portrait --export {out}` once it is",
+            flush=True,
+        )
         return False
     dit = copy.deepcopy(dit).to(torch.float16)  # half-precision weights keep the bundled checkpoint small
     pipe = TalkingPortraitPipeline(
@@ -290,8 +312,7 @@ def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[
         f"- steps {cfg['steps']}, batch {cfg['batch_size']} windows of {cfg['window']} frames, seed {cfg['seed']}",
         f"- final training loss (mean of the last {cfg.get('log_every', 50)} steps): {run.final_loss:.4f}"
         + (f"; held-out loss (EMA weights, no dropout): {ho_final:.4f}" if ho_final is not None else ""),
-        f"- wall time: {run.wall_s / 60:.1f} min training on {run.device} "
-        f"({torch.get_num_threads()} threads)",
+        f"- wall time: {run.wall_s / 60:.1f} min training on {run.device} ({torch.get_num_threads()} threads)",
         "- loss curve: loss_curve.json, loss_curve.png",
         "",
     ]
@@ -358,11 +379,14 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         data = load_or_build_dataset(int(cfg["num_clips"]), int(cfg["data_seed"]), Path(args.work_dir), args.workers)
         if int(cfg.get("heldout_clips", 0)) > 0:
-            heldout = load_or_build_dataset(int(cfg["heldout_clips"]), int(cfg["data_seed"]) + 1, Path(args.work_dir),
-                                            args.workers)
-        desc = (f"{cfg['num_clips']} synthetic clips (data seed {cfg['data_seed']}, "
-                f"{data['content'].shape[0] / FPS / 60:.1f} min at 25 fps; apps/train/portrait_data.py), "
-                f"held out: {cfg.get('heldout_clips', 0)} clips of data seed {int(cfg['data_seed']) + 1}")
+            heldout = load_or_build_dataset(
+                int(cfg["heldout_clips"]), int(cfg["data_seed"]) + 1, Path(args.work_dir), args.workers
+            )
+        desc = (
+            f"{cfg['num_clips']} synthetic clips (data seed {cfg['data_seed']}, "
+            f"{data['content'].shape[0] / FPS / 60:.1f} min at 25 fps; apps/train/portrait_data.py), "
+            f"held out: {cfg.get('heldout_clips', 0)} clips of data seed {int(cfg['data_seed']) + 1}"
+        )
     print(f"data ready in {time.time() - t0:.0f} s: {desc}", flush=True)
     log = lambda s: print(s, flush=True)  # noqa: E731
     result = train(cfg, data, heldout, output_dir=out, log=log)

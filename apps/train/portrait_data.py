@@ -143,12 +143,23 @@ def _viseme_vector(vis: str) -> np.ndarray:
     return np.array([jaw, rnd, spread, closed, part], np.float32)
 
 
-_DOMINANCE = {"sil": 1.2, "PP": 2.5, "FF": 1.8, "WU": 1.5, "CH": 1.2, "SS": 0.9, "RR": 0.9, "TH": 0.7,
-              "DD": 0.4, "kk": 0.3}  # vowels 1.0; tongue consonants borrow their lips from the vowels
+_DOMINANCE = {
+    "sil": 1.2,
+    "PP": 2.5,
+    "FF": 1.8,
+    "WU": 1.5,
+    "CH": 1.2,
+    "SS": 0.9,
+    "RR": 0.9,
+    "TH": 0.7,
+    "DD": 0.4,
+    "kk": 0.3,
+}  # vowels 1.0; tongue consonants borrow their lips from the vowels
 
 
-def articulation_track(phonemes, num_frames: int, loudness: np.ndarray | None = None, gain: float = 1.0,
-                       anticipation: float = 0.06) -> np.ndarray:
+def articulation_track(
+    phonemes, num_frames: int, loudness: np.ndarray | None = None, gain: float = 1.0, anticipation: float = 0.06
+) -> np.ndarray:
     """``(num_frames, 5)`` jaw_open, lip_round, lip_spread, lip_press, lips_part at 25 fps from phoneme timings.
 
     Cohen–Massaro dominance blending on a 200 Hz grid (each phoneme ``i`` with target ``T_i``, centre ``c_i``,
@@ -310,7 +321,9 @@ def make_clip(seed: int, spec: ClipSpec | None = None) -> dict:
     if wave.size / sr < dur_min:
         extra = dur_min - wave.size / sr + 0.02
         lead = float(rng.uniform(0, extra))
-        wave = np.concatenate([np.zeros(int(lead * sr), np.float32), wave, np.zeros(int((extra - lead) * sr) + 1, np.float32)])
+        wave = np.concatenate(
+            [np.zeros(int(lead * sr), np.float32), wave, np.zeros(int((extra - lead) * sr) + 1, np.float32)]
+        )
         lead = int(lead * sr) / sr
         for p in phonemes:
             p.start, p.end = p.start + lead, p.end + lead
@@ -464,7 +477,10 @@ def load_or_build_dataset(num_clips: int, seed: int, cache_dir: Path, workers: i
     data = build_dataset(num_clips, seed, workers)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{k: data[k] for k in ("content", "motion", "emotion", "speech", "offsets")},
-             meta=np.array(json.dumps(data["meta"])))
+    np.savez(
+        tmp,
+        **{k: data[k] for k in ("content", "motion", "emotion", "speech", "offsets")},
+        meta=np.array(json.dumps(data["meta"])),
+    )
     tmp.replace(path)
     return data

@@ -16,6 +16,7 @@ from affectstudio.errors import InputError
 
 from .portrait_data import DIT_CHANNELS, FPS
 
+
 def load_trained(folder: str | Path):
     """``(AffectDiT float32, mean (C,), std (C,), stats)`` from a training output folder."""
     from affectstudio.models.dit import AffectDiT
@@ -29,8 +30,21 @@ def load_trained(folder: str | Path):
 
 
 @torch.no_grad()
-def generate_motion(dit, mean, std, wave, sr, emotion="neutral", intensity=1.0, steps=10, seed=0,
-                    audio_guidance=1.5, emotion_guidance=1.5, window=100, overlap=20) -> np.ndarray:
+def generate_motion(
+    dit,
+    mean,
+    std,
+    wave,
+    sr,
+    emotion="neutral",
+    intensity=1.0,
+    steps=10,
+    seed=0,
+    audio_guidance=1.5,
+    emotion_guidance=1.5,
+    window=100,
+    overlap=20,
+) -> np.ndarray:
     """Sample DiT motion ``(t, C)`` (denormalised, DIT_CHANNELS order) for speech, as the pipeline does."""
     from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
     from affectstudio.conditioning.speech import audio_features
@@ -41,10 +55,19 @@ def generate_motion(dit, mean, std, wave, sr, emotion="neutral", intensity=1.0, 
     emb = EmotionEmbedding.from_label(emotion, intensity)
     cond = emb.as_condition(t)[None]
     neg = emb.mirror().as_condition(t)[None] if emotion_guidance != 1.0 else None
-    x = sample_windowed(dit, make_scheduler("flow_euler"), (1, t, len(DIT_CHANNELS)), content, cond, window=window,
-                        overlap=overlap, negative_emotion=neg,
-                        guidance_scales={"content": audio_guidance, "emotion": emotion_guidance}, num_inference_steps=steps,
-                        generator=torch.Generator().manual_seed(seed))
+    x = sample_windowed(
+        dit,
+        make_scheduler("flow_euler"),
+        (1, t, len(DIT_CHANNELS)),
+        content,
+        cond,
+        window=window,
+        overlap=overlap,
+        negative_emotion=neg,
+        guidance_scales={"content": audio_guidance, "emotion": emotion_guidance},
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(seed),
+    )
     return x[0].numpy() * std + mean
 
 
@@ -68,8 +91,9 @@ def lipsync_report(dit, mean, std, wave, sr, neutral_landmarks: np.ndarray, **kw
     gap = lip_gap(generate_motion(dit, mean, std, wave, sr, **kw), neutral_landmarks)
     gap_rev = lip_gap(generate_motion(dit, mean, std, wave[::-1].copy(), sr, **kw), neutral_landmarks)
     env = rms_envelope(wave, sr, num_frames=len(gap), fps=FPS)
-    return lipsync_metrics(gap, gap_rev, env, reference_gap=float(lip_gap(np.zeros((1, len(DIT_CHANNELS))),
-                                                                           neutral_landmarks)[0]))
+    return lipsync_metrics(
+        gap, gap_rev, env, reference_gap=float(lip_gap(np.zeros((1, len(DIT_CHANNELS))), neutral_landmarks)[0])
+    )
 
 
 def emotion_report(dit, mean, std, wave, sr, emotions=("neutral", "happy", "sad", "angry", "surprised"), **kw) -> dict:
@@ -86,20 +110,38 @@ def _append_eval(folder: Path, report: dict, argv: list[str]) -> None:
     """Replace the ``## Evaluation`` section of ``folder/TRAINING.md`` with ``report``."""
     md = folder / "TRAINING.md"
     text = md.read_text().split("\n## Evaluation")[0].rstrip() + "\n" if md.exists() else ""
-    lines = ["", "## Evaluation", "", f"Command: `affectstudio train portrait {' '.join(argv)}` (full numbers: eval.json). "
-             "Motion sampled with 10 flow-Euler steps, audio/emotion guidance 1.5, seed 0, neutral emotion.", "",
-             "| speech | corr(jaw_open, envelope) | reversed-speech control | corr(lip gap, envelope) | control | "
-             "jaw_open speech / silence |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Evaluation",
+        "",
+        f"Command: `affectstudio train portrait {' '.join(argv)}` (full numbers: eval.json). "
+        "Motion sampled with 10 flow-Euler steps, audio/emotion guidance 1.5, seed 0, neutral emotion.",
+        "",
+        "| speech | corr(jaw_open, envelope) | reversed-speech control | corr(lip gap, envelope) | control | "
+        "jaw_open speech / silence |",
+        "|---|---|---|---|---|---|",
+    ]
     rows = dict(report["real"])
     rows["synthetic held-out (mean)"] = report["synthetic"]
     for name, r in rows.items():
-        gap = f"{r['gap_corr_envelope']:.2f} | {r['gap_corr_reversed_control']:.2f}" if "gap_corr_envelope" in r else "– | –"
-        lines.append(f"| {name} | {r['corr_envelope']:.2f} | {r['corr_reversed_control']:.2f} | {gap} | "
-                     f"{r['jaw_speech_mean']:.3f} / {r['jaw_silence_mean']:.3f} |")
+        gap = (
+            f"{r['gap_corr_envelope']:.2f} | {r['gap_corr_reversed_control']:.2f}"
+            if "gap_corr_envelope" in r
+            else "– | –"
+        )
+        lines.append(
+            f"| {name} | {r['corr_envelope']:.2f} | {r['corr_reversed_control']:.2f} | {gap} | "
+            f"{r['jaw_speech_mean']:.3f} / {r['jaw_silence_mean']:.3f} |"
+        )
     if "emotion" in report:
         keys = list(next(iter(report["emotion"].values())))
-        lines += ["", "Mean expression channels on the first real recording per emotion condition (intensity 1):", "",
-                  "| emotion | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        lines += [
+            "",
+            "Mean expression channels on the first real recording per emotion condition (intensity 1):",
+            "",
+            "| emotion | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
         for e, v in report["emotion"].items():
             lines.append(f"| {e} | " + " | ".join(f"{v[k]:.2f}" for k in keys) + " |")
     md.write_text(text + "\n".join(lines) + "\n")
@@ -135,8 +177,9 @@ def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldou
         n = min(len(jaw), len(c["motion"]))
         r["corr_target_jaw"] = float(np.corrcoef(jaw[:n], c["motion"][:n, j])[0, 1])
         rows.append(r)
-    report["synthetic"] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]
-                           if isinstance(rows[0][k], (int, float))}
+    report["synthetic"] = {
+        k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], (int, float))
+    }
     print("synthetic held-out (mean of", heldout_clips, "clips)", json.dumps(report["synthetic"]), flush=True)
     if wavs:
         wave, sr = load_audio(wavs[0], sample_rate=SPEECH_SAMPLE_RATE)
@@ -144,5 +187,3 @@ def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldou
         for e, v in report["emotion"].items():
             print(f"{e:10s}", json.dumps(v), flush=True)
     return report
-
-

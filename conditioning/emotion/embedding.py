@@ -98,9 +98,7 @@ def canonical_label(name: str) -> str:
     """Map a label or synonym (any case) to one of :data:`EMOTIONS`; raise UnknownEmotionError otherwise."""
     key = str(name).strip().lower()
     if key not in LABEL_SYNONYMS:
-        raise UnknownEmotionError(
-            f"unknown emotion {name!r}; use one of: {', '.join(EMOTIONS)}"
-        )
+        raise UnknownEmotionError(f"unknown emotion {name!r}; use one of: {', '.join(EMOTIONS)}")
     return LABEL_SYNONYMS[key]
 
 
@@ -179,7 +177,9 @@ class EmotionEmbedding:
         return cls(probs=probs, vad=vad_from_probs(probs), intensity=intensity)
 
     @classmethod
-    def from_probs(cls, probs: Sequence[float] | np.ndarray, intensity: float | np.ndarray | None = None) -> "EmotionEmbedding":
+    def from_probs(
+        cls, probs: Sequence[float] | np.ndarray, intensity: float | np.ndarray | None = None
+    ) -> "EmotionEmbedding":
         """From a distribution (8,) or (t, 8); VAD is the probability-weighted anchor.
 
         ``intensity=None`` means "how much of the mass is not neutral": ``1 - p(neutral)``.
@@ -189,7 +189,11 @@ class EmotionEmbedding:
             raise InputError(f"emotion probs must have shape (8,) or (t, 8), got {probs.shape}")
         if intensity is None:
             intensity = 1.0 - probs[..., 0] / np.clip(probs.sum(axis=-1), 1e-12, None)
-        return cls(probs=probs, vad=vad_from_probs(probs / np.clip(probs.sum(-1, keepdims=True), 1e-12, None)), intensity=intensity)
+        return cls(
+            probs=probs,
+            vad=vad_from_probs(probs / np.clip(probs.sum(-1, keepdims=True), 1e-12, None)),
+            intensity=intensity,
+        )
 
     @classmethod
     def neutral(cls) -> "EmotionEmbedding":
@@ -212,7 +216,9 @@ class EmotionEmbedding:
         return EmotionCurve(times, list(keyframes)).at_times(np.arange(num_frames))
 
     @classmethod
-    def mix(cls, embeddings: Sequence["EmotionEmbedding"], weights: Sequence[float] | None = None) -> "EmotionEmbedding":
+    def mix(
+        cls, embeddings: Sequence["EmotionEmbedding"], weights: Sequence[float] | None = None
+    ) -> "EmotionEmbedding":
         """Weighted average of embeddings (weights normalised; equal when None).
 
         Static and curve inputs may be mixed: everything is resampled to the longest curve.

@@ -30,8 +30,13 @@ class FaceEmotionEncoder(ModelMixin, ConfigMixin):
     """Reads an emotion from a face photo or from mesh landmarks (e.g. rendered frames)."""
 
     @register_to_config
-    def __init__(self, features: tuple[str, ...] = ENCODER_FEATURES, emotions: tuple[str, ...] = EMOTIONS,
-                 hidden_dim: int = 32, temperature: float = 4.0):
+    def __init__(
+        self,
+        features: tuple[str, ...] = ENCODER_FEATURES,
+        emotions: tuple[str, ...] = EMOTIONS,
+        hidden_dim: int = 32,
+        temperature: float = 4.0,
+    ):
         super().__init__()
         features, emotions = tuple(features), tuple(emotions)
         protos = torch.from_numpy(prototype_matrix(emotions))  # (e, f)

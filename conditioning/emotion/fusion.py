@@ -29,8 +29,9 @@ def fuse_emotions(embeddings: Sequence[EmotionEmbedding], weights: Sequence[floa
     return EmotionEmbedding.mix(embeddings, [w * c for w, c in zip(weights, confidence)])
 
 
-def encode_emotion(text: str | None = None, audio=None, image=None,
-                   weights: dict[str, float] | None = None) -> EmotionEmbedding:
+def encode_emotion(
+    text: str | None = None, audio=None, image=None, weights: dict[str, float] | None = None
+) -> EmotionEmbedding:
     """Read every source given (the script's text, a reference voice, a face photo) and fuse the readings."""
     from .spec import load_encoder
 

@@ -62,7 +62,9 @@ def _opensmile():
             import opensmile
         except ImportError as e:
             raise DependencyError("opensmile is not installed: pip install 'affectstudio[speech]'") from e
-        _smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
+        _smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+        )
     return _smile
 
 
@@ -231,4 +233,3 @@ class SpeechEmotionEncoder(ModelMixin, ConfigMixin):
         vad[silent] = 0.0
         inten[silent] = 0.0
         return EmotionEmbedding(probs=probs, vad=vad, intensity=inten.astype(np.float32))
-

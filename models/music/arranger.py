@@ -30,13 +30,21 @@ KICK, SNARE, HAT, OPEN_HAT, CRASH, RIDE, LOW_TOM, MID_TOM, HIGH_TOM = 36, 38, 42
 RHYTHMS = {
     0: [((0, 4),), ((0, 2), (2, 2)), ((0, 3), (3, 1))],
     1: [((0, 2), (2, 2)), ((0, 1.5), (1.5, 0.5), (2, 2)), ((0, 1), (1, 1), (2, 2)), ((0, 3), (3, 1))],
-    2: [((0, 1), (1, 1), (2, 1.5), (3.5, 0.5)), ((0, 1.5), (1.5, 0.5), (2, 1), (3, 1)),
-        ((0, 1), (1, 0.5), (1.5, 0.5), (2, 2)), ((0.5, 0.5), (1, 1), (2, 1), (3, 1))],
-    3: [((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)),
+    2: [
+        ((0, 1), (1, 1), (2, 1.5), (3.5, 0.5)),
+        ((0, 1.5), (1.5, 0.5), (2, 1), (3, 1)),
+        ((0, 1), (1, 0.5), (1.5, 0.5), (2, 2)),
+        ((0.5, 0.5), (1, 1), (2, 1), (3, 1)),
+    ],
+    3: [
+        ((0, 0.5), (0.5, 0.5), (1, 1), (2, 0.5), (2.5, 0.5), (3, 1)),
         ((0, 1), (1, 0.5), (1.5, 0.5), (2, 1), (3, 0.5), (3.5, 0.5)),
-        ((0, 0.75), (0.75, 0.75), (1.5, 0.5), (2, 1), (3, 1))],
-    4: [((0, 0.5), (0.5, 0.5), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.25), (2.75, 0.25), (3, 1)),
-        ((0, 0.5), (0.5, 0.25), (0.75, 0.25), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.5), (3, 0.5), (3.5, 0.5))],
+        ((0, 0.75), (0.75, 0.75), (1.5, 0.5), (2, 1), (3, 1)),
+    ],
+    4: [
+        ((0, 0.5), (0.5, 0.5), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.25), (2.75, 0.25), (3, 1)),
+        ((0, 0.5), (0.5, 0.25), (0.75, 0.25), (1, 0.5), (1.5, 0.5), (2, 0.5), (2.5, 0.5), (3, 0.5), (3.5, 0.5)),
+    ],
 }
 
 
@@ -55,8 +63,9 @@ def _voicing(pcs: tuple[int, ...], prev: list[int] | None, low: int = 52, high: 
     if not candidates:
         return [60 + pc for pc in pcs]
     target = prev or [60, 64, 67]
-    cost = [abs(np.mean(c) - np.mean(target)) + 0.3 * sum(min(abs(n - t) for t in target) for n in c)
-            for c in candidates]
+    cost = [
+        abs(np.mean(c) - np.mean(target)) + 0.3 * sum(min(abs(n - t) for t in target) for n in c) for c in candidates
+    ]
     return candidates[int(np.argmin(cost))]
 
 
@@ -70,9 +79,16 @@ def _cell_from_grid(grid: np.ndarray, beats: int) -> tuple:
 class Arranger:
     """Writes one score. ``rng`` is the only source of randomness."""
 
-    def __init__(self, plan: MusicPlan, chords: list[Chord], style: StylePreset, rng: np.random.Generator,
-                 melody_weights: np.ndarray | None = None, register: np.ndarray | None = None,
-                 onsets: np.ndarray | None = None):
+    def __init__(
+        self,
+        plan: MusicPlan,
+        chords: list[Chord],
+        style: StylePreset,
+        rng: np.random.Generator,
+        melody_weights: np.ndarray | None = None,
+        register: np.ndarray | None = None,
+        onsets: np.ndarray | None = None,
+    ):
         import pretty_midi
 
         self.pm_mod = pretty_midi
@@ -203,7 +219,7 @@ class Arranger:
                 if prev_pitch is not None:
                     iv = np.abs(cands - prev_pitch)
                     w *= np.exp(-iv / 3.0) * np.where(iv == 0, 0.35, 1.0) * np.where(iv > 9, 0.05, 1.0)
-                w *= np.exp(-((cands - (reg + 4 * arch)) / 6.0) ** 2)
+                w *= np.exp(-(((cands - (reg + 4 * arch)) / 6.0) ** 2))
                 if self.melody_weights is not None:
                     w *= 0.3 + np.asarray(self.melody_weights[bar])[(cands - key.tonic) % 12]
                 if bar == n - 1 and onset + length >= beats - 1e-6:
@@ -314,4 +330,3 @@ def chords_from_plan(plan: MusicPlan, rng: np.random.Generator) -> list[Chord]:
         chords[-2] = Chord(7, "maj" if plan.mode[-1] == "minor" else "dom7")
         chords[-1] = Chord(0, "min" if plan.mode[-1] == "minor" else "maj")
     return chords
-

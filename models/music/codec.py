@@ -82,8 +82,9 @@ def from_model(y: np.ndarray) -> np.ndarray:
     return np.clip(x, -1.0, 1.0)
 
 
-def plan_features(density, loudness, tempo, beats, cut, section_start, phrase_pos, minor, valence, arousal,
-                  position) -> np.ndarray:
+def plan_features(
+    density, loudness, tempo, beats, cut, section_start, phrase_pos, minor, valence, arousal, position
+) -> np.ndarray:
     """Per-bar plan features ``(n, 16)`` in [-1, 1] (the DiT's ``bars`` content stream)."""
     n = len(density)
     f = np.zeros((n, PLAN_CHANNELS), np.float32)
@@ -106,8 +107,13 @@ def plan_features(density, loudness, tempo, beats, cut, section_start, phrase_po
     return f
 
 
-def decode_chords(chord_chroma: np.ndarray, modes: list[str], contrast: float = 0.6, repeat_cost: float = 0.3,
-                  fifth_bonus: float = 0.08) -> list[Chord]:
+def decode_chords(
+    chord_chroma: np.ndarray,
+    modes: list[str],
+    contrast: float = 0.6,
+    repeat_cost: float = 0.3,
+    fifth_bonus: float = 0.08,
+) -> list[Chord]:
     """Per-bar chord chroma ``(n, 12)`` (0..1) → chords, by Viterbi over the vocabulary.
 
     Emission: cosine between the bar's chroma *minus* ``contrast`` × the piece's mean chroma (a tonic-heavy
@@ -145,8 +151,9 @@ def _chord_prior(mode: str) -> np.ndarray:
     for k, ch in enumerate(CHORD_VOCAB):
         pcs = set(ch.pitch_classes(Key(0, "major")))
         prior[k] += 0.3 if pcs <= scale else 0.0
-        prior[k] += {"maj": 0.08, "min": 0.08, "dom7": 0.02, "maj7": 0.0, "min7": 0.0, "sus4": -0.35,
-                     "dim": -0.1}[ch.quality]
+        prior[k] += {"maj": 0.08, "min": 0.08, "dom7": 0.02, "maj7": 0.0, "min7": 0.0, "sus4": -0.35, "dim": -0.1}[
+            ch.quality
+        ]
     if mode == "minor":  # harmonic-minor dominant
         prior[CHORD_VOCAB.index(Chord(7, "maj"))] += 0.3
         prior[CHORD_VOCAB.index(Chord(7, "dom7"))] += 0.25
@@ -158,5 +165,10 @@ def decode_bars(y: np.ndarray, modes: list[str]) -> dict:
     pitch-class weights ``(n, 12)``, register ``(n,)``, onset grids ``(n, 8)`` and density ``(n,)``."""
     x = from_model(y)
     chords = decode_chords(np.clip(x[:, CHORD], 0, 1) + 0.5 * np.clip(x[:, BASS], 0, 1), modes)
-    return {"chords": chords, "melody_weights": np.clip(x[:, MELODY], 0, 1), "register": np.clip(x[:, REGISTER], -1, 1),
-            "onsets": np.clip(x[:, ONSETS], 0, 1), "density": np.clip(x[:, DENSITY], 0, 1)}
+    return {
+        "chords": chords,
+        "melody_weights": np.clip(x[:, MELODY], 0, 1),
+        "register": np.clip(x[:, REGISTER], -1, 1),
+        "onsets": np.clip(x[:, ONSETS], 0, 1),
+        "density": np.clip(x[:, DENSITY], 0, 1),
+    }

@@ -18,8 +18,15 @@ TARGET_LUFS = -14.0
 CEILING_DB = -1.5
 
 
-def gain_curve(n: int, sample_rate: int, speech: np.ndarray | None = None, speech_fps: float = 25.0,
-               duck_db: float = 9.0, fade_start: float | None = None, fade_end: float | None = None) -> np.ndarray:
+def gain_curve(
+    n: int,
+    sample_rate: int,
+    speech: np.ndarray | None = None,
+    speech_fps: float = 25.0,
+    duck_db: float = 9.0,
+    fade_start: float | None = None,
+    fade_end: float | None = None,
+) -> np.ndarray:
     """(n,) linear gain: ducking under ``speech`` (bool per 1/speech_fps s) and a fade to silence."""
     g = np.ones(n, np.float32)
     if speech is not None and np.any(speech):
@@ -68,12 +75,13 @@ def true_peak(wave: np.ndarray, candidates: int = 512, half: int = 32) -> float:
     top = np.argpartition(np.abs(wave), -candidates)[-candidates:]
     padded = np.pad(wave, half)
     segments = padded[top[:, None] + np.arange(2 * half)[None]]  # (k, 2·half) centred on each peak
-    up = np.abs(resample_poly(segments, 4, 1, axis=1))[:, 4 * (half - 4): 4 * (half + 4)]  # centre: no edge ringing
+    up = np.abs(resample_poly(segments, 4, 1, axis=1))[:, 4 * (half - 4) : 4 * (half + 4)]  # centre: no edge ringing
     return float(max(up.max(), np.abs(wave).max()))
 
 
-def limiter_gain(wave: np.ndarray, sample_rate: int, ceiling: float, lookahead: float = 0.005,
-                 release: float = 0.08) -> np.ndarray:
+def limiter_gain(
+    wave: np.ndarray, sample_rate: int, ceiling: float, lookahead: float = 0.005, release: float = 0.08
+) -> np.ndarray:
     """(n,) gain of a look-ahead peak limiter: reduction only where ``|wave|`` would pass ``ceiling``, ramped
     in over ``lookahead`` and held/released over ``release`` seconds."""
     from scipy.ndimage import maximum_filter1d, uniform_filter1d
@@ -87,9 +95,16 @@ def limiter_gain(wave: np.ndarray, sample_rate: int, ceiling: float, lookahead: 
     return np.minimum(uniform_filter1d(held, size=la), held).astype(np.float32)
 
 
-def master(stems: dict[str, np.ndarray], sample_rate: int, duration: float, speech: np.ndarray | None = None,
-           fade: float = 2.0, target_lufs: float = TARGET_LUFS, ceiling_db: float = CEILING_DB,
-           dynamics: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def master(
+    stems: dict[str, np.ndarray],
+    sample_rate: int,
+    duration: float,
+    speech: np.ndarray | None = None,
+    fade: float = 2.0,
+    target_lufs: float = TARGET_LUFS,
+    ceiling_db: float = CEILING_DB,
+    dynamics: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Mix ``stems`` to exactly ``duration`` seconds: (mix, processed stems). ``dynamics = (times, gain_db)``
     is a slow gain curve (the plan's per-bar loudness targets) applied before normalisation, so quiet and
     loud passages keep their difference after it."""

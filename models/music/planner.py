@@ -61,8 +61,9 @@ class MusicPlan:
 
     def bar_condition(self) -> np.ndarray:
         """(n, 4) per-bar control features: density, loudness, tempo (normalised), beats per bar / 4."""
-        return np.stack([self.density, self.loudness, (self.bar_tempo - 100.0) / 40.0, self.bar_beats / 4.0],
-                        -1).astype(np.float32)
+        return np.stack(
+            [self.density, self.loudness, (self.bar_tempo - 100.0) / 40.0, self.bar_beats / 4.0], -1
+        ).astype(np.float32)
 
 
 def base_tempo(arousal: float, motion: float = 0.0) -> float:
@@ -117,9 +118,17 @@ def fit_bars(duration: float, cuts: np.ndarray, bpm: float, max_stretch: float =
     return np.asarray(beat_times, np.float64), bars, anchored, skipped
 
 
-def plan_structure(duration: float, cut_times, emotion: EmotionEmbedding, emotion_fps: float = 1.0,
-                   motion: np.ndarray | None = None, tempo: float | None = None, key: str | Key | None = None,
-                   rng: np.random.Generator | None = None, section_bars: int = 8) -> MusicPlan:
+def plan_structure(
+    duration: float,
+    cut_times,
+    emotion: EmotionEmbedding,
+    emotion_fps: float = 1.0,
+    motion: np.ndarray | None = None,
+    tempo: float | None = None,
+    key: str | Key | None = None,
+    rng: np.random.Generator | None = None,
+    section_bars: int = 8,
+) -> MusicPlan:
     """Plan a score for ``duration`` seconds (see the module docstring).
 
     ``emotion`` is a curve at ``emotion_fps`` (or static); ``motion`` per second (optional).
@@ -168,9 +177,22 @@ def plan_structure(duration: float, cut_times, emotion: EmotionEmbedding, emotio
         borrow = key is None and ((k.mode == "major" and v < -0.35) or (k.mode == "minor" and v > 0.35))
         modes += [k.parallel().mode if borrow else k.mode] * int((section == sec).sum())
     return MusicPlan(
-        duration=float(duration), tempo=bpm, key=k, beat_times=beat_times, bar_starts=starts, bar_ends=ends,
-        bar_beats=np.array([b[2] for b in bars]), bar_tempo=np.array([b[3] for b in bars]),
-        valence=valence.astype(np.float32), arousal=arousal.astype(np.float32),
-        intensity=intensity.astype(np.float32), density=density.astype(np.float32),
-        loudness=loudness.astype(np.float32), section=section, cut_bar=np.array([b[4] for b in bars]),
-        mode=modes, anchored_cuts=anchored, skipped_cuts=skipped)
+        duration=float(duration),
+        tempo=bpm,
+        key=k,
+        beat_times=beat_times,
+        bar_starts=starts,
+        bar_ends=ends,
+        bar_beats=np.array([b[2] for b in bars]),
+        bar_tempo=np.array([b[3] for b in bars]),
+        valence=valence.astype(np.float32),
+        arousal=arousal.astype(np.float32),
+        intensity=intensity.astype(np.float32),
+        density=density.astype(np.float32),
+        loudness=loudness.astype(np.float32),
+        section=section,
+        cut_bar=np.array([b[4] for b in bars]),
+        mode=modes,
+        anchored_cuts=anchored,
+        skipped_cuts=skipped,
+    )

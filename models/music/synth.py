@@ -55,8 +55,10 @@ def default_soundfont() -> Path:
             return bundled
     except ImportError:
         pass
-    raise DependencyError("no General MIDI SoundFont found: run scripts/setup.sh "
-                          "(installs musescore-general-soundfont-small) or pass --soundfont FILE.sf2")
+    raise DependencyError(
+        "no General MIDI SoundFont found: run scripts/setup.sh "
+        "(installs musescore-general-soundfont-small) or pass --soundfont FILE.sf2"
+    )
 
 
 def check_soundfont(path) -> Path:
@@ -106,8 +108,9 @@ def _render_instrument(synth, sfid: int, inst, k: int, total: int, sample_rate: 
     synth.get_samples(BLOCK * (3 * sample_rate // BLOCK))  # the previous render's reverb tail dies out here
     if synth.program_select(ch, sfid, 128 if inst.is_drum else 0, inst.program) != 0:
         synth.program_select(ch, sfid, 128 if inst.is_drum else 0, 0)  # the font lacks it: its first
-    events = sorted([(n.start, 1, n.pitch, n.velocity) for n in inst.notes]
-                    + [(n.end, 0, n.pitch, 0) for n in inst.notes])
+    events = sorted(
+        [(n.start, 1, n.pitch, n.velocity) for n in inst.notes] + [(n.end, 0, n.pitch, 0) for n in inst.notes]
+    )
     chunks, cur = [], 0
     for t, on, pitch, vel in events:
         s = min(int(round(t * sample_rate / BLOCK)) * BLOCK, total)
@@ -132,11 +135,14 @@ def _load_synth(path: str, worker: int = 0):
     try:
         import fluidsynth
     except (ImportError, OSError) as e:
-        raise DependencyError(f"music rendering needs pyfluidsynth and libfluidsynth3 ({e}): "
-                              "run scripts/setup.sh") from e
-    synth = fluidsynth.Synth(gain=0.5, samplerate=float(SAMPLE_RATE), **{"synth.dynamic-sample-loading": 1,
-                                                                          "synth.polyphony": 256,
-                                                                          "synth.chorus.active": 0})
+        raise DependencyError(
+            f"music rendering needs pyfluidsynth and libfluidsynth3 ({e}): run scripts/setup.sh"
+        ) from e
+    synth = fluidsynth.Synth(
+        gain=0.5,
+        samplerate=float(SAMPLE_RATE),
+        **{"synth.dynamic-sample-loading": 1, "synth.polyphony": 256, "synth.chorus.active": 0},
+    )
     with _quiet_stderr():
         sfid = synth.sfload(path)
     if sfid < 0:
@@ -146,8 +152,9 @@ def _load_synth(path: str, worker: int = 0):
     return synth, sfid
 
 
-def render_parts(pm, soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
-                 tail: float = 2.5) -> dict[str, np.ndarray]:
+def render_parts(
+    pm, soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE, tail: float = 2.5
+) -> dict[str, np.ndarray]:
     """Render every instrument of ``pm`` separately (mono float32 at ``sample_rate``): ``{name: wave}``.
 
     All stems have the same length (the score's end plus ``tail`` seconds), so they sum to the mix.
@@ -162,8 +169,10 @@ def render_parts(pm, soundfont: str | os.PathLike | None = None, sample_rate: in
     def work(w: int) -> dict[str, np.ndarray]:
         with _LOCKS[w]:
             synth, sfid = _load_synth(path, w)
-            return {inst.name or f"part{k}": _render_instrument(synth, sfid, inst, k, total, sample_rate)
-                    for k, inst in groups[w]}
+            return {
+                inst.name or f"part{k}": _render_instrument(synth, sfid, inst, k, total, sample_rate)
+                for k, inst in groups[w]
+            }
 
     from concurrent.futures import ThreadPoolExecutor
 

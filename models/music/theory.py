@@ -17,8 +17,13 @@ NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _NOTE_INDEX = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 MODES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 QUALITIES = {  # intervals above the root
-    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "sus4": (0, 5, 7),
-    "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10), "dom7": (0, 4, 7, 10),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "sus4": (0, 5, 7),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "dom7": (0, 4, 7, 10),
 }
 
 
@@ -100,20 +105,30 @@ def _prog(text: str) -> tuple[Chord, ...]:
 # Four-bar progressions indexed by (mode, energy): low energy = calm/sad, high = driving/tense.
 PROGRESSIONS: dict[tuple[str, str], tuple[tuple[Chord, ...], ...]] = {
     ("major", "low"): (
-        _prog("0:maj7 5:maj7 9:min7 5:maj"), _prog("0:maj 4:min 5:maj 0:maj"), _prog("0:maj 9:min 2:min7 7:sus4"),
+        _prog("0:maj7 5:maj7 9:min7 5:maj"),
+        _prog("0:maj 4:min 5:maj 0:maj"),
+        _prog("0:maj 9:min 2:min7 7:sus4"),
         _prog("5:maj 0:maj 7:maj 9:min"),
     ),
     ("major", "high"): (
-        _prog("0:maj 7:maj 9:min 5:maj"), _prog("0:maj 5:maj 7:maj 5:maj"), _prog("9:min 5:maj 0:maj 7:maj"),
-        _prog("0:maj 9:min 5:maj 7:dom7"), _prog("5:maj 7:maj 4:min 9:min"),
+        _prog("0:maj 7:maj 9:min 5:maj"),
+        _prog("0:maj 5:maj 7:maj 5:maj"),
+        _prog("9:min 5:maj 0:maj 7:maj"),
+        _prog("0:maj 9:min 5:maj 7:dom7"),
+        _prog("5:maj 7:maj 4:min 9:min"),
     ),
     ("minor", "low"): (
-        _prog("0:min 8:maj 3:maj 10:maj"), _prog("0:min 5:min 8:maj 7:maj"), _prog("0:min 10:maj 8:maj 7:sus4"),
+        _prog("0:min 8:maj 3:maj 10:maj"),
+        _prog("0:min 5:min 8:maj 7:maj"),
+        _prog("0:min 10:maj 8:maj 7:sus4"),
         _prog("0:min7 5:min7 10:maj 3:maj7"),
     ),
     ("minor", "high"): (
-        _prog("0:min 10:maj 8:maj 7:maj"), _prog("0:min 8:maj 10:maj 0:min"), _prog("0:min 1:maj 0:min 7:dom7"),
-        _prog("0:min 5:min 7:maj 0:min"), _prog("8:maj 10:maj 0:min 0:min"),
+        _prog("0:min 10:maj 8:maj 7:maj"),
+        _prog("0:min 8:maj 10:maj 0:min"),
+        _prog("0:min 1:maj 0:min 7:dom7"),
+        _prog("0:min 5:min 7:maj 0:min"),
+        _prog("8:maj 10:maj 0:min 0:min"),
     ),
 }
 
