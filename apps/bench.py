@@ -128,13 +128,16 @@ def bench_portrait(device: torch.device, seconds: float = 10.0, sizes: tuple = (
     for size in sizes:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        run = lambda: pipe(
-            image=image,
-            audio=(wave, sr),
-            emotion="happy",
-            size=size,  # noqa: E731
-            generator=torch.Generator("cpu").manual_seed(0),
-        )
+
+        def run(size: int = size):
+            return pipe(
+                image=image,
+                audio=(wave, sr),
+                emotion="happy",
+                size=size,
+                generator=torch.Generator("cpu").manual_seed(0),
+            )
+
         secs = timed(run, repeats=2)
         frames = int(round(seconds * pipe.config.fps))
         result["sizes"][str(size)] = {

@@ -176,7 +176,8 @@ def dubbing_showcase(output_dir: Path) -> Iterator[str]:
     for emotion in ("happy", "sad", "angry"):
         out = pipe(video=clip, text=script, emotion=emotion, seed=0)
         out.save(output_dir / f"dub_{emotion}.mp4")
-        yield f"wrote {output_dir / f'dub_{emotion}.mp4'} ({emotion}; speech in {len(out.alignment.segments)} phrases on the lips)"
+        phrases = len(out.alignment.segments)
+        yield f"wrote {output_dir / f'dub_{emotion}.mp4'} ({emotion}; speech in {phrases} phrases on the lips)"
     out = pipe(video=None, text=script, emotion="neutral@0; angry@3.5", seed=0)
     out.save(output_dir / "tts_calm_to_angry.wav")
     yield f"wrote {output_dir / 'tts_calm_to_angry.wav'} ({out.duration:.1f} s, calm rising to angry)"

@@ -9,9 +9,8 @@ import gradio as gr
 import numpy as np
 
 from affectstudio.apps.studio_common import clean_text, input_error, require
-from affectstudio.errors import InputError
-
 from affectstudio.conditioning.emotion import EMOTIONS as LABELS  # noqa: E402  (the eight labels, in order)
+from affectstudio.errors import InputError
 
 CURVE_HEADERS = ["time (s)", "emotion", "intensity"]
 DEFAULT_CURVE = [[0.0, "neutral", 1.0], [1.5, "happy", 0.8], [3.5, "angry", 0.8]]

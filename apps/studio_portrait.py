@@ -10,11 +10,11 @@ from affectstudio.apps.studio_common import (
     RENDER_QUEUE,
     clean_text,
     file_or_none,
+    output_file,
     pick_seed,
     require,
     run_render,
     seed_controls,
-    output_file,
 )
 
 STAGES = ("sampling face motion", "rendering frames")

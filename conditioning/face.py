@@ -1,8 +1,8 @@
 """Face analysis shared by the talking portrait, dubbing and the face emotion encoder.
 
 One place for: face detection + the 478-point mediapipe mesh (:func:`analyze_face`, :func:`track_faces`),
-face framing and crop/alignment (:func:`face_square`, :func:`crop_align`, :func:`paste_back`), named mesh regions (:data:`MESH_REGIONS`,
-:data:`KEYPOINTS`) and FACS action-unit geometry (:func:`measure_action_units`).
+face framing and crop/alignment (:func:`face_square`, :func:`crop_align`, :func:`paste_back`), named mesh regions
+(:data:`MESH_REGIONS`, :data:`KEYPOINTS`) and FACS action-unit geometry (:func:`measure_action_units`).
 
 Conventions
 -----------
@@ -633,7 +633,7 @@ def expression_features(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     """
     local = to_face_coords(landmarks)  # (t, 478, 3)
     f: dict[str, np.ndarray] = {}
-    for s, (inner_c, outer_c, b_in, b_out, brow, up_lid, lo_lid, eye, corner, wing, cheek) in {
+    for s, (inner_c, outer_c, b_in, b_out, brow, up_lid, lo_lid, _eye, corner, wing, cheek) in {
         "r": (
             133,
             33,

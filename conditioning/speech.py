@@ -432,7 +432,8 @@ PHONEME_VISEMES: dict[str, str] = {
     # close front vowels
     "i": "I", "i:": "I", "I": "I", "I#": "I", "I2": "I", "i@": "I", "i@3": "I", "IR": "I", "i#": "I",
     # rounded back vowels
-    "O": "O", "O2": "O", "O:": "O", "O@": "O", "0": "O", "0@": "O", "oU": "O", "OI": "O", "o@": "O", "o": "O", "oU#": "O",
+    "O": "O", "O2": "O", "O:": "O", "O@": "O", "0": "O", "0@": "O", "oU": "O", "OI": "O", "o@": "O", "o": "O",
+    "oU#": "O",
     "u:": "U", "U": "U", "U@": "U", "u": "U", "u@": "U", "y": "U",
 }  # fmt: skip
 

@@ -213,7 +213,7 @@ def analyze_video(
     step = max(1, int(round(dec_fps / analysis_fps)))  # colour/flow every `step` decoded frames
     face_step = max(1, int(round(dec_fps / FACE_FPS)))
     diffs, stats, motion, stat_t, face_frames = [], [], [], [], []
-    prev_hsv, prev_gray, prev_was_cut_candidate = None, None, False
+    prev_hsv, prev_gray = None, None
     timings = {"probe_s": time.perf_counter() - t0}
     t_dec = time.perf_counter()
     i = -1

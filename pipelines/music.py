@@ -23,7 +23,7 @@ import torch
 from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from affectstudio.conditioning.emotion import EmotionCurve, EmotionEmbedding
+from affectstudio.conditioning.emotion import EmotionEmbedding
 from affectstudio.conditioning.video import VideoAnalysis, analyze_video, quick_probe
 from affectstudio.errors import InputError, MissingFileError
 from affectstudio.media import atomic_path, load_audio, mux_audio, write_video, write_wav

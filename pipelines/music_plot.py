@@ -22,7 +22,7 @@ def plot_score(out, path: str | Path) -> Path:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), dpi=100, sharex=True, height_ratios=(3, 2))
     ax.plot(t, curve.valence, color="tab:blue", lw=2, label="valence")
     ax.plot(t, curve.arousal, color="tab:red", lw=2, label="arousal")
-    for i, b in enumerate(plan.bar_starts):
+    for b in plan.bar_starts:
         ax.axvline(b, color="0.85", lw=0.8, zorder=0)
         ax2.axvline(b, color="0.85", lw=0.8, zorder=0)
     for k, c in enumerate(out.cut_times):

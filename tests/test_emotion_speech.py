@@ -6,7 +6,11 @@ pytest.importorskip("opensmile")
 pytest.importorskip("espeakng_loader")
 
 from affectstudio.conditioning.emotion.embedding import EmotionEmbedding  # noqa: E402
-from affectstudio.conditioning.emotion.speech import NUM_FEATURES, SpeechEmotionEncoder, speech_emotion_features  # noqa: E402
+from affectstudio.conditioning.emotion.speech import (  # noqa: E402
+    NUM_FEATURES,
+    SpeechEmotionEncoder,
+    speech_emotion_features,
+)
 from affectstudio.conditioning.speech import prosody_for, synthesize  # noqa: E402
 from affectstudio.errors import MediaDecodeError, NoSpeechError  # noqa: E402
 from affectstudio.media import resample, write_wav  # noqa: E402

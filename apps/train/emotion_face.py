@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from affectstudio.conditioning.emotion.embedding import EMOTIONS
 from affectstudio.conditioning.emotion.face import FaceEmotionEncoder
-from affectstudio.conditioning.emotion.facs import ENCODER_FEATURES, EMFACS_PROTOTYPES, UNILATERAL
+from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES, ENCODER_FEATURES, UNILATERAL
 from affectstudio.conditioning.face import ACTION_UNITS, analyze_faces, measure_action_units
 
 _AU = {a: i for i, a in enumerate(ACTION_UNITS)}

@@ -193,9 +193,10 @@ def build_dataset(seed: int, n_espeak: int, real_dir: Path | None, log=print):
                     add(w, label, intensity, False)
                     n_real += 1
         log(f"real clips (incl. WORLD restyles): {n_real} from {len(files)} files in {time.perf_counter() - t0:.1f}s")
-    as_t = lambda a, dt=torch.float32: torch.as_tensor(
-        np.stack(a) if isinstance(a[0], np.ndarray) else np.array(a), dtype=dt
-    )  # noqa: E731
+
+    def as_t(a: list, dt: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.stack(a) if isinstance(a[0], np.ndarray) else np.array(a), dtype=dt)
+
     return as_t(X), as_t(P), as_t(V), as_t(I), as_t(L, torch.long), torch.as_tensor(is_val)
 
 
@@ -232,7 +233,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     idx = torch.nonzero(tr).squeeze(1)
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         model.train()
         perm = idx[torch.randperm(idx.numel(), generator=g)]
         for b in perm.split(128):

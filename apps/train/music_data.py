@@ -223,7 +223,11 @@ def extract_midi_folder(folder: str | Path, labels: dict[str, np.ndarray] | None
         notes = [(n.pitch, n.start, n.end) for inst in pm.instruments if not inst.is_drum for n in inst.notes]
         if len(notes) < 16:
             continue
-        beat = lambda t: float(np.interp(t, pm.get_beats(), np.arange(len(pm.get_beats()))))  # noqa: E731
+        beat_times = pm.get_beats()
+
+        def beat(t: float, beat_times: np.ndarray = beat_times) -> float:
+            return float(np.interp(t, beat_times, np.arange(len(beat_times))))
+
         q = [(p, beat(s), max(0.1, beat(e) - beat(s))) for p, s, e in notes]
         chroma = np.zeros(12)
         for p, _, d in q:
@@ -355,7 +359,7 @@ def corpus_statistics(pieces: list[Piece]) -> dict:
     fall in)."""
     ent, npb = [], []
     for p in pieces:
-        for tok, beats in zip(p.bars, p.beats):
+        for tok, _beats in zip(p.bars, p.beats):
             h = tok[MELODY]
             if h.sum() > 0:
                 q = h / h.sum()

@@ -294,6 +294,7 @@ def export_pipeline(folder: str | Path) -> None:
 def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[str], log=print) -> None:
     """The pipeline (:func:`save_pipeline`), the loss curve (JSON + PNG) and ``TRAINING.md``."""
     full = save_pipeline(out, result["model"], result["mean"], result["std"], cfg)
+    n_params = sum(p.numel() for p in result["model"].parameters())
     run = result["result"]
     (out / "loss_curve.json").write_text(json.dumps(run.curve, indent=1))
     plot_loss_curve(run.curve, out / "loss_curve.png")
@@ -305,7 +306,7 @@ def save_outputs(out: Path, result: dict, cfg: dict, data_desc: str, argv: list[
         f"Command: `affectstudio train portrait {' '.join(argv)}`".rstrip(),
         "",
         f"- data: {data_desc}",
-        f"- model: AffectDiT preset `{cfg.get('preset', 'tiny')}`, {sum(p.numel() for p in result['model'].parameters()):,} "
+        f"- model: AffectDiT preset `{cfg.get('preset', 'tiny')}`, {n_params:,} "
         f"parameters; in_channels {len(DIT_CHANNELS)} (motion_channels in model_index.json), content stream `audio`",
         f"- DiT channels (order): {', '.join(DIT_CHANNELS)}; blink and gaze are added by the pipeline",
         f"- recipe: {json.dumps({k: v for k, v in cfg.items()})}",
@@ -375,7 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
     heldout = None
     if args.data:
         data = build_real_dataset(args.data)
-        desc = f"{len(data['meta'])} real videos from {args.data} ({data['content'].shape[0] / FPS / 60:.1f} min at 25 fps)"
+        minutes = data["content"].shape[0] / FPS / 60
+        desc = f"{len(data['meta'])} real videos from {args.data} ({minutes:.1f} min at 25 fps)"
     else:
         data = load_or_build_dataset(int(cfg["num_clips"]), int(cfg["data_seed"]), Path(args.work_dir), args.workers)
         if int(cfg.get("heldout_clips", 0)) > 0:

@@ -46,8 +46,8 @@ from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES, side_weigh
 from affectstudio.conditioning.speech import (
     FEATURE_DIM,
     SPEECH_SAMPLE_RATE,
-    Phoneme,
     VISEME_TARGETS,
+    Phoneme,
     Prosody,
     audio_features,
     augment,

@@ -149,13 +149,12 @@ def _append_eval(folder: Path, report: dict, argv: list[str]) -> None:
 
 def evaluate(folder: str | Path, wavs: list[str], heldout_clips: int = 8, heldout_seed: int = 1) -> dict:
     """Lip-sync on real recordings (``wavs``) and on held-out synthetic clips; emotion response."""
+    from affectstudio.conditioning.face import analyze_face
     from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
     from affectstudio.media import load_audio
+    from affectstudio.models.portrait import MotionCodec
 
     from .portrait_data import make_clip
-
-    from affectstudio.conditioning.face import analyze_face
-    from affectstudio.models.portrait import MotionCodec
 
     dit, mean, std, stats = load_trained(folder)
     kw = {"window": stats["window"], "overlap": stats["overlap"]}

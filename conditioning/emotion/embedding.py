@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from affectstudio.errors import InputError, UnknownEmotionError
 from affectstudio.conditioning.timeseries import resample_frames
+from affectstudio.errors import InputError, UnknownEmotionError
 
 if TYPE_CHECKING:
     import torch
@@ -369,7 +369,10 @@ class EmotionEmbedding:
         return cls.from_dict(d)
 
     def describe(self) -> str:
-        """Short human summary, e.g. 'mostly angry (0.72), a little disgusted; valence -0.6, arousal 0.7, intensity 0.8'."""
+        """Short human summary.
+
+        E.g. 'mostly angry (0.72), a little disgusted; valence -0.6, arousal 0.7, intensity 0.8'.
+        """
         m = self.mean()
         order = np.argsort(-m.probs)
         top = int(order[0])
