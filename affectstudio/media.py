@@ -164,6 +164,7 @@ def load_audio(
         name = "<audio array>"
     else:
         raise InputError(f"unsupported audio input of type {type(src).__name__}: pass a path or (wave, sr)")
+    assert sr is not None  # every branch above sets it (decoders, the tuple, or an error)
     if wave.ndim == 2:  # (n, channels) or (channels, n)
         wave = wave.mean(axis=1 if wave.shape[0] > wave.shape[1] else 0)
     if wave.ndim != 1:
@@ -355,6 +356,7 @@ class VideoWriter:
             self._start(*frames.shape[1:3])
         elif frames.shape[1:3] != self._size:
             raise InputError(f"frame size changed from {self._size} to {frames.shape[1:3]}")
+        assert self._proc is not None and self._proc.stdin is not None  # started above with stdin=PIPE
         try:
             self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
         except BrokenPipeError as e:
@@ -362,16 +364,19 @@ class VideoWriter:
         self.num_frames += frames.shape[0]
 
     def _stderr(self) -> str:
+        assert self._proc is not None and self._proc.stderr is not None  # started with stderr=PIPE
         return self._proc.stderr.read().decode(errors="replace").strip()
 
     def _finish(self) -> None:
         if self._proc is None:
             raise InputError(f"no frames were written to {self.path}")
+        assert self._proc.stdin is not None  # started with stdin=PIPE
         self._proc.stdin.close()
         err = self._stderr()
         if self._proc.wait() != 0:
             raise RuntimeError(f"ffmpeg failed to encode {self.path}: {err}")
         if self.audio is not None:
+            assert self.sample_rate is not None  # checked in __init__: audio needs a sample rate
             _mux(self._video_tmp, self.audio, self.sample_rate, self.num_frames / self.fps, self._tmp)
         os.replace(self._tmp, self.path)
 

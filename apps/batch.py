@@ -182,7 +182,7 @@ def run_batch(
     processes: int = 1,
     address: Optional[str] = None,
     renderers: Optional[dict] = None,
-    echo: Callable = None,
+    echo: Optional[Callable] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> int:
     """Validate, render, keep the manifest; return the exit code (0 all ok/skipped, 1 any failed).
@@ -191,7 +191,7 @@ def run_batch(
     schema is still read from the real renderers). ``progress(done, total)`` is called after each job."""
     from tqdm.auto import tqdm
 
-    echo = echo or (lambda line: tqdm.write(line, file=sys.stderr))
+    echo = echo if echo is not None else (lambda line: tqdm.write(line, file=sys.stderr))
     if processes < 1:
         raise InputError(f"--processes must be at least 1, got {processes}")
     jobs_file = Path(jobs_file)
@@ -208,7 +208,11 @@ def run_batch(
     state.write()
     remove_partials(todo)
     renderers = renderers or {}
-    work = [(job, renderers.get(job.task) or TASKS[job.task].renderer(), job.kwargs) for job in todo]
+    work: list[tuple[Job, Callable, dict]] = []
+    for job in todo:
+        fn = renderers.get(job.task) or TASKS[job.task].renderer()
+        assert fn is not None, f"task {job.task} names no function in apps.render"  # TASKS lists real renderers
+        work.append((job, fn, job.kwargs))
 
     bar = tqdm(
         total=len(jobs), initial=len(jobs) - len(todo), desc="batch", unit="job", file=sys.stderr, dynamic_ncols=True

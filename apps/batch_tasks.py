@@ -183,7 +183,9 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
     extra_top = sorted(set(data) - {"jobs"})
     if extra_top:
         problems.append(f"unknown top-level key(s): {', '.join(map(str, extra_top))} (only 'jobs')")
-    jobs, seen_ids, seen_outputs = [], set(), {}
+    jobs: list[Job] = []
+    seen_ids: set[str] = set()
+    seen_outputs: dict[str, str] = {}
     out_root = Path(out_dir).resolve()
     for index, raw in enumerate(data["jobs"]):
         if not isinstance(raw, dict):
@@ -311,7 +313,7 @@ def _file_digest(path: Path) -> str:
 def job_hash(job: Job, schema: dict) -> str:
     """sha256 of the task, its settings and the contents of every input file (paths themselves do not count,
     so moving the inputs keeps the hash; editing one changes it)."""
-    settings = {}
+    settings: dict[str, Any] = {}
     for key, value in sorted(job.kwargs.items()):
         kind = schema[key].kind if key in schema else "output"
         if kind == "output":

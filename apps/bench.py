@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -124,7 +124,7 @@ def bench_portrait(device: torch.device, seconds: float = 10.0, sizes: tuple = (
     reps = int(np.ceil(seconds * sr / len(wave)))
     wave = np.tile(wave, reps)[: int(seconds * sr)]
     image = asset_path("samples", "portrait.jpg")
-    result = {"device": str(device), "audio_s": seconds, "steps": 10, "load_s": load_s, "sizes": {}}
+    result: dict[str, Any] = {"device": str(device), "audio_s": seconds, "steps": 10, "load_s": load_s, "sizes": {}}
     for size in sizes:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -163,7 +163,7 @@ def bench_portrait_long(device: torch.device, durations: tuple = (150.0, 300.0))
     pipe.set_progress_bar_config(disable=True)
     wave, sr = load_audio(asset_path("samples", "speech.wav"))
     image = asset_path("samples", "portrait.jpg")
-    result = {"device": str(device), "size": 256, "steps": 10, "durations": {}}
+    result: dict[str, Any] = {"device": str(device), "size": 256, "steps": 10, "durations": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in durations:
             long_wave = np.tile(wave, int(np.ceil(seconds * sr / len(wave))))[: int(seconds * sr)]

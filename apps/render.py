@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 
@@ -28,7 +28,7 @@ _pipelines: dict = {}
 _pipelines_lock = threading.Lock()
 
 
-def load_pipeline(cls, device) -> "object":
+def load_pipeline(cls, device) -> Any:
     """The bundled ``cls.from_pretrained()`` on ``device``, loaded once per process (CLI, studio, each batch worker)
     and reused by every later job."""
     key = (cls, str(device))
@@ -222,10 +222,11 @@ def render_music(
         parse_key(key)
     if soundfont is not None:
         load_soundfont(soundfont)
+    parsed_emotion = None
     if emotion is not None:
         from affectstudio.conditioning.emotion import parse_emotion_spec
 
-        emotion = parse_emotion_spec(emotion)
+        parsed_emotion = parse_emotion_spec(emotion)
     from affectstudio.conditioning.video import quick_probe
 
     info = quick_probe(video)  # a corrupt or video-less file fails here, before any model loads
@@ -238,7 +239,7 @@ def render_music(
     pipe = VideoMusicPipeline.from_pretrained()
     out = pipe(
         video=video,
-        emotion=emotion,
+        emotion=parsed_emotion,
         style=style,
         tempo=tempo,
         key=key,
@@ -292,9 +293,9 @@ def render_scene(
 
 def read_emotions(
     text: Optional[str] = None,
-    text_file: Optional[Path] = None,
-    audio: Optional[Path] = None,
-    image: Optional[Path] = None,
+    text_file: Optional[str | Path] = None,
+    audio: Optional[str | Path] = None,
+    image: Optional[str | Path] = None,
 ) -> list:
     """Emotion readings (``EmotionEmbedding``) for one source: a text, each line of a text file, speech or a face."""
     from affectstudio.conditioning.emotion import load_encoder

@@ -247,7 +247,8 @@ class FaceAnalysis:
 
     def head_pose(self) -> tuple[float, float, float]:
         """(yaw, pitch, roll) in degrees; see :func:`head_pose_from_landmarks`."""
-        return tuple(float(v) for v in head_pose_from_landmarks(self.landmarks))
+        yaw, pitch, roll = (float(v) for v in head_pose_from_landmarks(self.landmarks))
+        return yaw, pitch, roll
 
     def region(self, name: str) -> np.ndarray:
         """Landmarks ``(k, 3)`` of a :data:`MESH_REGIONS` entry."""
@@ -408,7 +409,7 @@ def analyze_faces(image: ImageInput, max_faces: int = 8) -> list[FaceAnalysis]:
         scale = _DETECT_MIN_SIDE / min(h, w)
     work = _resize(img, scale) if scale != 1.0 else img
     faces: list[FaceAnalysis] = []
-    candidates = [(box, score) for box, score in _detect(work)]
+    candidates: list[tuple[np.ndarray | None, float]] = [(box, score) for box, score in _detect(work)]
     if not candidates:  # the detector misses some very close-up crops; the mesh graph has its own detector
         candidates = [(None, 0.5)]
     for box, score in candidates:

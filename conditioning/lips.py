@@ -114,11 +114,12 @@ def lip_activity_from_opening(
     # peaks: local maxima of the smoothed opening inside active frames, at least ~0.1 s apart
     mid = (xs[1:-1] >= xs[:-2]) & (xs[1:-1] > xs[2:]) & active[1:-1]
     peaks = np.flatnonzero(mid) + 1
-    keep, last = [], -(10**9)
+    keep: list[int] = []
+    last = -(10**9)
     for p in peaks:
         if p - last >= max(1, int(0.1 * fps)):
-            keep.append(p)
-            last = p
+            keep.append(int(p))
+            last = int(p)
     return active, np.asarray(keep, dtype=np.int64)
 
 

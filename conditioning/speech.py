@@ -470,9 +470,9 @@ _F0_MIN, _F0_MAX = 60.0, 500.0
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
+    from librosa.filters import mel
 
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=40.0, fmax=sr / 2, htk=False).astype(np.float32)
+    return mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=40.0, fmax=sr / 2, htk=False).astype(np.float32)
 
 
 def _frames(wave: np.ndarray, sample_rate: int, fps: float, win: int) -> tuple[np.ndarray, int]:

@@ -145,6 +145,7 @@ def iter_analysis_frames(path: PathLike, fps: float, width: int = ANALYSIS_WIDTH
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=w * h * 3 * 8)
     nbytes = w * h * 3
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         while True:
             buf = proc.stdout.read(nbytes)

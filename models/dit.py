@@ -150,6 +150,7 @@ class Attention(nn.Module):
         k, v = rearrange(self.to_kv(context), "b m (two h e) -> two b h m e", two=2, h=self.num_heads)
         q, k = self.norm_q(q), self.norm_k(k)
         q = apply_rotary(q, *rope_q)
+        assert rope_k is not None  # set with the context above
         k = apply_rotary(k, *rope_k)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (b, 1, 1, m)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (b, h, n, hd)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from diffusers.schedulers import (
@@ -406,7 +406,10 @@ def sample_windowed(
             prefix=out[:, start:prev_end] if ov > 0 else None,
             content_mask=None
             if content_mask is None
-            else {name: _slice_time(m[..., None], start, end, n)[..., 0] for name, m in content_mask.items()},
+            else {
+                name: cast(torch.Tensor, _slice_time(m[..., None], start, end, n))[..., 0]
+                for name, m in content_mask.items()
+            },
             callback_on_step_end=cb,
         )
         if ov > 0:

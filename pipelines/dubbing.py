@@ -140,7 +140,7 @@ class DubbingPipeline(AffectPipeline):
     def __call__(
         self,
         video=None,
-        text: str = None,
+        text: Optional[str] = None,
         emotion=None,
         emotion_intensity: Optional[float] = None,
         reference_audio=None,
@@ -175,6 +175,7 @@ class DubbingPipeline(AffectPipeline):
         # 1. check inputs, cheap things first
         self.check_inputs(video, text, language, emotion_intensity, reference_audio, output_path)
         parsed = self.parse_emotion(emotion, emotion_intensity)
+        assert text is not None  # check_inputs raised otherwise
         seq = phonemize(text, language)
         ref = self.reference_profile(reference_audio) if reference_audio is not None else None
         seed = (
@@ -258,7 +259,7 @@ class DubbingPipeline(AffectPipeline):
             raise NoSpeechError("the voice produced no sound for this script")
         base_db = active_rms_db(wave, sr)
         own = speaker_profile(wave, sr) if ref is not None else None
-        ref_ratio = 1.0 if ref is None else float(np.clip(ref.median_f0 / own.median_f0, 0.6, 2.2))
+        ref_ratio = 1.0 if ref is None or own is None else float(np.clip(ref.median_f0 / own.median_f0, 0.6, 2.2))
         out_n = max(2, int(np.ceil(wave.size / sr * _PROSODY_FPS)))
         out_times = (np.arange(out_n) + 0.5) / _PROSODY_FPS
         if residual is not None:
@@ -279,7 +280,7 @@ class DubbingPipeline(AffectPipeline):
             applied = {k: np.interp(at, frame_times, v) for k, v in targets.items()}
             applied["f0"] = applied["f0"] * ref_ratio
             shaped = apply_targets(wave, sr, out_times, applied)
-        if ref is not None:
+        if ref is not None and own is not None:
             shaped = match_speaker(shaped, sr, own, ref)
         out = finish(shaped, sr, SPEECH_SAMPLE_RATE, reference_db=base_db)
         if alignment is not None:
@@ -350,7 +351,7 @@ class DubbingPipeline(AffectPipeline):
 
     @staticmethod
     def to_output_timeline(
-        values: np.ndarray,
+        values: Optional[np.ndarray],
         pre_times: np.ndarray,
         out_token_times: np.ndarray,
         out_times: np.ndarray,
@@ -368,6 +369,7 @@ class DubbingPipeline(AffectPipeline):
         pre = np.where(after, pre_times[-1, 1] + (out_times - e_out[-1]), pre)
         if not values_at_frames:
             return pre[:, None]
+        assert values is not None  # only the time mapping (values_at_frames=False) takes None
         t_in = (np.arange(values.shape[0]) + 0.5) / _PROSODY_FPS
         return np.stack([np.interp(pre, t_in, values[:, c]) for c in range(values.shape[1])], axis=1)
 

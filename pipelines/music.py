@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from affectstudio.models.music.synth import SAMPLE_RATE, check_soundfont, render
 from affectstudio.models.music.theory import parse_key
 from affectstudio.pipelines.base import AffectPipeline
 
+if TYPE_CHECKING:
+    import pretty_midi
+
 EMOTION_FPS = 1.0  # the emotion curve is per second
 MIN_SECONDS = 1.0  # shorter clips have no room for a bar of music
 
@@ -49,7 +52,7 @@ class VideoMusicOutput(BaseOutput):
 
     waveform: np.ndarray
     sample_rate: int
-    midi: object
+    midi: "pretty_midi.PrettyMIDI"
     emotion_curve: EmotionEmbedding
     cut_times: np.ndarray
     tempo: float
@@ -189,8 +192,9 @@ class VideoMusicPipeline(AffectPipeline):
             (plan.bar_starts / max(plan.duration, 1e-6)),
         )
         mid = np.minimum(0.5 * (plan.bar_starts + plan.bar_ends), plan.duration - 1e-3)
-        idx = np.clip((mid * EMOTION_FPS).astype(int), 0, curve.num_frames - 1)
-        bar_emotion = EmotionEmbedding(probs=curve.probs[idx], vad=curve.vad[idx], intensity=curve.intensity[idx])
+        idx = np.clip((mid * EMOTION_FPS).astype(int), 0, curve.probs.shape[0] - 1)
+        intensity = np.asarray(curve.intensity)  # (t,): the curve is per second
+        bar_emotion = EmotionEmbedding(probs=curve.probs[idx], vad=curve.vad[idx], intensity=intensity[idx])
         emotion = bar_emotion.as_condition()[None]  # (1, n, 12)
         content = {"bars": torch.from_numpy(feats)[None]}
         threads = torch.get_num_threads()
@@ -309,9 +313,9 @@ class VideoMusicPipeline(AffectPipeline):
                 chords,
                 preset,
                 rng,
-                melody_weights=rolls and rolls["melody_weights"],
-                register=rolls and rolls["register"],
-                onsets=rolls and rolls["onsets"],
+                melody_weights=rolls["melody_weights"] if rolls else None,
+                register=rolls["register"] if rolls else None,
+                onsets=rolls["onsets"] if rolls else None,
             )
             midi = arranger.arrange()
             timings["arrange_s"] = time.perf_counter() - t

@@ -95,9 +95,9 @@ class TalkingPortraitPipeline(AffectPipeline):
         scheduler: SchedulerMixin,
         codec: MotionCodec,
         renderer: PortraitRenderer,
-        motion_channels: list = None,
-        motion_mean: list = None,
-        motion_std: list = None,
+        motion_channels: Optional[list] = None,
+        motion_mean: Optional[list] = None,
+        motion_std: Optional[list] = None,
         fps: float = 25.0,
         window: int = 250,
         overlap: int = 25,
@@ -355,7 +355,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         """Render ``motion (b, t, D)``; frames are written to ``output_path`` as they come (one clip) or kept."""
         b, t, _ = motion.shape
         device = state.device
-        kept = [] if keep else None
+        kept: Optional[list] = [] if keep else None
         writer = self.stream_to(output_path, self.config.fps, audio=wave, sample_rate=sr)
         with writer, self.progress_bar(total=t * b) as bar:
             for i in range(b):
@@ -367,6 +367,6 @@ class TalkingPortraitPipeline(AffectPipeline):
                     if keep:
                         clip.append(frames)
                     bar.update(frames.shape[0])
-                if keep:
+                if kept is not None:
                     kept.append(np.concatenate(clip))
         return None if kept is None else np.stack(kept)

@@ -193,6 +193,7 @@ def example_from_recording(
     """A training example from a real recording of ``text``: durations from a DTW between the base voice and
     the recording (MFCCs), F0 and energy changes per aligned frame."""
     import librosa
+    from librosa.sequence import dtw
 
     from affectstudio.media import resample
     from affectstudio.models.voice_timeline import speak_free
@@ -204,7 +205,7 @@ def example_from_recording(
     hop = int(bsr / 100)
     mb = librosa.feature.mfcc(y=base, sr=bsr, n_mfcc=20, hop_length=hop)
     mr = librosa.feature.mfcc(y=rec, sr=bsr, n_mfcc=20, hop_length=hop)
-    _, path = librosa.sequence.dtw(X=mb[1:], Y=mr[1:], metric="cosine")
+    _, path = dtw(X=mb[1:], Y=mr[1:], metric="cosine")
     path = path[::-1]
     warp = lambda s: np.interp(s * 100, path[:, 0], path[:, 1]) / 100  # noqa: E731  base s → recording s
     ends = warp(times[:, 1])
@@ -246,6 +247,8 @@ def load_folder(voice, folder: str | Path, language: str = "en") -> list[dict]:
             continue
         emo_file = txt.with_suffix(".emotion")
         emotion = parse_emotion_spec(emo_file.read_text().strip()) if emo_file.is_file() else EmotionEmbedding.neutral()
+        if not isinstance(emotion, EmotionEmbedding):
+            raise InputError(f"{emo_file}: one emotion per recording, not a curve")
         wave, sr = load_audio(media, sample_rate=22050)
         out.append(example_from_recording(voice, wave, sr, txt.read_text(encoding="utf-8").strip(), emotion, language))
     if not out:

@@ -275,22 +275,22 @@ def arousal_check(model: SpeechEmotionEncoder, eval_wav: Path | None, seed: int 
     res = {}
     for label, inten in (("sad", 1.0), ("neutral", 0.0), ("happy", 1.0), ("angry", 1.0)):
         s = synthesize(text, voice="en-us+m3", **prosody_for(label, inten).as_kwargs())
-        res[f"espeak_{label}"] = round(model.encode((s.wave, s.sample_rate)).arousal, 3)
+        res[f"espeak_{label}"] = round(float(model.encode((s.wave, s.sample_rate)).arousal), 3)
     if eval_wav is not None:
         wave, _ = load_audio(eval_wav, sample_rate=FEATURE_SAMPLE_RATE)
         wave = wave[: 10 * FEATURE_SAMPLE_RATE]
-        res["real"] = round(model.encode((wave, FEATURE_SAMPLE_RATE)).arousal, 3)
+        res["real"] = round(float(model.encode((wave, FEATURE_SAMPLE_RATE)).arousal), 3)
         calm = world_restyle(
             wave, FEATURE_SAMPLE_RATE, semitones=-2, range_scale=0.5, tempo=0.85, gain_db=-6, tilt_db=-4
         )
         excited = world_restyle(
             wave, FEATURE_SAMPLE_RATE, semitones=3, range_scale=1.8, tempo=1.15, gain_db=4, tilt_db=6
         )
-        res["real_world_calm"] = round(model.encode((calm, FEATURE_SAMPLE_RATE)).arousal, 3)
+        res["real_world_calm"] = round(float(model.encode((calm, FEATURE_SAMPLE_RATE)).arousal), 3)
         res["real_world_resynth_unchanged"] = round(
-            model.encode((world_restyle(wave, FEATURE_SAMPLE_RATE), FEATURE_SAMPLE_RATE)).arousal, 3
+            float(model.encode((world_restyle(wave, FEATURE_SAMPLE_RATE), FEATURE_SAMPLE_RATE)).arousal), 3
         )
-        res["real_world_excited"] = round(model.encode((excited, FEATURE_SAMPLE_RATE)).arousal, 3)
+        res["real_world_excited"] = round(float(model.encode((excited, FEATURE_SAMPLE_RATE)).arousal), 3)
     return res
 
 

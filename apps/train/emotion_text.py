@@ -75,7 +75,7 @@ PROTOTYPES: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-DEFAULTS = dict(
+DEFAULTS: dict[str, float] = dict(
     hidden_dim=256,
     epochs=300,
     lr=3e-3,
@@ -117,15 +117,15 @@ def fit_head(
     lex: torch.Tensor,
     labels: torch.Tensor,
     seed: int = 0,
-    hidden_dim: int = DEFAULTS["hidden_dim"],
-    epochs: int = DEFAULTS["epochs"],
+    hidden_dim: int = int(DEFAULTS["hidden_dim"]),
+    epochs: int = int(DEFAULTS["epochs"]),
     lr: float = DEFAULTS["lr"],
     weight_decay: float = DEFAULTS["weight_decay"],
     noise: float = DEFAULTS["noise"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
-    ensemble_size: int = DEFAULTS["ensemble_size"],
-    lexicon_dim: int = DEFAULTS["lexicon_dim"],
-    num_prototypes: int = DEFAULTS["num_prototypes"],
+    ensemble_size: int = int(DEFAULTS["ensemble_size"]),
+    lexicon_dim: int = int(DEFAULTS["lexicon_dim"]),
+    num_prototypes: int = int(DEFAULTS["num_prototypes"]),
 ) -> TextEmotionEncoder:
     """Full-batch AdamW on precomputed features; every random draw comes from one seeded Generator.
 

@@ -111,6 +111,7 @@ def _triad_for(melody, mode: str, length: float):
         score = chroma[pcs].sum() + 0.01 * (0 in pcs)
         if score > best_score:
             best, best_score = pcs, score
+    assert best is not None  # every mode's scale holds diatonic triads
     root = int(best[0])
     return [(48 + root, 0.0, length)] + [(60 + int(pc), 0.0, length) for pc in best]
 
@@ -188,7 +189,7 @@ def read_labels(path: str | Path) -> dict[str, np.ndarray]:
     """``labels.csv`` rows ``file,emotion`` (any emotion spec) → {relative file: (12,) condition}."""
     import csv
 
-    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.conditioning.emotion import EmotionEmbedding, parse_emotion_spec
     from affectstudio.errors import InputError
 
     out = {}
@@ -198,8 +199,10 @@ def read_labels(path: str | Path) -> dict[str, np.ndarray]:
                 continue
             if len(row) > 2:
                 raise InputError(f"{path}: each row is 'file,emotion' (got {row})")
-            emb = parse_emotion_spec(row[1].strip())
-            emb = emb.mean() if getattr(emb, "is_curve", False) else emb
+            spec = parse_emotion_spec(row[1].strip())
+            if not isinstance(spec, EmotionEmbedding):
+                raise InputError(f"{path}: one emotion per file, not a curve (got {row[1].strip()!r})")
+            emb = spec.mean() if spec.is_curve else spec
             out[row[0].strip()] = emb.as_condition().numpy()
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +25,16 @@ CUTS = (3.2, 7.6, 12.0, 15.1, 20.4, 24.0)
 
 def audio_metrics(wave: np.ndarray, sr: int, cuts, bar_starts) -> dict:
     import librosa
+    from librosa.beat import beat_track
+    from librosa.onset import onset_detect, onset_strength
 
     from affectstudio.models.music.theory import estimate_key
 
     y = librosa.resample(wave, orig_sr=sr, target_sr=22050)
     sr2 = 22050
-    env = librosa.onset.onset_strength(y=y, sr=sr2)
-    tempo = float(np.atleast_1d(librosa.beat.beat_track(onset_envelope=env, sr=sr2)[0])[0])
-    onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr2, units="time")
+    env = onset_strength(y=y, sr=sr2)
+    tempo = float(np.atleast_1d(beat_track(onset_envelope=env, sr=sr2)[0])[0])
+    onsets = onset_detect(onset_envelope=env, sr=sr2, units="time")
     strength = env[librosa.time_to_frames(onsets, sr=sr2)] if len(onsets) else np.zeros(0)
     strong = onsets[strength >= np.percentile(strength, 60)] if len(onsets) else onsets
     dist = [float(np.min(np.abs(strong - c))) for c in cuts] if len(strong) else []
@@ -102,11 +105,12 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
         clips["real"] = Path(real)
     pipe = VideoMusicPipeline.from_pretrained()
     pipe.set_progress_bar_config(disable=True)
-    runs = {name: dict(video=path) for name, path in clips.items()}
+    runs: dict[str, dict[str, Any]] = {name: dict(video=path) for name, path in clips.items()}
     runs["bright_emotion_sad"] = dict(video=clips["bright"], emotion="sad")
     runs["bright_seed1"] = dict(video=clips["bright"], seed=1)
     runs["dark_calm_to_tense"] = dict(video=clips["dark"], emotion="neutral:0.3@0; fearful@26")
-    report, outs = {}, {}
+    report: dict[str, Any] = {}
+    outs: dict = {}
     for name, kw in runs.items():
         seed = kw.pop("seed", 0)
         out = pipe(**kw, num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed))

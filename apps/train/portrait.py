@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,7 +250,7 @@ def save_pipeline(out: Path, dit, mean, std, cfg: dict) -> bool:
     from affectstudio.models.portrait import MotionCodec, PortraitRenderer
 
     out.mkdir(parents=True, exist_ok=True)
-    stats = {
+    stats: dict[str, Any] = {
         "motion_channels": list(DIT_CHANNELS),
         "motion_mean": [float(v) for v in mean],
         "motion_std": [float(v) for v in std],

@@ -128,11 +128,11 @@ class EmotionEmbedding:
         if probs.ndim not in (1, 2) or probs.shape[-1] != NUM_EMOTIONS:
             raise InputError(f"emotion probs must have shape (8,) or (t, 8), got {probs.shape}")
         curve = probs.ndim == 2
-        t = probs.shape[0] if curve else None
+        t: int | None = probs.shape[0] if curve else None
         if vad.shape != ((t, 3) if curve else (3,)):
             raise InputError(f"emotion vad must have shape {(t, 3) if curve else (3,)}, got {vad.shape}")
         if curve and intensity.ndim == 0:
-            intensity = np.full((t,), float(intensity), dtype=np.float32)
+            intensity = np.full(probs.shape[:1], float(intensity), dtype=np.float32)
         if intensity.shape != ((t,) if curve else ()):
             raise InputError(f"emotion intensity must have shape {(t,) if curve else ()}, got {intensity.shape}")
         if curve and t == 0:
@@ -229,7 +229,7 @@ class EmotionEmbedding:
         if w.shape != (len(embeddings),) or np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise InputError("mix weights must be one non-negative number per embedding, not all zero")
         w = (w / w.sum()).astype(np.float32)
-        lengths = [e.num_frames for e in embeddings if e.is_curve]
+        lengths = [e.probs.shape[0] for e in embeddings if e.is_curve]
         if lengths:
             embeddings = [e.resample(max(lengths)) for e in embeddings]
         probs = sum(wi * e.probs for wi, e in zip(w, embeddings))
@@ -353,7 +353,7 @@ class EmotionEmbedding:
                 if unknown:
                     raise UnknownEmotionError(f"unknown emotion label(s) in probs: {sorted(unknown)}")
                 probs = [float(probs.get(e, 0.0)) for e in EMOTIONS]
-            vad = [float(d["valence"]), float(d["arousal"]), float(d["dominance"])]
+            vad = np.array([float(d["valence"]), float(d["arousal"]), float(d["dominance"])], dtype=np.float32)
             return cls(probs=probs, vad=vad, intensity=float(d["intensity"]))
         except (KeyError, TypeError) as err:
             raise InputError(f"not an emotion embedding object (missing or mistyped {err})") from err

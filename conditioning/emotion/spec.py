@@ -62,11 +62,12 @@ def _parse_labels(spec: str) -> EmotionEmbedding | None:
         if any(weighted) and len(parts) > 1:
             raise InputError(f"cannot read emotion mix {spec!r}: write it like 'happy:0.6,surprised:0.4'")
         return None
+    matches = [m for m in weighted if m is not None]  # all matched (checked above)
     if len(parts) == 1:
-        label, value = weighted[0].groups()
+        label, value = matches[0].groups()
         return EmotionEmbedding.from_label(canonical_label(label), _check_weight(label, value, "intensity"))
     weights: dict[str, float] = {}
-    for m in weighted:
+    for m in matches:
         label = canonical_label(m.group(1))
         weights[label] = weights.get(label, 0.0) + _check_weight(m.group(1), m.group(2), "weight")
     if sum(weights.values()) <= 0:

@@ -198,7 +198,7 @@ def check_texts(texts: str | Sequence[str]) -> tuple[list[str], bool]:
         if not t.strip():
             where = "" if single else f" (item {i})"
             raise EmptyTextError(f"the text is empty{where}: give a sentence that describes or expresses an emotion")
-    return [t.strip() for t in items], single
+    return [str(t).strip() for t in items], single
 
 
 def lexicon_features(texts: Sequence[str]) -> np.ndarray:

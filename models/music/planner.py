@@ -95,7 +95,8 @@ def fit_bars(duration: float, cuts: np.ndarray, bpm: float, max_stretch: float =
             anchors.append(float(c))
         else:
             skipped.append(float(c))
-    beat_times, bars = [], []
+    beat_times: list[float] = []
+    bars: list[tuple] = []
     for j, start in enumerate(anchors):
         last = j == len(anchors) - 1
         end = duration if last else anchors[j + 1]
@@ -114,8 +115,8 @@ def fit_bars(duration: float, cuts: np.ndarray, bpm: float, max_stretch: float =
                 size = 3
             bars.append((start + k * b, start + (k + size) * b, size, tempo, j > 0 and k == 0))
             k += size
-    anchored, skipped = np.asarray(anchors[1:], np.float32), np.asarray(skipped, np.float32)
-    return np.asarray(beat_times, np.float64), bars, anchored, skipped
+    anchored, skipped_times = np.asarray(anchors[1:], np.float32), np.asarray(skipped, np.float32)
+    return np.asarray(beat_times, np.float64), bars, anchored, skipped_times
 
 
 def plan_structure(
@@ -139,9 +140,9 @@ def plan_structure(
         raise InputError(f"tempo must be between {MIN_TEMPO / 1.5:.0f} and {MAX_TEMPO * 1.5:.0f} bpm, got {tempo}")
     rng = rng or np.random.default_rng(0)
     curve = emotion if emotion.is_curve else emotion.resample(max(1, int(np.ceil(duration * emotion_fps))))
-    t_curve = (np.arange(curve.num_frames) + 0.5) / emotion_fps
+    t_curve = (np.arange(curve.probs.shape[0]) + 0.5) / emotion_fps
     mot = np.zeros(1) if motion is None or len(motion) == 0 else np.asarray(motion, np.float64)
-    bpm = float(tempo) if tempo is not None else base_tempo(float(curve.arousal.mean()), float(np.mean(mot)))
+    bpm = float(tempo) if tempo is not None else base_tempo(float(np.mean(curve.arousal)), float(np.mean(mot)))
     beat_times, bars, anchored, skipped = fit_bars(duration, np.asarray(cut_times, np.float64), bpm)
 
     starts = np.array([b[0] for b in bars])
@@ -167,7 +168,7 @@ def plan_structure(
     if key is not None:
         k = key if isinstance(key, Key) else parse_key(key)
     else:
-        mean_v = float(curve.valence.mean())
+        mean_v = float(np.mean(curve.valence))
         mode = "major" if mean_v >= 0.0 else "minor"
         tonics = BRIGHT_TONICS if mode == "major" else DARK_TONICS
         k = Key(int(tonics[rng.integers(len(tonics))]), mode)
