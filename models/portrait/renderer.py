@@ -363,8 +363,10 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         # 6. mouth interior
         synth = synth_mouth(state, mouth, smile=(au12 - ref_au12).clamp(0, 1))
-        # a smile taken off takes the photo's teeth with it (synthesised cavity, its teeth scaled with the opening)
-        keep_teeth = (1 - drop / max(self.config.fold_strength, 1e-6)).view(b, 1, 1, 1)
+        # a smile taken off by a negative expression (AU15 corners down, AU4 brows, AU23 lips tightened) takes the
+        # photo's teeth with it (synthesised cavity); plain speech keeps them (the lip-sync evaluator reads them)
+        negative = torch.stack([motion[:, channel_index(c)] for c in ("AU15", "AU4", "AU23")]).amax(0).clamp(0, 1)
+        keep_teeth = (1 - drop / max(self.config.fold_strength, 1e-6) * negative).view(b, 1, 1, 1)
         w_up, w_lo = mouth["w_up"] * keep_teeth, mouth["w_lo"] * keep_teeth
         inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth
         alpha = mouth["alpha"]
