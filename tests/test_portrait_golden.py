@@ -33,14 +33,27 @@ def render_reference() -> dict:
     wave = wave[: int(SECONDS * sr)]
     pipe = TalkingPortraitPipeline.from_pretrained()
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(image=samples / "portrait.jpg", audio=(wave, sr), emotion="happy", num_inference_steps=4, size=256,
-               generator=torch.Generator("cpu").manual_seed(0), output_type="np")
+    out = pipe(
+        image=samples / "portrait.jpg",
+        audio=(wave, sr),
+        emotion="happy",
+        num_inference_steps=4,
+        size=256,
+        generator=torch.Generator("cpu").manual_seed(0),
+        output_type="np",
+    )
     frames = np.asarray(out.frames)
     flat = frames.reshape(frames.shape[0], -1, 3).astype(np.float64)
     idx = [i for i in THUMB_FRAMES if i < frames.shape[0]]
     thumbs = np.stack([np.asarray(Image.fromarray(frames[i]).resize((64, 64), Image.BILINEAR)) for i in idx])
-    return {"motion": np.asarray(out.motion, np.float32), "frame_mean": flat.mean(1), "frame_std": flat.std(1),
-            "thumb_index": np.asarray(idx), "thumbs": thumbs, "shape": np.asarray(frames.shape)}
+    return {
+        "motion": np.asarray(out.motion, np.float32),
+        "frame_mean": flat.mean(1),
+        "frame_std": flat.std(1),
+        "thumb_index": np.asarray(idx),
+        "thumbs": thumbs,
+        "shape": np.asarray(frames.shape),
+    }
 
 
 @pytest.mark.slow

@@ -35,13 +35,22 @@ def speech():
 
 def tiny_pipeline(seed=0, **config):
     torch.manual_seed(seed)
-    dit = AffectDiT(in_channels=len(CHANNELS), content_streams={"audio": FEATURE_DIM}, hidden_size=32, depth=1,
-                    num_heads=2)
+    dit = AffectDiT(
+        in_channels=len(CHANNELS), content_streams={"audio": FEATURE_DIM}, hidden_size=32, depth=1, num_heads=2
+    )
     for p in dit.parameters():  # leave adaLN-Zero's zero init so the output depends on the inputs
         torch.nn.init.normal_(p, std=0.05)
     std = [0.3] * len(CHANNELS)
-    return TalkingPortraitPipeline(dit, make_scheduler(), MotionCodec(), PortraitRenderer(), motion_channels=CHANNELS,
-                                   motion_mean=[0.0] * len(CHANNELS), motion_std=std, **config)
+    return TalkingPortraitPipeline(
+        dit,
+        make_scheduler(),
+        MotionCodec(),
+        PortraitRenderer(),
+        motion_channels=CHANNELS,
+        motion_mean=[0.0] * len(CHANNELS),
+        motion_std=std,
+        **config,
+    )
 
 
 def call(pipe, image, audio, seed=0, **kw):
@@ -84,8 +93,9 @@ def test_batch_of_emotions_matches_single_runs(face_image, speech):
     pipe = tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)
     gens = [torch.Generator("cpu").manual_seed(s) for s in (3, 4)]
-    batch = pipe(image=face_image, audio=speech, emotion=["happy", "sad"], size=0, num_inference_steps=2,
-                 generator=gens)
+    batch = pipe(
+        image=face_image, audio=speech, emotion=["happy", "sad"], size=0, num_inference_steps=2, generator=gens
+    )
     assert batch.frames.shape[0] == 2
     for i, (emo, seed) in enumerate([("happy", 3), ("sad", 4)]):
         single = call(pipe, face_image, speech, seed=seed, emotion=emo)
@@ -101,8 +111,16 @@ def test_callback_sees_every_step_and_can_edit_latents(face_image, speech):
         seen.append(i)
         return {"latents": torch.zeros_like(kwargs["latents"])}
 
-    out = call(pipe, face_image, speech, num_inference_steps=3, callback_on_step_end=cb,
-               emotion_guidance_scale=1.0, audio_guidance_scale=1.0, pose_scale=1.0)
+    out = call(
+        pipe,
+        face_image,
+        speech,
+        num_inference_steps=3,
+        callback_on_step_end=cb,
+        emotion_guidance_scale=1.0,
+        audio_guidance_scale=1.0,
+        pose_scale=1.0,
+    )
     assert seen == [0, 1, 2]
     idx = [MOTION_CHANNELS.index(c) for c in CHANNELS]
     assert np.allclose(out.motion[:, idx], 0.0, atol=1e-6)  # zero latents → the mean motion (0 here)

@@ -65,7 +65,7 @@ def test_decode_fit_round_trip(portrait):
     g = torch.Generator().manual_seed(0)
     m = torch.rand(6, MOTION_DIM, generator=g) * 0.8
     e = len(EXPRESSION_CHANNELS)
-    m[:, e - 2:e] = torch.rand(6, 2, generator=g) * 2 - 1  # gaze
+    m[:, e - 2 : e] = torch.rand(6, 2, generator=g) * 2 - 1  # gaze
     m[:, e:] = (torch.rand(6, 3, generator=g) - 0.5) * 0.4  # pose, radians
     lms = codec.decode(m, neutral)
     assert lms.shape == (6, 478, 3)
@@ -124,7 +124,7 @@ def test_background_still_under_jaw_motion(prepared):
     far = np.zeros((s, s), bool)
     far[: s // 8] = True  # top rows and side columns are hair/background far from the jaw
     far[:, : s // 10] = True
-    far[:, -s // 10:] = True
+    far[:, -s // 10 :] = True
     assert np.abs(frames[1] - frames[0])[far].max() <= 2
     # ... while the mouth region changes
     assert np.abs(frames[1] - frames[0]).max() > 40
@@ -145,11 +145,12 @@ def test_output_shapes(portrait, size):
 def test_batch_matches_single(prepared):
     renderer, state = prepared
     codec = renderer.codec
-    motion = torch.stack([_motion(codec, jaw_open=0.6), _motion(codec, blink=1.0, yaw=0.15),
-                          _motion(codec, AU4=1.0, AU15=1.0)])
+    motion = torch.stack(
+        [_motion(codec, jaw_open=0.6), _motion(codec, blink=1.0, yaw=0.15), _motion(codec, AU4=1.0, AU15=1.0)]
+    )
     batch = renderer.render(state, motion=motion)
     for i in range(3):
-        single = renderer.render(state, motion=motion[i:i + 1])
+        single = renderer.render(state, motion=motion[i : i + 1])
         assert np.abs(batch[i].astype(np.int16) - single[0].astype(np.int16)).max() <= 1
 
 
@@ -194,8 +195,13 @@ def test_pipeline_hands_its_codec_to_the_renderer(portrait, monkeypatch):
     from affectstudio.pipelines.portrait import TalkingPortraitPipeline
 
     img, _ = portrait
-    dit = AffectDiT(in_channels=len(GENERATED_CHANNELS), content_streams={"audio": FEATURE_DIM}, hidden_size=32,
-                    depth=1, num_heads=2)
+    dit = AffectDiT(
+        in_channels=len(GENERATED_CHANNELS),
+        content_streams={"audio": FEATURE_DIM},
+        hidden_size=32,
+        depth=1,
+        num_heads=2,
+    )
     codec = MotionCodec(head_center=(0.0, 0.6, 1.2))
     pipe = TalkingPortraitPipeline(dit, make_scheduler(), codec, PortraitRenderer())
     seen = {}
@@ -208,8 +214,15 @@ def test_pipeline_hands_its_codec_to_the_renderer(portrait, monkeypatch):
     monkeypatch.setattr(pipe.renderer, "prepare", spy)
     pipe.set_progress_bar_config(disable=True)
     silence = (np.zeros(8000, np.float32), 16000)
-    out = pipe(image=img, audio=silence, emotion="neutral", num_inference_steps=1, size=256, paste_back=True,
-               generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        image=img,
+        audio=silence,
+        emotion="neutral",
+        num_inference_steps=1,
+        size=256,
+        paste_back=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert seen["codec"] is codec and seen["mode"] == "paste_back"
     assert out.frames.shape[1:] == img.shape  # the whole photo at its own size
 

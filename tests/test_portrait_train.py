@@ -68,8 +68,9 @@ def _ph(spec):
 
 
 def test_articulation_closed_in_silence_bilabials_closed_vowels_open():
-    ph = _ph([("_", 0.0, 1.0), ("m", 1.0, 1.08), ("a", 1.08, 1.30), ("p", 1.30, 1.38), ("a", 1.38, 1.60),
-              ("_", 1.60, 3.0)])
+    ph = _ph(
+        [("_", 0.0, 1.0), ("m", 1.0, 1.08), ("a", 1.08, 1.30), ("p", 1.30, 1.38), ("a", 1.38, 1.60), ("_", 1.60, 3.0)]
+    )
     art = articulation_track(ph, 75)
     centres = (np.arange(75) + 0.5) / FPS
     silent = (centres < 0.8) | (centres > 1.9)
@@ -122,9 +123,24 @@ def test_build_dataset_layout(tiny_data):
 
 
 def _cfg(**kw):
-    cfg = dict(preset="tiny", seed=0, window=50, batch_size=4, steps=10, lr=3e-3, warmup_steps=1, min_lr_ratio=0.5,
-               ema_decay=0.0, log_every=1, p_drop_content=0.0, p_drop_emotion=0.0, std_floor=0.02, grad_clip=1.0,
-               pipeline_window=50, pipeline_overlap=10)
+    cfg = dict(
+        preset="tiny",
+        seed=0,
+        window=50,
+        batch_size=4,
+        steps=10,
+        lr=3e-3,
+        warmup_steps=1,
+        min_lr_ratio=0.5,
+        ema_decay=0.0,
+        log_every=1,
+        p_drop_content=0.0,
+        p_drop_emotion=0.0,
+        std_floor=0.02,
+        grad_clip=1.0,
+        pipeline_window=50,
+        pipeline_overlap=10,
+    )
     cfg.update(kw)
     return cfg
 
@@ -204,12 +220,19 @@ def _fake_talking_video(path, seconds=1.0, fps=25):
     frames = []
     for i in range(n):
         a = 6.0 * max(0.0, np.sin(i / n * 2 * np.pi * 3))  # jaw drop in pixels
-        w = np.clip((yy - 95) / 25, 0, 1) * np.exp(-((xx - 96) / 40) ** 2)
+        w = np.clip((yy - 95) / 25, 0, 1) * np.exp(-(((xx - 96) / 40) ** 2))
         src_y = yy - a * w
-        frames.append(np.stack([map_coordinates(img[..., c], [src_y, xx], order=1, mode="nearest") for c in range(3)], -1))
+        frames.append(
+            np.stack([map_coordinates(img[..., c], [src_y, xx], order=1, mode="nearest") for c in range(3)], -1)
+        )
     speech = synthesize("Hello, my name is Bob.", "en-us")
-    write_video(path, np.stack(frames), fps, audio=speech.wave[: int(seconds * speech.sample_rate)],
-                sample_rate=speech.sample_rate)
+    write_video(
+        path,
+        np.stack(frames),
+        fps,
+        audio=speech.wave[: int(seconds * speech.sample_rate)],
+        sample_rate=speech.sample_rate,
+    )
 
 
 def test_real_data_mode_end_to_end(tmp_path):

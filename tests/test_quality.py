@@ -153,7 +153,9 @@ def test_heldout_summary_counts_photos_by_majority_label():
 
     assert QF.majority(["happy", None, "sad", "happy"]) == "happy" and QF.majority([None]) is None
     row = lambda lab, fr, idn: {c: {"majority": lab, "frames_as_asked": fr} for c in ("fer", "fernet")} | {  # noqa: E731
-        "identity_mean": idn, "identity_max": idn}
+        "identity_mean": idn,
+        "identity_max": idn,
+    }
     faces = {"a": {e: row("happy", 0.2, 0.3) for e in QF.EMOTIONS}, "b": {e: row("sad", 0.6, 0.5) for e in QF.EMOTIONS}}
     out = QF.summarise(faces)
     assert out["happy"]["fer_photos_as_asked"] == 0.5 and out["sad"]["fernet_photos_as_asked"] == 0.5

@@ -101,8 +101,9 @@ class MotionCodec(ModelMixin, ConfigMixin):
         rot = rotation_matrix(pose[:, 0], pose[:, 1], pose[:, 2])  # (t, 3, 3)
         return torch.einsum("tij,tnj->tni", rot, pts - c) + c
 
-    def decode_norm(self, motion: torch.Tensor, neutral_norm: torch.Tensor,
-                    templates: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_norm(
+        self, motion: torch.Tensor, neutral_norm: torch.Tensor, templates: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """motion (t, D), neutral_norm (478, 3) -> (t, 478, 3) in the normalised frame."""
         tmpl = self.templates(neutral_norm) if templates is None else templates
         e = len(EXPRESSION_CHANNELS)
@@ -147,8 +148,9 @@ class MotionCodec(ModelMixin, ConfigMixin):
         rot = kabsch(n0.expand_as(obs), obs)
         trans = (obs - (torch.einsum("tij,nj->tni", rot, n0 - c) + c)).mean(1, keepdim=True)
         q = n0 - c
-        gens = torch.stack([torch.cross(torch.eye(3, device=lm.device)[i].expand_as(q), q, dim=-1)
-                            for i in range(3)])  # (3, n, 3): d/domega of omega x q
+        gens = torch.stack(
+            [torch.cross(torch.eye(3, device=lm.device)[i].expand_as(q), q, dim=-1) for i in range(3)]
+        )  # (3, n, 3): d/domega of omega x q
         shifts = torch.eye(3, device=lm.device)[:, None, :].expand(3, NUM_LANDMARKS, 3)
         full = torch.cat([tmpl, gens, shifts]) * w  # (E+6, n, 3)
         a = rearrange(full, "e n k -> (n k) e")
@@ -159,7 +161,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
             unrot = torch.einsum("tji,tnj->tni", rot, obs - trans - c) + c  # R^T (x - t - c) + c
             x = torch.einsum("em,tm->te", solve, rearrange((unrot - n0) * w, "t n k -> t (n k)"))
             coef = x[:, :e]
-            omega, dt = x[:, e:e + 3], x[:, e + 3:]
+            omega, dt = x[:, e : e + 3], x[:, e + 3 :]
             ang = omega.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             kx = torch.zeros(t_n, 3, 3, device=lm.device)
             k = omega / ang
@@ -240,6 +242,6 @@ class MotionCodec(ModelMixin, ConfigMixin):
         # the neutral's own eye frame can differ slightly from the photo's, so the pose is fitted.
         ref_motion = torch.zeros(MOTION_DIM)
         ref_motion[: len(EXPRESSION_CHANNELS)] = coef
-        pose = self.fit(lm, neutral)[len(EXPRESSION_CHANNELS):]
-        ref_motion[len(EXPRESSION_CHANNELS):] = pose
+        pose = self.fit(lm, neutral)[len(EXPRESSION_CHANNELS) :]
+        ref_motion[len(EXPRESSION_CHANNELS) :] = pose
         return neutral, ref_motion

@@ -103,7 +103,7 @@ def rigid_2d(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     fix = torch.ones(dst.shape[0], 2, device=dst.device)
     fix[:, 1] = det.sign()
     rot = vt.transpose(1, 2) @ torch.diag_embed(fix) @ u.transpose(1, 2)
-    sc = (sv * fix).sum(-1) / (a0 ** 2).sum()
+    sc = (sv * fix).sum(-1) / (a0**2).sum()
     lin = rot * sc[:, None, None]
     t = md - torch.einsum("bij,j->bi", lin, ma)
     return torch.cat([lin, t[..., None]], -1)

@@ -39,14 +39,24 @@ FACE_OVAL = list(MESH_REGIONS["face_oval"])
 STABLE_POINTS = [33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 98, 327]
 
 MESH_GROUPS: dict[str, list[int]] = {
-    "lips_upper_outer": LIPS_UPPER_OUTER, "lips_lower_outer": LIPS_LOWER_OUTER,
-    "lips_upper_semi_outer": LIPS_UPPER_SEMI_OUTER, "lips_lower_semi_outer": LIPS_LOWER_SEMI_OUTER,
-    "lips_upper_semi_inner": LIPS_UPPER_SEMI_INNER, "lips_lower_semi_inner": LIPS_LOWER_SEMI_INNER,
-    "lips_upper_inner": LIPS_UPPER_INNER, "lips_lower_inner": LIPS_LOWER_INNER,
-    "right_eye_upper": RIGHT_EYE_UPPER, "right_eye_lower": RIGHT_EYE_LOWER,
-    "left_eye_upper": LEFT_EYE_UPPER, "left_eye_lower": LEFT_EYE_LOWER,
-    "right_brow": RIGHT_BROW, "left_brow": LEFT_BROW, "right_iris": RIGHT_IRIS, "left_iris": LEFT_IRIS,
-    "face_oval": FACE_OVAL, "stable": STABLE_POINTS,
+    "lips_upper_outer": LIPS_UPPER_OUTER,
+    "lips_lower_outer": LIPS_LOWER_OUTER,
+    "lips_upper_semi_outer": LIPS_UPPER_SEMI_OUTER,
+    "lips_lower_semi_outer": LIPS_LOWER_SEMI_OUTER,
+    "lips_upper_semi_inner": LIPS_UPPER_SEMI_INNER,
+    "lips_lower_semi_inner": LIPS_LOWER_SEMI_INNER,
+    "lips_upper_inner": LIPS_UPPER_INNER,
+    "lips_lower_inner": LIPS_LOWER_INNER,
+    "right_eye_upper": RIGHT_EYE_UPPER,
+    "right_eye_lower": RIGHT_EYE_LOWER,
+    "left_eye_upper": LEFT_EYE_UPPER,
+    "left_eye_lower": LEFT_EYE_LOWER,
+    "right_brow": RIGHT_BROW,
+    "left_brow": LEFT_BROW,
+    "right_iris": RIGHT_IRIS,
+    "left_iris": LEFT_IRIS,
+    "face_oval": FACE_OVAL,
+    "stable": STABLE_POINTS,
 }
 
 # Single points.
@@ -61,8 +71,16 @@ NOSE_ALA_R, NOSE_ALA_L = 98, 327  # outer edge of each nostril wing, where the n
 BROW_HEAD_R = [KEYPOINTS["brow_inner_lower_r"], KEYPOINTS["brow_inner_r"]]  # 55, 107
 BROW_HEAD_L = [KEYPOINTS["brow_inner_lower_l"], KEYPOINTS["brow_inner_l"]]  # 285, 336
 # Corner-adjacent points of the lip rows (outer and the two semi rows): set to the lip line itself.
-LIP_CORNERS = [MOUTH_CORNER_R, MOUTH_CORNER_L, INNER_CORNER_R, INNER_CORNER_L, LIPS_UPPER_SEMI_OUTER[0],
-               LIPS_UPPER_SEMI_OUTER[-1], LIPS_UPPER_SEMI_INNER[0], LIPS_UPPER_SEMI_INNER[-1]]
+LIP_CORNERS = [
+    MOUTH_CORNER_R,
+    MOUTH_CORNER_L,
+    INNER_CORNER_R,
+    INNER_CORNER_L,
+    LIPS_UPPER_SEMI_OUTER[0],
+    LIPS_UPPER_SEMI_OUTER[-1],
+    LIPS_UPPER_SEMI_INNER[0],
+    LIPS_UPPER_SEMI_INNER[-1],
+]
 
 
 def landmarks_of(analysis) -> np.ndarray:

@@ -74,9 +74,12 @@ def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
     # lips: texture rigidly attached to each inner-lip edge (never the reference's teeth), so a closing
     # mouth shows lip over the old teeth region instead of a compressed white line
     off = 0.02 * state.iod
-    upper_half = (vp < (vu + vl) / 2)
-    v_lip = torch.where(upper_half, r_vu + torch.minimum(du, torch.zeros_like(du)) - off,
-                        r_vl - torch.minimum(dl, torch.zeros_like(dl)) + off)
+    upper_half = vp < (vu + vl) / 2
+    v_lip = torch.where(
+        upper_half,
+        r_vu + torch.minimum(du, torch.zeros_like(du)) - off,
+        r_vl - torch.minimum(dl, torch.zeros_like(dl)) + off,
+    )
     src_lip = r_o + s_ref[..., None] * r_a + v_lip[..., None] * r_n
     band = 0.07 * state.iod
     dist = torch.maximum(vu - vp, vp - vl).clamp_min(0)  # distance outside the gap
@@ -92,10 +95,20 @@ def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
     sw = max(0.6, 0.014 * state.iod)
     seam = gexp(((vp - vm) / (sw + 0.5 * gap.clamp_min(0))) ** 2) * (1 - sig.abs() ** 4)
     seam = seam * (0.4 + 0.6 * (gap / (2.5 * tau)).clamp(0, 1))  # darkens as the lips part
-    return dict(alpha=alpha[:, None], src_up=src_up, src_lo=src_lo, src_lip=src_lip, w_band=w_band[:, None],
-                seam=seam[:, None],
-                w_up=w_up[:, None], w_lo=w_lo[:, None],
-                du=vp - vu, dl=vl - vp, gap=gap, sig=sig)
+    return dict(
+        alpha=alpha[:, None],
+        src_up=src_up,
+        src_lo=src_lo,
+        src_lip=src_lip,
+        w_band=w_band[:, None],
+        seam=seam[:, None],
+        w_up=w_up[:, None],
+        w_lo=w_lo[:, None],
+        du=vp - vu,
+        dl=vl - vp,
+        gap=gap,
+        sig=sig,
+    )
 
 
 def synth_mouth(state, m: dict, smile=None) -> torch.Tensor:

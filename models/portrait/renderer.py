@@ -51,7 +51,9 @@ class PortraitState:
 
     size: int  # side of the rendered face square in pixels
     image: torch.Tensor  # (3, s, s) float [0, 1] face square
-    stack: torch.Tensor  # (1, 15, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, AU4 + smile shading
+    stack: (
+        torch.Tensor
+    )  # (1, 15, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, AU4 + smile shading
     crop_box: torch.Tensor  # (4,) x0, y0, side (source pixels), scale (output px / source px)
     reference_landmarks: torch.Tensor  # (478, 3) in output pixels
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
@@ -125,9 +127,16 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------------------------------------------- prepare
     @torch.no_grad()
-    def prepare(self, image: np.ndarray, analysis, size: int = 256, action_units: dict | None = None,
-                device: torch.device | str | None = None, mode: str = "crop",
-                codec: MotionCodec | None = None) -> PortraitState:
+    def prepare(
+        self,
+        image: np.ndarray,
+        analysis,
+        size: int = 256,
+        action_units: dict | None = None,
+        device: torch.device | str | None = None,
+        mode: str = "crop",
+        codec: MotionCodec | None = None,
+    ) -> PortraitState:
         """Frame the face, estimate the neutral, triangulate and precompute the warp.
 
         ``size``: side of the rendered face square (256, 512, or 0 = the square's own size in the photo).
@@ -146,15 +155,15 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         lm = landmarks_of(analysis)
         h, w = image.shape[:2]
         # the face square, kept inside the photo (shifted, or shrunk when the photo is smaller than it)
-        x0, y0, side = face_square(lm, self.config.crop_margin, self.config.crop_shift, upright=False,
-                                   image_size=(h, w), whole_pixels=True).box()
-        crop = image[y0: y0 + side, x0: x0 + side]
+        x0, y0, side = face_square(
+            lm, self.config.crop_margin, self.config.crop_shift, upright=False, image_size=(h, w), whole_pixels=True
+        ).box()
+        crop = image[y0 : y0 + side, x0 : x0 + side]
         out_size = side if size == 0 else int(size)
         scale = out_size / side
         img = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255
         if out_size != side:
-            img = F.interpolate(img, size=(out_size, out_size), mode="bilinear", antialias=True,
-                                align_corners=False)
+            img = F.interpolate(img, size=(out_size, out_size), mode="bilinear", antialias=True, align_corners=False)
         img = img.clamp(0, 1)
         ref = torch.from_numpy(lm.copy())
         ref[:, 0] -= x0
@@ -169,8 +178,9 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         # anchors (rings outside the face oval, the crop border), then the triangulation on an opened-mouth
         # version so triangles respect the lips when the jaw drops
         s = out_size
-        anchors, weights = anchor_points(ref, s, iod, self.config.ring_scales, self.config.ring_pose_weights,
-                                         self.config.border_anchors)
+        anchors, weights = anchor_points(
+            ref, s, iod, self.config.ring_scales, self.config.ring_pose_weights, self.config.border_anchors
+        )
         verts = torch.cat([ref[:, :2], anchors]).numpy().astype(np.float64)
         opened = ref_motion.clone()
         opened[codec.index("jaw_open")] += 0.8
@@ -184,8 +194,11 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         # mouth: ROI and reference inner-lip profile in its mouth frame
         mo, ax, hw = mouth_frame(ref[None, :, :2])
         ref_prof = lip_profile(ref[None, :, :2], mo, ax, hw)[0]  # (3, 11)
-        lipc = sample_colors(img, ref[LIPS_LOWER_OUTER[2:-2] + LIPS_UPPER_OUTER[3:-3], :2] * 0.5
-                             + ref[LIPS_LOWER_INNER[2:-2] + LIPS_UPPER_INNER[3:-3], :2] * 0.5)
+        lipc = sample_colors(
+            img,
+            ref[LIPS_LOWER_OUTER[2:-2] + LIPS_UPPER_OUTER[3:-3], :2] * 0.5
+            + ref[LIPS_LOWER_INNER[2:-2] + LIPS_UPPER_INNER[3:-3], :2] * 0.5,
+        )
         teeth = teeth_color(img, ref_prof, mo[0], ax[0], hw[0])
         pts = ref[LIPS_UPPER_OUTER + LIPS_LOWER_OUTER, :2]
         rx0 = int(max(0, math.floor(float(pts[:, 0].min()) - 0.35 * iod)))
@@ -195,28 +208,53 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         paste = {}
         if mode == "paste_back":
-            paste = dict(photo=torch.from_numpy(np.array(image, copy=True)),
-                         paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather))[None, None])
+            paste = dict(
+                photo=torch.from_numpy(np.array(image, copy=True)),
+                paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather))[None, None],
+            )
         state = PortraitState(
-            size=s, image=img[0], stack=stack, crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
-            reference_landmarks=ref, neutral_landmarks=neutral, reference_motion=ref_motion,
-            residual=self._fit_residual(codec, ref, neutral, templates, ref_motion), templates=templates,
-            anchors=anchors, anchor_pose_weight=weights, interp=interp, triangles=torch.from_numpy(tris),
-            mouth_roi=(ry0, ry1, rx0, rx1), ref_mouth=ref_prof, ref_mouth_frame=torch.cat([mo[0], ax[0], hw[0].view(1)]),
-            teeth_color=teeth, lip_color=lipc, iod=iod, codec=codec, mode=mode, **paste,
+            size=s,
+            image=img[0],
+            stack=stack,
+            crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
+            reference_landmarks=ref,
+            neutral_landmarks=neutral,
+            reference_motion=ref_motion,
+            residual=self._fit_residual(codec, ref, neutral, templates, ref_motion),
+            templates=templates,
+            anchors=anchors,
+            anchor_pose_weight=weights,
+            interp=interp,
+            triangles=torch.from_numpy(tris),
+            mouth_roi=(ry0, ry1, rx0, rx1),
+            ref_mouth=ref_prof,
+            ref_mouth_frame=torch.cat([mo[0], ax[0], hw[0].view(1)]),
+            teeth_color=teeth,
+            lip_color=lipc,
+            iod=iod,
+            codec=codec,
+            mode=mode,
+            **paste,
         )
         return state if device is None else state.to(device)
 
     # ------------------------------------------------------------------------------------------------ motion
     @staticmethod
-    def _decode_px(codec: MotionCodec, neutral: torch.Tensor, templates: torch.Tensor,
-                   motion: torch.Tensor) -> torch.Tensor:
+    def _decode_px(
+        codec: MotionCodec, neutral: torch.Tensor, templates: torch.Tensor, motion: torch.Tensor
+    ) -> torch.Tensor:
         """motion (b, D) -> landmarks (b, 478, 3) in output pixels, decoded on the neutral (no residual)."""
         frame = FaceFrame.from_landmarks(neutral)
         return frame.to_pixels(codec.decode_norm(motion, frame.to_norm(neutral), templates))
 
-    def _fit_residual(self, codec: MotionCodec, ref: torch.Tensor, neutral: torch.Tensor, templates: torch.Tensor,
-                      ref_motion: torch.Tensor) -> torch.Tensor:
+    def _fit_residual(
+        self,
+        codec: MotionCodec,
+        ref: torch.Tensor,
+        neutral: torch.Tensor,
+        templates: torch.Tensor,
+        ref_motion: torch.Tensor,
+    ) -> torch.Tensor:
         """What the codec misses of the photo, ``ref - decode(ref_motion)`` (478, 3) pixels, added to every frame
         so the reference motion renders the photo itself. Where it would push the inner lips into each other at
         zero motion (the codec over-fitting an open smile), the overlap is taken out of it: closed lips at rest
@@ -225,8 +263,10 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         rest = neutral + residual  # zero motion
         up, lo = torch.tensor(LIPS_UPPER_INNER[1:-1]), torch.tensor(LIPS_LOWER_INNER[1:-1])
         half = ((rest[up, 1] - rest[lo, 1]) / 2).clamp_min(0)  # (9,) overlap / 2, pixels
-        for rows, sign in (((LIPS_UPPER_INNER, LIPS_UPPER_SEMI_INNER), -1.0),
-                           ((LIPS_LOWER_INNER, LIPS_LOWER_SEMI_INNER), 1.0)):
+        for rows, sign in (
+            ((LIPS_UPPER_INNER, LIPS_UPPER_SEMI_INNER), -1.0),
+            ((LIPS_LOWER_INNER, LIPS_LOWER_SEMI_INNER), 1.0),
+        ):
             for row in rows:
                 residual[torch.tensor(row[1:-1]), 1] += sign * half
         return residual
@@ -272,14 +312,15 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         """Composite rendered face squares ``(b, 3, s, s)`` float back into the photo: uint8 ``(b, h, w, 3)``."""
         x0, y0, side = (int(v) for v in state.crop_box[:3].tolist())
         if face.shape[-1] != side:
-            face = F.interpolate(face, size=(side, side), mode="bilinear", antialias=side < face.shape[-1],
-                                 align_corners=False)
+            face = F.interpolate(
+                face, size=(side, side), mode="bilinear", antialias=side < face.shape[-1], align_corners=False
+            )
         photo = state.photo  # (h, w, 3) uint8
-        region = photo[y0: y0 + side, x0: x0 + side].permute(2, 0, 1)[None].float() / 255
+        region = photo[y0 : y0 + side, x0 : x0 + side].permute(2, 0, 1)[None].float() / 255
         m = state.paste_mask
         mixed = ((face * m + region * (1 - m)) * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         out = photo[None].repeat(face.shape[0], 1, 1, 1)
-        out[:, y0: y0 + side, x0: x0 + side] = mixed
+        out[:, y0 : y0 + side, x0 : x0 + side] = mixed
         return out
 
     @torch.no_grad()
@@ -321,8 +362,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         base = base_grid(s, dev)  # (s, s, 2) pixel centres
         u = base - rearrange(field, "b k h w -> b h w k")
         for _ in range(self.config.inverse_iterations - 1):
-            d = F.grid_sample(field, to_grid(u, s), mode="bilinear", padding_mode="border",
-                              align_corners=False)
+            d = F.grid_sample(field, to_grid(u, s), mode="bilinear", padding_mode="border", align_corners=False)
             u = base - rearrange(d, "b k h w -> b h w k")
 
         # 4. mouth ROI sampling coordinates (rigid teeth from the reference) — sampled in the same call
@@ -331,20 +371,27 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         ref_au12 = state.reference_motion[channel_index("AU12")]
         mouth = mouth_coords(state, q[..., :2], roi_px)
         rh, rw = ry1 - ry0, rx1 - rx0
-        grids = torch.cat([
-            rearrange(u, "b h w k -> (b h w) k"),
-            rearrange(mouth["src_up"], "b h w k -> (b h w) k"),
-            rearrange(mouth["src_lo"], "b h w k -> (b h w) k"),
-            rearrange(mouth["src_lip"], "b h w k -> (b h w) k"),
-        ])
-        sampled = F.grid_sample(state.stack, to_grid(grids, s).view(1, 1, -1, 2), mode="bilinear",
-                                padding_mode="border", align_corners=False)[0, :, 0]  # (C, M)
+        grids = torch.cat(
+            [
+                rearrange(u, "b h w k -> (b h w) k"),
+                rearrange(mouth["src_up"], "b h w k -> (b h w) k"),
+                rearrange(mouth["src_lo"], "b h w k -> (b h w) k"),
+                rearrange(mouth["src_lip"], "b h w k -> (b h w) k"),
+            ]
+        )
+        sampled = F.grid_sample(
+            state.stack,
+            to_grid(grids, s).view(1, 1, -1, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )[0, :, 0]  # (C, M)
         n_main, n_roi = b * s * s, b * rh * rw
         main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)  # see PortraitState.stack
         own = PHOTO  # the photo's own pixels (teeth) for the mouth interior; lips from the closed texture
-        own_up = rearrange(sampled[own, n_main:n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        own_lo = rearrange(sampled[own, n_main + n_roi:n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        lip_tex = rearrange(sampled[CLOSED, n_main + 2 * n_roi:], "c (b h w) -> b c h w", b=b, h=rh)
+        own_up = rearrange(sampled[own, n_main : n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        own_lo = rearrange(sampled[own, n_main + n_roi : n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
+        lip_tex = rearrange(sampled[CLOSED, n_main + 2 * n_roi :], "c (b h w) -> b c h w", b=b, h=rh)
 
         # 5. taking a smile off: smooth the cheek folds toward the surrounding skin
         drop = ((ref_au12 - au12) / ref_au12.clamp_min(0.3)).clamp(0, 1) * self.config.fold_strength
@@ -378,4 +425,3 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         frame = frame.clone()
         frame[:, :, ry0:ry1, rx0:rx1] = roi * (1 - alpha) + inside * alpha
         return frame.clamp(0, 1)
-

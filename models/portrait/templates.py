@@ -119,8 +119,10 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
 
     # eyes: lid curves per eye
     blink = out["blink"]
-    for up_idx, lo_idx, iris in ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_IRIS),
-                                 (LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_IRIS)):
+    for up_idx, lo_idx, iris in (
+        (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_IRIS),
+        (LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_IRIS),
+    ):
         up, lo = p[up_idx], p[lo_idx]
         ex0, ex1 = up[:, 0].min(), up[:, 0].max()
         ecx = (ex0 + ex1) / 2
@@ -135,8 +137,12 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
         h_below = (y - y_lo).clamp_min(0)
         inside = ((y >= y_up) & (y <= y_lo)).float()
         near = x_fade * (1 - inside)
-        dy = torch.where(y < y_up, (y_c - y_up) * gexp((h_above / 0.09) ** 2),
-                         (y_c - y_lo) * gexp((h_below / 0.05) ** 2)) * near
+        dy = (
+            torch.where(
+                y < y_up, (y_c - y_up) * gexp((h_above / 0.09) ** 2), (y_c - y_lo) * gexp((h_below / 0.05) ** 2)
+            )
+            * near
+        )
         dy = dy + inside * x_fade * (y_c - y)
         idx_up = torch.tensor(up_idx, device=p.device)
         idx_lo = torch.tensor(lo_idx, device=p.device)
@@ -196,8 +202,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     low_r = gauss(x, y, corner_r[0] - 0.03, corner_r[1] + 0.2, 0.14, 0.16)
     low_l = gauss(x, y, corner_l[0] + 0.03, corner_l[1] + 0.2, 0.14, 0.16)
     t[:, 0] = 0.03 * side
-    t[:, 1] = 0.16 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) \
-        + 0.04 * (low_r + low_l)
+    t[:, 1] = 0.16 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) + 0.04 * (low_r + low_l)
     # AU17 (mentalis): chin boss up, lower lip pushed up and out (pout), which bends the lip line further
     t = out["AU17"]
     chin_g = gauss(x, y, mx, p[CHIN, 1] - 0.15, 0.35, 0.25)
@@ -212,4 +217,3 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t[:, 1] = (upper - below) * 0.045 * lips * (lip_off / 0.1).clamp(max=1)
 
     return torch.stack([out[n] for n in EXPRESSION_CHANNELS])  # (E, 478, 3)
-

@@ -29,12 +29,25 @@ from .mesh import (
 )
 
 # channels of the stack
-CLOSED, SMOOTHED, FOLD, PHOTO, CHEEK, FURROWS, SMILE = slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), \
-    slice(10, 13), slice(13, 14), slice(14, 15)
+CLOSED, SMOOTHED, FOLD, PHOTO, CHEEK, FURROWS, SMILE = (
+    slice(0, 3),
+    slice(3, 6),
+    slice(6, 7),
+    slice(7, 10),
+    slice(10, 13),
+    slice(13, 14),
+    slice(14, 15),
+)
 
 
-def texture_stack(img: torch.Tensor, ref: torch.Tensor, iod: float, fold_blur: float, brow_shadow: float = 0.0,
-                  cheek_glow: float = 0.0) -> torch.Tensor:
+def texture_stack(
+    img: torch.Tensor,
+    ref: torch.Tensor,
+    iod: float,
+    fold_blur: float,
+    brow_shadow: float = 0.0,
+    cheek_glow: float = 0.0,
+) -> torch.Tensor:
     """(1, 15, s, s): closed-mouth image, its fold-smoothed version, fold mask, photo, cheek delta, AU4 shading
     (furrows 1, brow shadow ``brow_shadow``), smile shading (crease -1, cheek light ``cheek_glow``)."""
     s = img.shape[-1]
@@ -75,7 +88,7 @@ def shading_masks(ref: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor
         u = (((x - a[0]) * d[0] + (y - a[1]) * d[1]) / (d * d).sum()).clamp(-0.2, 1.3)
         dist2 = (x - a[0] - u * d[0]) ** 2 + (y - a[1] - u * d[1]) ** 2
         along = smoothstep(-0.1, 0.25, u) * smoothstep(1.3, 0.9, u)
-        crease = torch.maximum(crease, gexp(dist2 / 0.028 ** 2) * along)
+        crease = torch.maximum(crease, gexp(dist2 / 0.028**2) * along)
     glow = gauss(x.abs(), y, 0.47, 0.52, 0.13, 0.09)
     return shadow, crease, glow
 
@@ -182,8 +195,9 @@ def teeth_color(img: torch.Tensor, prof: torch.Tensor, mo, ax, hw) -> torch.Tens
         for f in torch.linspace(0.15, 0.85, 5):
             v = vu + f * (vl - vu)
             pts.append(mo + s_ * ax + v * torch.stack([-ax[1], ax[0]]))
-    cols = F.grid_sample(img, (torch.stack(pts) / img.shape[-1] * 2 - 1).view(1, 1, -1, 2),
-                         align_corners=False).view(3, -1)
+    cols = F.grid_sample(img, (torch.stack(pts) / img.shape[-1] * 2 - 1).view(1, 1, -1, 2), align_corners=False).view(
+        3, -1
+    )
     lum = cols.mean(0)
     sat = cols.max(0).values - cols.min(0).values
     good = (lum > 0.45) & (sat < 0.25)

@@ -14,20 +14,27 @@ from affectstudio.errors import InputError
 from .mesh import FACE_OVAL
 
 
-def anchor_points(ref: torch.Tensor, s: int, iod: float, ring_scales, ring_pose_weights,
-                  border_anchors: int) -> tuple[torch.Tensor, torch.Tensor]:
+def anchor_points(
+    ref: torch.Tensor, s: int, iod: float, ring_scales, ring_pose_weights, border_anchors: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchors ``(A, 2)`` (output pixels) and how much of the head's rigid motion each follows ``(A,)``: rings
     around the face oval (scaled about its centre) and points along the crop border (still)."""
     oc = ref[FACE_OVAL, :2].mean(0)
     anchors, weights = [], []
     for k, wgt in zip(ring_scales, ring_pose_weights):
         ring = oc + k * (ref[FACE_OVAL, :2] - oc)
-        keep = ((ring > 2).all(1) & (ring < s - 2).all(1))
+        keep = (ring > 2).all(1) & (ring < s - 2).all(1)
         anchors.append(ring[keep])
         weights.append(torch.full((int(keep.sum()),), float(wgt)))
     t = torch.linspace(0, s, border_anchors + 1)[:-1]
-    border = torch.cat([torch.stack([t, torch.zeros_like(t)], 1), torch.stack([torch.full_like(t, s), t], 1),
-                        torch.stack([s - t, torch.full_like(t, s)], 1), torch.stack([torch.zeros_like(t), s - t], 1)])
+    border = torch.cat(
+        [
+            torch.stack([t, torch.zeros_like(t)], 1),
+            torch.stack([torch.full_like(t, s), t], 1),
+            torch.stack([s - t, torch.full_like(t, s)], 1),
+            torch.stack([torch.zeros_like(t), s - t], 1),
+        ]
+    )
     anchors.append(border)
     weights.append(torch.zeros(len(border)))
     anchors = torch.cat(anchors)
@@ -81,10 +88,16 @@ def interpolation_matrix(verts: np.ndarray, tris: np.ndarray, s: int) -> torch.T
     rows = np.repeat(np.arange(s * s), 3)
     with warnings.catch_warnings():  # torch's notes that sparse tensors are beta; the indices are ours and valid
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_coo_tensor(
-            torch.from_numpy(np.stack([rows, tri_ids.ravel()])), torch.from_numpy(bary.ravel()),
-            (s * s, len(verts)), check_invariants=False,
-        ).coalesce().to_sparse_csr()
+        return (
+            torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([rows, tri_ids.ravel()])),
+                torch.from_numpy(bary.ravel()),
+                (s * s, len(verts)),
+                check_invariants=False,
+            )
+            .coalesce()
+            .to_sparse_csr()
+        )
 
 
 def base_grid(s: int, device) -> torch.Tensor:
