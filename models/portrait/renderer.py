@@ -310,6 +310,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def paste(self, state: PortraitState, face: torch.Tensor) -> torch.Tensor:
         """Composite rendered face squares ``(b, 3, s, s)`` float back into the photo: uint8 ``(b, h, w, 3)``."""
+        assert state.photo is not None and state.paste_mask is not None  # prepare() sets both in paste_back mode
         x0, y0, side = (int(v) for v in state.crop_box[:3].tolist())
         if face.shape[-1] != side:
             face = F.interpolate(
