@@ -124,17 +124,17 @@ def lip_activity_from_opening(
 
 
 def _openings(frames_iter, step: int, max_side: int) -> tuple[list[int], list[float]]:
-    from affectstudio.conditioning.face import _quiet_native_logs
+    from affectstudio.conditioning.face import quiet_native_logs
 
-    return _quiet_native_logs(_track_openings)(frames_iter, step, max_side)
+    return quiet_native_logs(_track_openings)(frames_iter, step, max_side)
 
 
 def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], list[float]]:
     import cv2
 
-    from affectstudio.conditioning.face import _MP_LOCK, _mp_solutions
+    from affectstudio.conditioning.face import MEDIAPIPE_LOCK, mediapipe_solutions
 
-    sol = _mp_solutions()
+    sol = mediapipe_solutions()
     idx, values = [], []
     with sol.face_mesh.FaceMesh(
         static_image_mode=False,
@@ -149,7 +149,7 @@ def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], l
             h, w = frame.shape[:2]
             s = min(1.0, max_side / max(h, w))
             small = cv2.resize(frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else frame
-            with _MP_LOCK:
+            with MEDIAPIPE_LOCK:
                 res = mesh.process(np.ascontiguousarray(small))
             idx.append(i)
             if not res.multi_face_landmarks:

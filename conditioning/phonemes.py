@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EmptyTextError, InputError
-from .speech import _engine
+from .speech import espeak_engine
 
 __all__ = [
     "LANGUAGES",
@@ -119,14 +119,14 @@ def resolve_language(language: str) -> str:
     """espeak-ng voice for a language code (``en``, ``es``, ``fr``, ``de``, … or any espeak voice name)."""
     lang = str(language or "en").strip().lower()
     voice = LANGUAGES.get(lang, lang)
-    if voice not in _engine().languages:
+    if voice not in espeak_engine().languages:
         known = ", ".join(sorted(LANGUAGES))
         raise InputError(f"unsupported language {language!r}: use one of {known} or an espeak-ng voice name")
     return voice
 
 
 def _clause_ipa(text: str, voice_ident: str) -> str:
-    eng = _engine()
+    eng = espeak_engine()
     lib = eng.lib
     lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
@@ -151,7 +151,7 @@ def phonemize(text: str, language: str = "en") -> PhonemeSequence:
     if text is None or not str(text).strip():
         raise EmptyTextError("the script is empty: give some words to speak")
     voice = resolve_language(language)
-    ident = _engine().languages[voice]
+    ident = espeak_engine().languages[voice]
     text = " ".join(str(text).split())
     tokens: list[PhonemeToken] = []
     words: list[str] = []

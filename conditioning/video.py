@@ -356,7 +356,7 @@ def detect_speech(src, sample_rate: int = 16000) -> np.ndarray:
     and hum are not speech). An empty array when the file has no audio."""
     from scipy.signal import stft
 
-    from affectstudio.conditioning.speech import speech_activity
+    from affectstudio.conditioning.speech_features import speech_activity
 
     try:  # ffmpeg resamples while decoding (cheaper than decoding at 48 kHz and resampling here)
         wave, sr = _decode_with_ffmpeg(_existing(src, "video"), sample_rate)

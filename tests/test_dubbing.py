@@ -8,7 +8,7 @@ import torch
 from affectstudio.assets import asset_path
 from affectstudio.conditioning.lips import span_iou
 from affectstudio.conditioning.phonemes import phonemize
-from affectstudio.conditioning.speech import speech_activity
+from affectstudio.conditioning.speech_features import speech_activity
 from affectstudio.errors import InputError, MissingFileError, NoSpeechError
 from affectstudio.media import load_audio, probe_video, write_wav
 from affectstudio.models.prosody import emotion_targets, f0_track

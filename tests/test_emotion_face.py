@@ -18,7 +18,8 @@ from affectstudio.conditioning.emotion.facs import (  # noqa: E402
     prototype_features,
     side_weights,
 )
-from affectstudio.conditioning.face import ACTION_UNITS, analyze_face  # noqa: E402
+from affectstudio.conditioning.face import analyze_face  # noqa: E402
+from affectstudio.conditioning.face_features import ACTION_UNITS  # noqa: E402
 from affectstudio.errors import MediaDecodeError, NoFaceError  # noqa: E402
 
 

@@ -10,21 +10,18 @@ cv2 = pytest.importorskip("cv2")
 skdata = pytest.importorskip("skimage.data")
 
 from affectstudio.conditioning.face import (  # noqa: E402
-    ACTION_UNITS,
     KEYPOINTS,
     MESH_REGIONS,
     NUM_LANDMARKS,
     analyze_face,
     analyze_faces,
-    crop_align,
     eye_centers,
     head_pose_from_landmarks,
-    measure_action_units,
-    paste_back,
     to_face_coords,
     track_faces,
-    transform_points,
 )
+from affectstudio.conditioning.face_align import crop_align, paste_back, transform_points  # noqa: E402
+from affectstudio.conditioning.face_features import ACTION_UNITS, measure_action_units  # noqa: E402
 from affectstudio.errors import NoFaceError  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from affectstudio.conditioning.face import face_square
+from affectstudio.conditioning.face_align import face_square
 from affectstudio.models.portrait import FACE_OVAL, MotionCodec, PortraitRenderer
 
 pytest.importorskip("mediapipe")

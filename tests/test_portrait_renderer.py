@@ -188,7 +188,7 @@ def test_prepare_uses_the_codec_it_is_given(portrait):
 
 
 def test_pipeline_hands_its_codec_to_the_renderer(portrait, monkeypatch):
-    from affectstudio.conditioning.speech import FEATURE_DIM
+    from affectstudio.conditioning.speech_features import FEATURE_DIM
     from affectstudio.models.dit import AffectDiT
     from affectstudio.models.flow import make_scheduler
     from affectstudio.models.portrait import GENERATED_CHANNELS

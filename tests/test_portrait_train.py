@@ -26,7 +26,8 @@ from affectstudio.apps.train.portrait_data import (
     random_sentence,
 )
 from affectstudio.apps.train.portrait_eval import load_trained
-from affectstudio.conditioning.speech import FEATURE_DIM, Phoneme, synthesize
+from affectstudio.conditioning.speech import Phoneme, synthesize
+from affectstudio.conditioning.speech_features import FEATURE_DIM
 from affectstudio.models.portrait import MOTION_CHANNELS
 
 JAW, PRESS = 0, 3  # articulation_track columns
@@ -147,7 +148,7 @@ def _cfg(**kw):
 
 @pytest.mark.slow
 def test_short_training_reduces_loss_and_saves(tiny_data, tmp_path):
-    from affectstudio.conditioning.speech import FEATURE_DIM as F
+    from affectstudio.conditioning.speech_features import FEATURE_DIM as F
     from affectstudio.models.dit import AffectDiT
 
     cfg = _cfg()

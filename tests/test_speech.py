@@ -6,21 +6,20 @@ import pytest
 pytest.importorskip("espeakng_loader")
 
 from affectstudio.conditioning.speech import (  # noqa: E402
-    FEATURE_DIM,
-    PHONEME_VISEMES,
     SPEECH_SAMPLE_RATE,
-    VISEME_TARGETS,
-    VISEMES,
+    list_variants,
+    list_voices,
+    prosody_for,
+    synthesize,
+)
+from affectstudio.conditioning.speech_features import (  # noqa: E402
+    FEATURE_DIM,
     audio_features,
     augment,
     envelope,
-    list_variants,
-    list_voices,
-    phoneme_to_viseme,
-    prosody_for,
     speech_activity,
-    synthesize,
 )
+from affectstudio.conditioning.visemes import PHONEME_VISEMES, VISEME_TARGETS, VISEMES, phoneme_to_viseme  # noqa: E402
 from affectstudio.errors import EmptyTextError, InputError, UnknownEmotionError  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog. She measured the beige garage, didn't she?"

@@ -33,7 +33,7 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
     from affectstudio.assets import asset_path
     from affectstudio.conditioning.emotion import EMOTIONS, load_encoder
     from affectstudio.conditioning.lips import span_iou
-    from affectstudio.conditioning.speech import speech_activity
+    from affectstudio.conditioning.speech_features import speech_activity
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     ap = argparse.ArgumentParser()

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from affectstudio.conditioning.emotion.embedding import EMOTIONS
 from affectstudio.conditioning.emotion.face import FaceEmotionEncoder
 from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES, ENCODER_FEATURES, UNILATERAL
-from affectstudio.conditioning.face import ACTION_UNITS, analyze_faces, measure_action_units
+from affectstudio.conditioning.face import analyze_faces
+from affectstudio.conditioning.face_features import ACTION_UNITS, measure_action_units
 
 _AU = {a: i for i, a in enumerate(ACTION_UNITS)}
 

@@ -34,14 +34,8 @@ from ...conditioning.emotion.speech import (
     SpeechEmotionEncoder,
     speech_emotion_features,
 )
-from ...conditioning.speech import (
-    PROSODY_PRESETS,
-    Prosody,
-    augment,
-    prosody_for,
-    speech_activity,
-    synthesize,
-)
+from ...conditioning.speech import PROSODY_PRESETS, Prosody, prosody_for, synthesize
+from ...conditioning.speech_features import augment, speech_activity
 from ...media import load_audio, resample
 
 TEXTS = (

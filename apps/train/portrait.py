@@ -117,7 +117,8 @@ def extract_video(item: VideoItem, codec) -> dict:
     """One real video → ``content (t, F)``, ``motion (t, C)``, ``emotion (t, 12)`` at 25 fps."""
     from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
     from affectstudio.conditioning.face import track_faces
-    from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, audio_features
+    from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
+    from affectstudio.conditioning.speech_features import audio_features
     from affectstudio.conditioning.timeseries import resample_frames
     from affectstudio.media import load_audio, read_video
     from affectstudio.models.portrait import MOTION_CHANNELS
@@ -217,7 +218,7 @@ def motion_stats(motion: np.ndarray, std_floor: float) -> tuple[np.ndarray, np.n
 def train(cfg: dict, data: dict, heldout: dict | None = None, output_dir: str | Path | None = None, log=print) -> dict:
     """The portrait data module on the shared trainer. Returns ``{"model": EMA AffectDiT, "mean", "std",
     "result": FlowTrainResult}``; the resumable training state and loss log go to ``output_dir``."""
-    from affectstudio.conditioning.speech import FEATURE_DIM
+    from affectstudio.conditioning.speech_features import FEATURE_DIM
     from affectstudio.models.dit import AffectDiT
 
     from .flow import train_flow

@@ -8,7 +8,7 @@ Each clip is made from scratch, seeded (:func:`make_clip`):
   and random pitch / range, with the clip's emotional prosody (:func:`prosody_for`); phoneme timings come
   from the libespeak-ng event API;
 * **audio augmentation** — speed perturbation (tempo and pitch, ×0.9–1.1), spectral tilt, level, reverb and
-  noise (:func:`affectstudio.conditioning.speech.augment`); the features (:func:`audio_features`, 25 fps) are
+  noise (:func:`affectstudio.conditioning.speech_features.augment`); the features (:func:`audio_features`, 25 fps) are
   computed on the augmented audio, the motion targets from the clean timings;
 * **articulation** — viseme targets (:data:`VISEME_TARGETS`) blended by Cohen–Massaro dominance functions
   with anticipation (a phoneme's influence reaches ~60 ms further back than forward), evaluated at 200 Hz and
@@ -43,19 +43,9 @@ import numpy as np
 
 from affectstudio.conditioning.emotion.embedding import EMOTIONS, EmotionEmbedding, vad_from_probs
 from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES, side_weights
-from affectstudio.conditioning.speech import (
-    FEATURE_DIM,
-    SPEECH_SAMPLE_RATE,
-    VISEME_TARGETS,
-    Phoneme,
-    Prosody,
-    audio_features,
-    augment,
-    frame_rms,
-    phoneme_to_viseme,
-    prosody_for,
-    synthesize,
-)
+from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE, Phoneme, Prosody, prosody_for, synthesize
+from affectstudio.conditioning.speech_features import FEATURE_DIM, audio_features, augment, frame_rms
+from affectstudio.conditioning.visemes import VISEME_TARGETS, phoneme_to_viseme
 from affectstudio.media import resample
 from affectstudio.models.portrait import GENERATED_CHANNELS, IDLE_CHANNELS
 

@@ -47,7 +47,7 @@ def generate_motion(
 ) -> np.ndarray:
     """Sample DiT motion ``(t, C)`` (denormalised, DIT_CHANNELS order) for speech, as the pipeline does."""
     from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
-    from affectstudio.conditioning.speech import audio_features
+    from affectstudio.conditioning.speech_features import audio_features
     from affectstudio.models.flow import make_scheduler, sample_windowed
 
     content = {"audio": torch.from_numpy(audio_features(wave, sr, fps=FPS))[None]}  # (1, t, F)

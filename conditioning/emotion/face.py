@@ -20,7 +20,8 @@ from torch import nn
 from affectstudio.assets import asset_path
 from affectstudio.conditioning.emotion.embedding import EMOTIONS, EmotionEmbedding
 from affectstudio.conditioning.emotion.facs import ENCODER_FEATURES, encoder_features, prototype_matrix
-from affectstudio.conditioning.face import analyze_face, measure_action_units
+from affectstudio.conditioning.face import analyze_face
+from affectstudio.conditioning.face_features import measure_action_units
 from affectstudio.media import ImageInput
 
 BUNDLED = "emotion_face"

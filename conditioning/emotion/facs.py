@@ -3,7 +3,7 @@ synthesise them (the portrait data engine).
 
 Weights are relative action-unit intensities in [0, 1] for the full-blown expression (after Friesen & Ekman's
 EMFACS and the prototypes summarised in Ekman, Friesen & Hager, FACS Investigator's Guide, 2002). AU names
-match :data:`affectstudio.conditioning.face.ACTION_UNITS`. Unilateral actions (contempt's one-sided smile /
+match :data:`affectstudio.conditioning.face_features.ACTION_UNITS`. Unilateral actions (contempt's one-sided smile /
 dimpler) are listed in :data:`UNILATERAL`: the weight applies to that side only (the subject's ``"r"`` by
 convention; mirrored expressions are equally valid).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from affectstudio.conditioning.face import ACTION_UNITS
+from affectstudio.conditioning.face_features import ACTION_UNITS
 
 EMFACS_PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
@@ -44,7 +44,7 @@ def side_weights(emotion: str, au: str) -> tuple[float, float]:
 
 def prototype_features(emotion: str) -> np.ndarray:
     """The prototype as an :data:`ENCODER_FEATURES` vector ``(F,)``: bilateral AUs are the mean of the two
-    sides (what :func:`~affectstudio.conditioning.face.measure_action_units` reports), plus asymmetries."""
+    sides (what :func:`~affectstudio.conditioning.face_features.measure_action_units` reports), plus asymmetries."""
     vec = np.zeros(len(ENCODER_FEATURES), dtype=np.float32)
     for au in EMFACS_PROTOTYPES[emotion]:
         r, l = side_weights(emotion, au)

@@ -30,7 +30,7 @@ from affectstudio.assets import asset_path
 
 from ...errors import DependencyError, NoSpeechError
 from ...media import load_audio
-from ..speech import estimate_f0, frame_rms, speech_activity
+from ..speech_features import estimate_f0, frame_rms, speech_activity
 from .embedding import EMOTIONS, NUM_EMOTIONS, EmotionEmbedding
 
 __all__ = ["SpeechEmotionEncoder", "speech_emotion_features", "FEATURE_NAMES", "NUM_FEATURES", "FEATURE_SAMPLE_RATE"]

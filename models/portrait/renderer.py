@@ -1,6 +1,6 @@
 """``PortraitRenderer``: a dense piecewise-affine warp of a reference portrait driven by face-mesh motion.
 
-``prepare`` frames the face (:func:`affectstudio.conditioning.face.face_square`, kept inside the photo: no
+``prepare`` frames the face (:func:`affectstudio.conditioning.face_align.face_square`, kept inside the photo: no
 pixel is ever invented), estimates its neutral with the codec, triangulates mesh points + still anchors
 (:mod:`.warp`) and builds the texture stack (:mod:`.textures`); ``render`` warps the stack with one batched
 ``grid_sample``, smooths folds and cheeks when a smile is taken off, adds brow furrows and draws the mouth
@@ -22,7 +22,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 
-from affectstudio.conditioning.face import face_square, paste_mask
+from affectstudio.conditioning.face_align import face_square, paste_mask
 from affectstudio.errors import InputError
 
 from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index
