@@ -33,10 +33,6 @@ EMOTION_HELP = (
 DEVICE_HELP = "cpu, cuda, or auto (cuda when available)"
 
 
-def _not_available(feature: str) -> None:
-    raise InputError(f"{feature} is not available yet in this version of AffectStudio")
-
-
 # ---------------------------------------------------------------------------------------------- emotion
 
 

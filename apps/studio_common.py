@@ -1,5 +1,5 @@
 """What every studio tab shares: running a renderer with ``gr.Progress`` fed by the pipeline's own progress bars,
-typed user errors as ``gr.Error``, seeds, output files, examples and the "not available yet" note."""
+typed user errors as ``gr.Error``, seeds, output files and examples."""
 
 from __future__ import annotations
 
