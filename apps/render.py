@@ -155,7 +155,7 @@ def preflight_dub(
         _require_output(wav, ".wav")
     resolve_language(language)
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
-    probe_video(video)
+    probe_video(video, count_frames=True)
     return parsed
 
 
@@ -227,9 +227,9 @@ def render_music(
         from affectstudio.conditioning.emotion import parse_emotion_spec
 
         parsed_emotion = parse_emotion_spec(emotion)
-    from affectstudio.conditioning.video import quick_probe
+    from affectstudio.media import probe_video
 
-    info = quick_probe(video)  # a corrupt or video-less file fails here, before any model loads
+    info = probe_video(video)  # a corrupt or video-less file fails here, before any model loads
     if info.duration <= 0:
         raise InputError(f"video {video} has zero duration")
     import torch

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from affectstudio.errors import InputError, NoFaceError
-from affectstudio.media import PathLike, probe_video
+from affectstudio.media import PathLike, iter_video_frames, probe_video
 
 __all__ = ["LipActivity", "analyze_lips", "lip_activity_from_opening", "spans_from_mask", "span_iou"]
 
@@ -166,21 +166,9 @@ def _track_openings(frames_iter, step: int, max_side: int) -> tuple[list[int], l
 def _decode_reduced(video: PathLike, info, rate: float, max_side: int):
     """Frames at ``rate`` fps, scaled so the longer side is at most ``max_side``: ffmpeg drops and scales them
     while decoding, which is most of the cost of reading a long or large clip."""
-    import imageio_ffmpeg
-
-    from affectstudio.errors import MediaDecodeError
-
     s = min(1.0, max_side / max(info.width, info.height))
     w, h = max(2, int(round(info.width * s / 2)) * 2), max(2, int(round(info.height * s / 2)) * 2)
-    try:
-        reader = imageio_ffmpeg.read_frames(
-            str(video), output_params=["-vf", f"fps={rate:.6f}:round=down,scale={w}:{h}"]
-        )
-        next(reader)
-        for buf in reader:
-            yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
-    except (RuntimeError, OSError) as e:
-        raise MediaDecodeError(f"cannot decode video {video}: {e}") from e
+    return iter_video_frames(video, size=(w, h), fps=rate, fps_round="down")
 
 
 def analyze_lips(
@@ -198,7 +186,7 @@ def analyze_lips(
     import time
 
     t0 = time.perf_counter()
-    info = probe_video(video)
+    info = probe_video(video, count_frames=True)  # num_frames: the video stream's own
     if max_seconds is not None and info.duration > max_seconds:
         raise InputError(f"the video lasts {info.duration:.1f} s; the limit is {max_seconds:.0f} s")
     fps = info.fps if info.fps > 0 else 25.0

@@ -123,7 +123,7 @@ class DubbingPipeline(AffectPipeline):
         suffixes = (".mp4", ".wav") if video is not None else (".wav",)
         self.check_common_inputs(1, emotion_intensity, output_path, suffixes)
         if video is not None:
-            info = probe_video(video)  # missing / corrupt → typed error before any heavy work
+            info = probe_video(video, count_frames=True)  # missing / corrupt → typed error before any heavy work
             if info.duration > self.config.max_video_seconds:
                 raise InputTooLongError(
                     f"the video lasts {info.duration:.0f} s; the limit is {self.config.max_video_seconds:.0f} s"

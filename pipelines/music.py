@@ -24,9 +24,9 @@ from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.emotion import EmotionEmbedding
-from affectstudio.conditioning.video import VideoAnalysis, analyze_video, quick_probe
+from affectstudio.conditioning.video import VideoAnalysis, analyze_video
 from affectstudio.errors import InputError, MissingFileError
-from affectstudio.media import atomic_path, load_audio, mux_audio, write_video, write_wav
+from affectstudio.media import atomic_path, load_audio, mux_audio, probe_video, write_video, write_wav
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.music.arranger import Arranger, chords_from_plan
 from affectstudio.models.music.codec import BAR_CHANNELS, decode_bars, plan_features
@@ -89,7 +89,7 @@ class VideoMusicOutput(BaseOutput):
     def soundtrack(self, video) -> np.ndarray:
         """The video's own audio (if any) with the score mixed under it, at ``sample_rate``."""
         track = self.waveform.copy()
-        if quick_probe(video).has_audio:
+        if probe_video(video).has_audio:
             own, _ = load_audio(video, sample_rate=self.sample_rate)
             n = min(len(own), len(track))
             track[:n] += own[:n]

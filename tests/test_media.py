@@ -1,3 +1,5 @@
+import subprocess
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -86,6 +88,21 @@ def test_failed_write_leaves_nothing(tmp_path):
         with media.VideoWriter(tmp_path / "y.mp4", 25) as w:
             w.write(np.zeros((2, 8, 8), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_header_and_counted(tmp_path):
+    """The header probe reports the container (a longer audio track included) and the upright frame size;
+    count_frames=True reports the video stream's own length; the reader scales and decimates while decoding."""
+    video = media.write_video(tmp_path / "v.mp4", _frames(25), 25)
+    longer = tmp_path / "longer.mp4"  # 1 s of video, 1.5 s of audio, stored rotated by 90°
+    cmd = [media.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(video), "-f", "lavfi"]
+    subprocess.run([*cmd, "-i", "sine=d=1.5", "-c:v", "copy", "-c:a", "aac", str(longer)], check=True)
+    head, counted = media.probe_video(longer), media.probe_video(longer, count_frames=True)
+    assert (head.width, head.height, head.has_audio) == (64, 48, True) and abs(head.duration - 1.5) < 0.05
+    assert (counted.num_frames, counted.duration) == (25, 1.0) and (counted.width, counted.height) == (64, 48)
+    assert media.read_video(longer)[0].shape == (25, 48, 64, 3)
+    small = np.stack(list(media.iter_video_frames(video, size=(24, 32), fps=12.5, fps_round="down", fast=True)))
+    assert small.shape[1:] == (32, 24, 3) and len(small) in (12, 13)  # 1 s at 12.5 fps
 
 
 def test_corrupt_video(tmp_path):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from affectstudio.conditioning.video import analyze_video, detect_cuts, probs_from_vad, quick_probe, synthetic_clip
+from affectstudio.conditioning.video import analyze_video, detect_cuts, probs_from_vad, synthetic_clip
 from affectstudio.errors import MediaDecodeError, MissingFileError
+from affectstudio.media import probe_video
 
 CUTS = (1.2, 2.6)
 
@@ -62,7 +63,7 @@ def test_bad_files(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\0" * 500)
     with pytest.raises(MediaDecodeError):
-        quick_probe(bad)
+        probe_video(bad)
     wav = tmp_path / "sound.mp4"
     import subprocess
 

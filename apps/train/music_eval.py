@@ -121,7 +121,7 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
         decoded, sr = load_audio(mp4)
         from affectstudio.media import probe_video
 
-        vid = probe_video(kw["video"]).duration  # the video stream (frames counted)
+        vid = probe_video(kw["video"], count_frames=True).duration  # the video stream (frames counted)
         cuts = out.plan.anchored_cuts
         r = {
             "style": out.style,
