@@ -186,3 +186,12 @@ def test_train_help_reaches_the_trainer():
         [sys.executable, "-m", "affectstudio", "train", "portrait", "--help"], capture_output=True, text=True
     )
     assert own.returncode == 0 and "--steps" in own.stdout and "--data" in own.stdout
+
+
+@pytest.mark.parametrize("target", ["portrait", "dubbing", "music"])
+def test_trainers_name_their_output_folder_alike(target, capsys):
+    from affectstudio.apps.train import run_trainer
+
+    with pytest.raises(SystemExit) as exc:
+        run_trainer(target, ["--help"])
+    assert exc.value.code == 0 and "--output" in capsys.readouterr().out

@@ -90,7 +90,7 @@ def test_train_music_on_a_tiny_folder(midi_dir, tmp_path):
             "2",
             "--window",
             "4",
-            "--out",
+            "--output",
             str(out),
         ]
     )
@@ -103,7 +103,7 @@ def test_train_music_bad_folder(tmp_path):
     from affectstudio.apps.train.music import main
 
     with pytest.raises(InputError):
-        main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+        main(["--data", str(tmp_path / "none"), "--output", str(tmp_path / "o")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError):
-        main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+        main(["--data", str(tmp_path / "empty"), "--output", str(tmp_path / "o")])

@@ -1,11 +1,11 @@
 """``affectstudio train dubbing``: train the Prosody DiT with the shared flow trainer and save a DubbingPipeline.
 
-    affectstudio train dubbing --synthetic 360 --steps 2000 --out runs/dubbing
+    affectstudio train dubbing --synthetic 360 --steps 2000 --output runs/dubbing
     affectstudio train dubbing --data my_folder/ --synthetic 0 --init bundled --steps 500
 
 ``--data`` folders hold ``<name>.wav|.mp4`` + ``<name>.txt`` (+ ``<name>.emotion``: a label or spec); see
-:mod:`affectstudio.apps.train.dubbing_data`. Synthetic examples are cached in ``<out>/synthetic.npz`` (reused
-when it holds enough). The pipeline (voices + DiT + scheduler) is written to ``<out>/pipeline``; copy it to
+:mod:`affectstudio.apps.train.dubbing_data`. Synthetic examples are cached in ``<output>/synthetic.npz`` (reused
+when it holds enough). The pipeline (voices + DiT + scheduler) is written to ``<output>/pipeline``; copy it to
 ``assets/dubbing`` to make it the bundled default.
 """
 
@@ -127,7 +127,7 @@ def train_dubbing(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="affectstudio train dubbing", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="runs/dubbing", help="output folder (resumable)")
+    ap.add_argument("--output", "-o", default="runs/dubbing", help="output folder (resumable)")
     ap.add_argument("--synthetic", type=int, default=360, help="synthetic emotional renders of the base voice")
     ap.add_argument("--data", action="append", default=[], help="folder of <name>.wav|.mp4 + <name>.txt (+ .emotion)")
     ap.add_argument("--language", default="en")
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
     path = train_dubbing(
-        args.out,
+        args.output,
         args.synthetic,
         args.data,
         args.steps,

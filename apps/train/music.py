@@ -1,7 +1,7 @@
 """``affectstudio train music``: train the Music DiT (per-bar rolls) and save a ``VideoMusicPipeline``.
 
     affectstudio train music                          # the music21 corpus (Bach chorales + folk tunes)
-    affectstudio train music --data midi/ [--labels labels.csv] --steps 20000 --out runs/music
+    affectstudio train music --data midi/ [--labels labels.csv] --steps 20000 --output runs/music
 
 The DiT is ``AffectDiT.from_preset("music")`` (48 roll channels per bar, a ``bars`` content stream of 16
 plan features, a per-bar emotion curve) trained by the shared flow trainer (:func:`train_flow`: accelerate,
@@ -105,8 +105,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--window", type=int, default=16, help="bars per training example")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--out", default="runs/video_music", help="output folder (a complete pipeline)")
+    ap.add_argument("--output", "-o", default="runs/video_music", help="output folder (a complete pipeline)")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.window < 4:
         raise InputError("--steps and --batch-size must be ≥ 1 and --window ≥ 4")
-    train_music(args.out, args.data, args.labels, args.steps, args.batch_size, args.window, args.lr)
+    train_music(args.output, args.data, args.labels, args.steps, args.batch_size, args.window, args.lr)
