@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from affectstudio.apps.scene import render_scene as render_scene  # the scene renderer lives with its helpers
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 
 PORTRAIT_SIZES = (256, 512, 0)  # as pipelines.portrait.SIZES, without importing torch for a check
@@ -255,40 +256,6 @@ def render_music(
     if stems is not None:
         written += out.save_stems(stems)
     return written
-
-
-def render_scene(
-    image: Path,
-    text: str,
-    output: Path,
-    emotion: Optional[str] = None,
-    style: Optional[str] = None,
-    voice: Optional[Path] = None,
-    seed: int = 0,
-    steps: int = 10,
-    size: int = 256,
-    device: str = "auto",
-    music_gain_db: float = -6.0,
-    wav: Optional[Path] = None,
-) -> Path:
-    """A scene (:mod:`affectstudio.apps.scene`): the portrait speaking ``text`` in the dubbing pipeline's emotional
-    voice, with the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three."""
-    from affectstudio.apps.scene import compose_scene
-
-    return compose_scene(
-        image=image,
-        text=text,
-        output=output,
-        emotion=emotion,
-        style=style,
-        voice=voice,
-        seed=seed,
-        steps=steps,
-        size=size,
-        device=device,
-        music_gain_db=music_gain_db,
-        wav=wav,
-    )["output"]
 
 
 def read_emotions(

@@ -18,11 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from affectstudio.errors import InputError
 
 MUSIC_GAIN_DB = -6.0  # the score under the voice, after the music pipeline's own ducking
+MUSIC_STEPS = 8  # music pipeline sampling steps
 
 
 def default_emotion(text: str) -> str:
@@ -33,7 +32,7 @@ def default_emotion(text: str) -> str:
     return f"{emb.label}:{float(emb.intensity):.2f}" if emb.label != "neutral" else "neutral"
 
 
-def compose_scene(
+def render_scene(
     image: Path,
     text: str,
     output: Path,
@@ -45,10 +44,16 @@ def compose_scene(
     size: int = 256,
     device: str = "auto",
     music_gain_db: float = MUSIC_GAIN_DB,
-    music_steps: int = 8,
     wav: Optional[Path] = None,
-) -> dict:
-    """Render a scene into ``output`` (.mp4); ``wav``: also the final mix alone. Returns what was used."""
+) -> Path:
+    """A scene into ``output`` (.mp4): the portrait speaking ``text`` in the dubbing pipeline's emotional voice, with
+    the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three. ``wav``: also the final
+    mix alone. Returns ``output``.
+
+    Re-exported as ``affectstudio.apps.render.render_scene``, the renderer the CLI, the studio and the batch
+    ``scene`` task call; the batch job keys are read from this signature."""
+    import numpy as np
+
     from affectstudio.apps.render import (
         _require_files,
         _require_output,
@@ -99,7 +104,7 @@ def compose_scene(
             style=style,
             seed=seed,
             wav=work / "score.wav",
-            steps=music_steps,
+            steps=MUSIC_STEPS,
         )
         score, sr = load_audio(work / "score.wav")
         voice_wave = resample(speech.waveform, speech.sample_rate, sr)
@@ -112,7 +117,7 @@ def compose_scene(
         mux_audio(face, mix, sr, output)
         if wav is not None:
             write_wav(wav, mix, sr)
-    return {"output": output, "emotion": spec, "voice_seconds": len(voice_wave) / sr}
+    return output
 
 
 SHOWCASE_TEXT = "I was so calm this morning. Then I saw what you did, and now I am furious!"
@@ -121,7 +126,6 @@ SHOWCASE_CURVE = "neutral@0; angry:0.9@3"
 
 def scene_showcase(output_dir: Path):
     """The demo's closing clip: the bundled portrait, one curve from calm to furious steering face, voice and score."""
-    from affectstudio.apps.render import render_scene
     from affectstudio.assets import asset_path
 
     path = Path(output_dir) / "scene.mp4"
