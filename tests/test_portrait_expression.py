@@ -1,6 +1,6 @@
 """Expression cues of the portrait renderer on a real photo (skimage astronaut): prototype actions coupled, the
-shading layers placed where FACS puts them, a smile beyond the photo's parts the lips, identity-bearing points
-kept."""
+shading layers placed where FACS puts them, a smile beyond the photo's parts the lips, sadness lowers lids and
+gaze, identity-bearing points kept."""
 
 import numpy as np
 import pytest
@@ -39,8 +39,39 @@ def test_surprise_drops_the_jaw_only_with_brows_and_lids_together(prepared):
     lids = renderer.couple_actions(_named(codec, AU5=0.6), zero)
     assert float(both[0, jaw]) == pytest.approx(0.6 * renderer.config.surprise_jaw)
     assert float(lids[0, jaw]) == 0.0
+    # the mouth of surprise is rounded and unspread (an "o", not a grin)
+    spoken = renderer.couple_actions(_named(codec, AU2=0.8, AU5=0.6, lip_spread=0.5), zero)
+    assert float(spoken[0, channel_index("lip_round")]) == pytest.approx(0.6 * renderer.config.surprise_round)
+    assert float(spoken[0, channel_index("lip_spread")]) == pytest.approx(0.5 * 0.4)
     pressed = renderer.couple_actions(_named(codec, AU23=1.0), zero)
     assert float(pressed[0, channel_index("lip_press")]) == pytest.approx(renderer.config.anger_press)
+
+
+def test_sadness_lowers_lids_and_gaze_only_with_brows_and_corners_together(prepared):
+    renderer, state = prepared
+    codec = renderer.codec
+    zero = torch.zeros_like(state.reference_motion)
+    sad = renderer.couple_actions(_named(codec, AU1=1.0, AU15=0.5), zero)
+    brows = renderer.couple_actions(_named(codec, AU1=1.0), zero)  # a raised inner brow alone (speech emphasis)
+    assert float(sad[0, channel_index("blink")]) == pytest.approx(0.5 * renderer.config.sad_lids)
+    assert float(sad[0, channel_index("gaze_y")]) == pytest.approx(0.5 * renderer.config.sad_gaze)
+    assert float(brows[0, channel_index("blink")]) == 0.0 and float(brows[0, channel_index("gaze_y")]) == 0.0
+    # the oblique brow: AU4 with AU1 lowers less than a frown (AU4 alone)
+    oblique = renderer.couple_actions(_named(codec, AU1=1.0, AU4=0.6), zero)[0, channel_index("AU4")]
+    frown = renderer.couple_actions(_named(codec, AU4=0.6), zero)[0, channel_index("AU4")]
+    assert float(oblique) == pytest.approx(0.6 * (1 - renderer.config.brow_relief)) and float(frown) == pytest.approx(0.6)
+
+
+def test_a_smile_parts_the_lips_only_beyond_the_photos_own(prepared):
+    renderer, _ = prepared
+    codec, part = renderer.codec, channel_index("lips_part")
+    smiling_photo = _named(codec, AU12=0.6)[0]
+    frowning_photo = _named(codec, AU12=-0.3)[0]
+    # speech without a smile on a photo whose corners sit low: no parting (lips close in pauses)
+    assert float(renderer.couple_actions(_named(codec, AU12=0.0), frowning_photo)[0, part]) == 0.0
+    assert float(renderer.couple_actions(_named(codec, AU12=0.6), smiling_photo)[0, part]) == 0.0
+    wider = renderer.couple_actions(_named(codec, AU12=1.0), smiling_photo)[0, part]
+    assert float(wider) == pytest.approx(0.4 * renderer.config.smile_part)
 
 
 def test_the_reference_motion_still_renders_the_photo(prepared):

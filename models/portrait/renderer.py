@@ -25,7 +25,7 @@ from einops import rearrange
 from affectstudio.conditioning.face_align import face_square, paste_mask
 from affectstudio.errors import InputError
 
-from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index
+from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index, channel_indices
 from .codec import MotionCodec
 from .geometry import FaceFrame, rigid_2d
 from .mesh import (
@@ -117,8 +117,13 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_shadow: float = 0.6,
         crease_strength: float = 0.3,
         cheek_glow: float = 0.35,
-        surprise_jaw: float = 1.0,
+        surprise_jaw: float = 1.6,
+        surprise_round: float = 0.9,
         anger_press: float = 0.6,
+        smile_part: float = 0.9,
+        sad_lids: float = 0.4,
+        sad_gaze: float = 0.4,
+        brow_relief: float = 0.4,
         crop_shift: float = 0.04,
         paste_feather: float = 0.06,
     ):
@@ -278,23 +283,43 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
     def couple_actions(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Actions that come together in a prototype expression (FACS/EMFACS), added beyond the photo's own:
-        surprise's brow and lid raise (AU2 with AU5) drops the jaw (AU26); anger's lip tightener (AU23) presses
-        the lips (AU24). Single actions stay as they are (angry's AU5 alone opens no jaw).
+        a smile (AU12) parts the lips (AU25); surprise's brow and lid raise (AU2 with AU5) drops the jaw (AU26)
+        into a rounded, unspread mouth (the "o" of surprise, not a grin);
+        anger's lip tightener (AU23) presses the lips (AU24); sadness's oblique brow and lowered corners (AU1
+        with AU15) lower the lids and the gaze (EMFACS sadness with AU43 partial and AU64); the inner-brow raiser
+        and the brow lowerer pull the brow heads against each other (AU1 with AU4: the oblique brow of sadness
+        and fear lowers less than a frown). Single actions stay as they are (angry's AU5 alone opens no jaw;
+        speech's lips stay as the DiT made them).
 
         Eyes never open wider than the photo shows them (the warp cannot invent an eyeball it never saw):
         lids stay at least as low as the photo's own (``blink``), and the lid raiser fades on lowered lids."""
-        idx = [channel_index(c) for c in ("AU2", "AU5", "AU23", "jaw_open", "lip_press", "blink")]
-        au2, au5, au23 = motion[:, idx[0]], motion[:, idx[1]], motion[:, idx[2]]
+        names = ["AU1", "AU2", "AU4", "AU5", "AU12", "AU15", "AU23", "jaw_open", "lip_round", "lip_spread"]
+        names += ["lip_press", "lips_part", "blink", "gaze_y"]
+        i = dict(zip(names, channel_indices(names)))
         ref = reference.to(motion)
-        surprise = (torch.minimum(au2, au5) - torch.minimum(ref[idx[0]], ref[idx[1]]).clamp_min(0)).clamp(0, 1.2)
-        press = (au23 - ref[idx[2]].clamp_min(0)).clamp(0, 1.2)
+
+        def beyond(*aus: str) -> torch.Tensor:  # the joint action (weakest of the set) beyond the photo's own
+            now = torch.stack([motion[:, i[a]] for a in aus]).amin(0)
+            was = torch.stack([ref[i[a]] for a in aus]).amin(0).clamp_min(0)
+            return (now - was).clamp(0, 1.2)
+
+        cfg = self.config
         out = motion.clone()
-        out[:, idx[3]] += self.config.surprise_jaw * surprise
-        out[:, idx[4]] += self.config.anger_press * press
-        ref_blink = ref[idx[5]].clamp(0, 1)
-        out[:, idx[5]] = torch.maximum(out[:, idx[5]], ref_blink)
+        out[:, i["lips_part"]] += cfg.smile_part * beyond("AU12")
+        surprise = beyond("AU2", "AU5")
+        out[:, i["jaw_open"]] += cfg.surprise_jaw * surprise
+        out[:, i["lip_round"]] += cfg.surprise_round * surprise
+        out[:, i["lip_spread"]] *= (1 - surprise).clamp_min(0)
+        out[:, i["lip_press"]] += cfg.anger_press * beyond("AU23")
+        sad = beyond("AU1", "AU15")
+        out[:, i["blink"]] += cfg.sad_lids * sad
+        out[:, i["gaze_y"]] += cfg.sad_gaze * sad
+        out[:, i["AU4"]] -= cfg.brow_relief * beyond("AU1", "AU4")
+        ref_blink = ref[i["blink"]].clamp(0, 1)
+        out[:, i["blink"]] = torch.maximum(out[:, i["blink"]], ref_blink)
         room = (1 - ref_blink / 0.35).clamp(0, 1)  # lids already lowered by a third: no lid raise left
-        out[:, idx[1]] = torch.minimum(au5, ref[idx[1]]) + (au5 - ref[idx[1]]).clamp_min(0) * room
+        au5 = motion[:, i["AU5"]]
+        out[:, i["AU5"]] = torch.minimum(au5, ref[i["AU5"]]) + (au5 - ref[i["AU5"]]).clamp_min(0) * room
         return out
 
     # ------------------------------------------------------------------------------------------------ render
@@ -411,9 +436,11 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         # 6. mouth interior
         synth = synth_mouth(state, mouth, smile=(au12 - ref_au12).clamp(0, 1))
-        # a smile taken off by a negative expression (AU15 corners down, AU4 brows, AU23 lips tightened) takes the
-        # photo's teeth with it (synthesised cavity); plain speech keeps them (the lip-sync evaluator reads them)
-        negative = torch.stack([motion[:, channel_index(c)] for c in ("AU15", "AU4", "AU23")]).amax(0).clamp(0, 1)
+        # a smile taken off by a negative expression or surprise (AU15 corners down, AU4 brows, AU23 lips
+        # tightened, AU2 brows raised) takes the photo's teeth with it (synthesised cavity); plain speech keeps them
+        # (the lip-sync evaluator reads them)
+        negative = torch.stack([motion[:, channel_index(c)] for c in ("AU15", "AU4", "AU23", "AU2")]).amax(0)
+        negative = negative.clamp(0, 1)
         keep_teeth = (1 - drop / max(self.config.fold_strength, 1e-6) * negative).view(b, 1, 1, 1)
         w_up, w_lo = mouth["w_up"] * keep_teeth, mouth["w_lo"] * keep_teeth
         inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth

@@ -108,8 +108,8 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     inner = gexp(((x.abs() - 0.18) / 0.16) ** 2)
     outer = gexp(((x.abs() - 0.62) / 0.18) ** 2)
     # AU1 lifts the inner brow heads (and draws them slightly together), AU2 the outer brow tails
-    out["AU1"][:, 1] = -0.18 * inner * above_eye
-    out["AU1"][:, 0] = -0.015 * torch.sign(x) * inner * above_eye
+    out["AU1"][:, 1] = -0.25 * inner * above_eye
+    out["AU1"][:, 0] = -0.021 * torch.sign(x) * inner * above_eye
     out["AU2"][:, 1] = -0.17 * outer * above_eye
     # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
     brows = smoothstep(-0.1, -0.24, y) * gexp(((y - brow_y) / 0.25) ** 2)
@@ -185,9 +185,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t[:, 0] = 0.13 * side
     t[:, 1] = -0.14 * both - 0.02 * lips - 0.05 * gauss(x.abs(), y, 0.42, 0.75, 0.2, 0.2)
     t[:, 1] += 0.02 * below * lips  # lower lip stretches down a little
-    # a Duchenne smile parts the lips: the upper lip lifts off the teeth, the lower lip drops a little
-    smile_part = gauss(x, y, mx, my, half_w * 0.95, 0.12) * gexp((outside.clamp_min(0) / 0.05) ** 2)
-    t[:, 1] += (0.05 * below - 0.045 * upper) * smile_part
+    # (a real smile also parts the lips: a coupling in PortraitRenderer.couple_actions, not linear here)
     dimple_l = gauss(x, y, corner_l[0] + 0.04, corner_l[1], 0.09, 0.09)
     dimple_r = gauss(x, y, corner_r[0] - 0.04, corner_r[1], 0.09, 0.09)
     out["AU14L"][:, 0] = -0.045 * dimple_l
@@ -201,8 +199,8 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t = out["AU15"]
     low_r = gauss(x, y, corner_r[0] - 0.03, corner_r[1] + 0.2, 0.14, 0.16)
     low_l = gauss(x, y, corner_l[0] + 0.03, corner_l[1] + 0.2, 0.14, 0.16)
-    t[:, 0] = 0.03 * side
-    t[:, 1] = 0.16 * both + 0.05 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) + 0.04 * (low_r + low_l)
+    t[:, 0] = 0.045 * side
+    t[:, 1] = 0.24 * both + 0.075 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) + 0.06 * (low_r + low_l)
     # AU17 (mentalis): chin boss up, lower lip pushed up and out (pout), which bends the lip line further
     t = out["AU17"]
     chin_g = gauss(x, y, mx, p[CHIN, 1] - 0.15, 0.35, 0.25)
