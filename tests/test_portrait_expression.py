@@ -59,7 +59,8 @@ def test_sadness_lowers_lids_and_gaze_only_with_brows_and_corners_together(prepa
     # the oblique brow: AU4 with AU1 lowers less than a frown (AU4 alone)
     oblique = renderer.couple_actions(_named(codec, AU1=1.0, AU4=0.6), zero)[0, channel_index("AU4")]
     frown = renderer.couple_actions(_named(codec, AU4=0.6), zero)[0, channel_index("AU4")]
-    assert float(oblique) == pytest.approx(0.6 * (1 - renderer.config.brow_relief)) and float(frown) == pytest.approx(0.6)
+    assert float(oblique) == pytest.approx(0.6 * (1 - renderer.config.brow_relief))
+    assert float(frown) == pytest.approx(0.6)
 
 
 def test_a_smile_parts_the_lips_only_beyond_the_photos_own(prepared):
