@@ -33,7 +33,7 @@ def interp(xq: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tensor
     xk = xk.expand(*lead, xk.shape[-1]).contiguous()
     yk = yk.expand(*lead, yk.shape[-1])
     k = xk.shape[-1]
-    hi = (xq[..., :, None] > xk[..., None, :]).sum(-1).clamp(1, k - 1)  # few knots: cheaper than searchsorted
+    hi = torch.searchsorted(xk, xq).clamp(1, k - 1)  # the knots below each query
     lo = hi - 1
     x0, x1 = xk.gather(-1, lo), xk.gather(-1, hi)
     y0, y1 = yk.gather(-1, lo), yk.gather(-1, hi)

@@ -2,8 +2,9 @@
 
 ``prepare`` frames the face (:func:`affectstudio.conditioning.face_align.face_square`, kept inside the photo: no
 pixel is ever invented), estimates its neutral with the codec, triangulates mesh points + still anchors
-(:mod:`.warp`) and builds the texture stack (:mod:`.textures`); ``render`` warps the stack with one batched
-``grid_sample``, smooths folds and cheeks when a smile is taken off, adds brow furrows and draws the mouth
+(:mod:`.warp`) and builds the texture stack (:mod:`.textures`); ``render`` mixes each frame's texture in
+reference space (folds and cheeks smoothed when a smile is taken off, brow furrows, smile shading: per-frame
+weights of the stack's expression layers), warps it with one batched ``grid_sample`` and draws the mouth
 (:mod:`.mouth`). Two framings: ``"crop"`` returns the square face crop at ``size``; ``"paste_back"`` returns
 the whole photo at its own size and aspect with the animated face composited back through a feathered mask
 (as LivePortrait does — the natural choice for video stills and wide photos).
@@ -39,7 +40,7 @@ from .mesh import (
     landmarks_of,
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
-from .textures import CHEEK, CLOSED, FOLD, FURROWS, PHOTO, SMILE, SMOOTHED, sample_colors, teeth_color, texture_stack
+from .textures import CLOSED, PHOTO, expression_layers, layer_weights, sample_colors, teeth_color, texture_stack
 from .warp import anchor_points, base_grid, interpolation_matrix, to_grid
 
 MODES = ("crop", "paste_back")
@@ -54,6 +55,8 @@ class PortraitState:
     stack: (
         torch.Tensor
     )  # (1, 15, s, s) closed-mouth image, its blur, fold mask, photo, cheek delta, AU4 + smile shading
+    layers: torch.Tensor  # (12, 3, h, w) the stack's expression layers over layer_box (textures.expression_layers)
+    layer_box: tuple[int, int, int, int]  # y0, y1, x0, x1 in output pixels; outside it the texture is CLOSED
     crop_box: torch.Tensor  # (4,) x0, y0, side (source pixels), scale (output px / source px)
     reference_landmarks: torch.Tensor  # (478, 3) in output pixels
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
@@ -195,6 +198,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         tris = Delaunay(topo).simplices.astype(np.int64)
         interp = interpolation_matrix(verts, tris, s)
         stack = texture_stack(img, ref, iod, self.config.fold_blur, self.config.brow_shadow, self.config.cheek_glow)
+        layers, layer_box = expression_layers(stack)
 
         # mouth: ROI and reference inner-lip profile in its mouth frame
         mo, ax, hw = mouth_frame(ref[None, :, :2])
@@ -221,6 +225,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             size=s,
             image=img[0],
             stack=stack,
+            layers=layers,
+            layer_box=layer_box,
             crop_box=torch.tensor([x0, y0, side, scale], dtype=torch.float32),
             reference_landmarks=ref,
             neutral_landmarks=neutral,
@@ -330,7 +336,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         face = self.render_tensor(state, landmarks, motion)
         if state.mode == "paste_back":
             return self.paste(state, face).cpu().numpy()
-        return (face * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        # rounded in place (the frames are ours) and without a clamp (render_tensor's are in [0, 1])
+        return face.mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     @torch.no_grad()
     def paste(self, state: PortraitState, face: torch.Tensor) -> torch.Tensor:
@@ -380,61 +387,41 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         anc_disp = (torch.einsum("bij,aj->bai", rigid, anc_h) - anc) * state.anchor_pose_weight[:, None]
         disp = torch.cat([disp_mesh, anc_disp], 1)  # (b, N, 2)
 
-        # 2. dense forward displacement on the reference grid (one sparse matmul for all triangles/frames)
-        field = torch.sparse.mm(state.interp, rearrange(disp, "b n k -> n (b k)"))  # (s*s, b*2)
-        field = rearrange(field, "(h w) (b k) -> b k h w", h=s, b=b)  # pixels
+        # 2. dense forward displacement on the reference grid (one sparse matmul for all triangles/frames, written
+        # channels first as grid_sample reads it), in grid_sample units (2 / s per pixel)
+        field = rearrange(disp * (2.0 / s), "b n k -> (b k) n") @ state.interp.t()  # (b*2, s*s)
+        field = rearrange(field, "(b k) (h w) -> b k h w", b=b, h=s)
 
-        # 3. backward map by fixed-point inversion: u = x - d(u)
-        base = base_grid(s, dev)  # (s, s, 2) pixel centres
-        u = base - rearrange(field, "b k h w -> b h w k")
+        # 3. backward map by fixed-point inversion: u = x - d(u), grid_sample coordinates
+        base = rearrange(to_grid(base_grid(s, dev), s), "h w k -> k h w")  # pixel centres
+        u = base - field
         for _ in range(self.config.inverse_iterations - 1):
-            d = F.grid_sample(field, to_grid(u, s), mode="bilinear", padding_mode="border", align_corners=False)
-            u = base - rearrange(d, "b k h w -> b h w k")
+            u = base - F.grid_sample(field, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
 
-        # 4. mouth ROI sampling coordinates (rigid teeth from the reference) — sampled in the same call
-        ry0, ry1, rx0, rx1 = state.mouth_roi
-        roi_px = base[ry0:ry1, rx0:rx1]  # (rh, rw, 2)
+        # 4. each frame's texture, mixed in reference space (the blends' weights are scalars per frame and bilinear
+        # sampling is linear: one 3-channel warp instead of a warp of every layer; see textures.expression_layers)
+        # taking a smile off smooths the cheek folds toward the surrounding skin ...
         ref_au12 = state.reference_motion[channel_index("AU12")]
-        mouth = mouth_coords(state, q[..., :2], roi_px)
-        rh, rw = ry1 - ry0, rx1 - rx0
-        grids = torch.cat(
-            [
-                rearrange(u, "b h w k -> (b h w) k"),
-                rearrange(mouth["src_up"], "b h w k -> (b h w) k"),
-                rearrange(mouth["src_lo"], "b h w k -> (b h w) k"),
-                rearrange(mouth["src_lip"], "b h w k -> (b h w) k"),
-            ]
-        )
-        sampled = F.grid_sample(
-            state.stack,
-            to_grid(grids, s).view(1, 1, -1, 2),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )[0, :, 0]  # (C, M)
-        n_main, n_roi = b * s * s, b * rh * rw
-        main = rearrange(sampled[:, :n_main], "c (b h w) -> b c h w", b=b, h=s)  # see PortraitState.stack
-        own = PHOTO  # the photo's own pixels (teeth) for the mouth interior; lips from the closed texture
-        own_up = rearrange(sampled[own, n_main : n_main + n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        own_lo = rearrange(sampled[own, n_main + n_roi : n_main + 2 * n_roi], "c (b h w) -> b c h w", b=b, h=rh)
-        lip_tex = rearrange(sampled[CLOSED, n_main + 2 * n_roi :], "c (b h w) -> b c h w", b=b, h=rh)
-
-        # 5. taking a smile off: smooth the cheek folds toward the surrounding skin
         drop = ((ref_au12 - au12) / ref_au12.clamp_min(0.3)).clamp(0, 1) * self.config.fold_strength
-        a = main[:, FOLD] * drop.view(b, 1, 1, 1)
-        frame = main[:, CLOSED] * (1 - a) + main[:, SMOOTHED] * a
-        # ... and the raised cheeks' bulge flattened as AU6 drops; AU4 furrows between the brows
+        # ... and flattens the raised cheeks' bulge as AU6 drops; AU4 furrows between the brows
         ref_au6 = state.reference_motion[channel_index("AU6")]
         drop6 = ((ref_au6 - au6) / ref_au6.clamp_min(0.3)).clamp(0, 1) * self.config.cheek_strength
-        frame = frame + main[:, CHEEK] * drop6.view(b, 1, 1, 1)
         # AU1 lifting the brow heads stretches the glabella vertically: fewer vertical furrows in AU1+4
-        frown = (au4.clamp(0, 1.2) * (1 - 0.7 * au1.clamp(0, 1))).view(b, 1, 1, 1) * self.config.furrow_strength
-        frame = frame * (1 - frown * main[:, FURROWS])
+        frown = au4.clamp(0, 1.2) * (1 - 0.7 * au1.clamp(0, 1)) * self.config.furrow_strength
         # a smile beyond the photo's own deepens the nasolabial crease and lights the raised cheeks
         smile = (au12 - ref_au12).clamp(0, 1.2) * self.config.crease_strength
-        frame = frame * (1 + smile.view(b, 1, 1, 1) * main[:, SMILE])
+        y0, y1, x0, x1 = state.layer_box
+        texture = state.stack[:, CLOSED].repeat(b, 1, 1, 1)
+        mixed = torch.einsum("bl,lchw->bchw", layer_weights(drop, drop6, frown, smile), state.layers)
+        texture[:, :, y0:y1, x0:x1] = mixed.clamp(0, 1)
+        frame = F.grid_sample(texture, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
 
-        # 6. mouth interior
+        # 5. mouth interior: the photo's own pixels (teeth) and lips from the closed texture, rigid from the reference
+        ry0, ry1, rx0, rx1 = state.mouth_roi
+        mouth = mouth_coords(state, q[..., :2], base_grid(s, dev)[ry0:ry1, rx0:rx1])
+        own_up = sample_px(state.stack[:, PHOTO], mouth["src_up"])
+        own_lo = sample_px(state.stack[:, PHOTO], mouth["src_lo"])
+        lip_tex = sample_px(state.stack[:, CLOSED], mouth["src_lip"])
         synth = synth_mouth(state, mouth, smile=(au12 - ref_au12).clamp(0, 1))
         # a smile taken off by a negative expression or surprise (AU15 corners down, AU4 brows, AU23 lips
         # tightened, AU2 brows raised) takes the photo's teeth with it (synthesised cavity); plain speech keeps them
@@ -450,6 +437,18 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         roi = roi * (1 - w_band) + lip_tex * w_band
         seam = mouth["seam"]
         roi = roi * (1 - seam) + (roi * state.lip_color.to(dev).view(1, 3, 1, 1) * 0.75) * seam
-        frame = frame.clone()
-        frame[:, :, ry0:ry1, rx0:rx1] = roi * (1 - alpha) + inside * alpha
-        return frame.clamp(0, 1)
+        frame[:, :, ry0:ry1, rx0:rx1] = (roi * (1 - alpha) + inside * alpha).clamp(0, 1)
+        return frame  # in [0, 1]: the texture is, and bilinear sampling keeps it there
+
+
+def sample_px(texture: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples ``(b, c, h, w)`` of one texture ``(1, c, s, s)`` at pixel coordinates ``(b, h, w, 2)``."""
+    b, h = px.shape[:2]
+    grid = to_grid(px, texture.shape[-1]).reshape(1, b * h, -1, 2)
+    out = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return rearrange(out, "1 c (b h) w -> b c h w", b=b)
+
+
+def grid_of(coords: torch.Tensor) -> torch.Tensor:
+    """Channels-first coordinates ``(b, 2, h, w)`` as the ``(b, h, w, 2)`` grid ``grid_sample`` takes (a view)."""
+    return rearrange(coords, "b k h w -> b h w k")

@@ -1,11 +1,13 @@
 """Texture layers prepared once per portrait, in reference (crop) pixels; the warp carries them with the face.
 
-The renderer samples one stack (see :func:`texture_stack`): the reference with its mouth interior inpainted
+One stack holds them (see :func:`texture_stack`): the reference with its mouth interior inpainted
 (lips closing over open teeth show lip), the same with the nasolabial folds smoothed (taking a smile off),
 the fold mask, the photo itself (teeth of an open reference mouth), a cheek-flattening delta (AU6 dropping),
 AU4 shading (glabella furrows and the shadow of lowered brows over the upper lids) and smile shading (the
 nasolabial crease deepening and the raised cheeks catching light, AU12/AU6). Expression shading is what
 people and expression classifiers read as much as the geometry (FACS appearance changes).
+The renderer mixes each frame's texture from them in reference space (:func:`expression_layers`, weighted
+per frame by :func:`layer_weights`) and warps only that.
 """
 
 from __future__ import annotations
@@ -62,6 +64,37 @@ def texture_stack(
     frown = torch.maximum(furrows, brow_shadow * shadow[None, None])
     smile = (cheek_glow * glow - crease)[None, None]
     return torch.cat([closed, blurred, fold[None, None], img, cheek_delta, frown, smile], 1)
+
+
+def expression_layers(stack: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The stack's colour layers with the renderer's blends expanded, for per-frame mixing in reference space.
+
+    A frame's texture is ``(closed + drop * fold * (smoothed - closed) + drop6 * cheek) * (1 - frown * furrows)
+    * (1 + smile * shading)`` with scalar weights per frame; multiplied out it is a weighted sum of the twelve
+    layers returned here, in the order of :func:`layer_weights`. Returns ``(12, 3, h, w)`` over the box
+    ``(y0, y1, x0, x1)`` outside which every expression layer is zero (the texture there is ``closed``)."""
+    closed = stack[0, CLOSED]
+    colour = [closed, stack[0, FOLD] * (stack[0, SMOOTHED] - closed), stack[0, CHEEK]]
+    furrows, smile = stack[0, FURROWS], stack[0, SMILE]
+    shading = [torch.ones_like(furrows), furrows, smile, furrows * smile]
+    active = (torch.cat(colour[1:] + shading[1:3]) != 0).any(0)
+    ys, xs = active.any(1).nonzero(), active.any(0).nonzero()
+    if len(ys) == 0:  # no expression layers: an empty box
+        box = (0, 0, 0, 0)
+    else:
+        box = (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+    y0, y1, x0, x1 = box
+    layers = torch.stack([c * m for c in colour for m in shading])
+    return layers[:, :, y0:y1, x0:x1].contiguous(), box
+
+
+def layer_weights(drop: torch.Tensor, drop6: torch.Tensor, frown: torch.Tensor, smile: torch.Tensor) -> torch.Tensor:
+    """Per-frame weights ``(b, 12)`` of :func:`expression_layers` from the blends' scalars ``(b,)``: fold smoothing
+    ``drop``, cheek flattening ``drop6``, AU4 shading ``frown`` and smile shading ``smile``."""
+    one = torch.ones_like(drop)
+    colour = torch.stack([one, drop, drop6], 1)
+    shading = torch.stack([one, -frown, smile, -frown * smile], 1)
+    return (colour[:, :, None] * shading[:, None, :]).flatten(1)
 
 
 def shading_masks(ref: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
