@@ -123,13 +123,13 @@ def synth_mouth(state, m: dict, smile=None) -> torch.Tensor:
     edge = lip * 0.45
     back = torch.tensor([0.05, 0.015, 0.015], device=dev).view(1, 3, 1, 1)
     d = depth[:, None] ** 0.7
-    cavity = edge * (1 - d) + back * d
+    cavity = torch.lerp(edge, back, d)
     # tongue: a dim, reddish bulge in the lower part of a wide opening
     tongue_h = (0.35 * gap).clamp(max=0.22 * iod)
     tongue = sigmoid((tongue_h - dl) / max(1.0, 0.02 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
     tongue = tongue * ((gap - 0.15 * iod) / (0.2 * iod)).clamp(0, 1)
     t_col = lip * 0.55 + 0.03
-    cavity = cavity * (1 - 0.7 * tongue[:, None]) + t_col * (0.7 * tongue[:, None])
+    cavity = cavity.lerp(t_col, 0.7 * tongue[:, None])
     # upper teeth: band under the upper lip, height grows with the opening, shaded toward the corners
     show = 0.32 if smile is None else 0.32 + 0.4 * smile.view(-1, 1, 1).to(gap)
     band = torch.minimum(show * gap, 0.15 * iod + 0.1 * iod * (show - 0.32) / 0.4)
@@ -141,7 +141,4 @@ def synth_mouth(state, m: dict, smile=None) -> torch.Tensor:
     lband = (0.12 * gap).clamp(max=0.06 * iod)
     lower_a = sigmoid((lband - dl) / max(0.7, 0.015 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
     lower_a = lower_a * ((gap - 0.2 * iod) / (0.2 * iod)).clamp(0, 1) * 0.8
-    teeth_a = teeth_a[:, None]
-    lower_a = lower_a[:, None]
-    out = cavity * (1 - teeth_a) + teeth * teeth_a
-    return out * (1 - lower_a) + teeth * 0.8 * lower_a
+    return cavity.lerp(teeth, teeth_a[:, None]).lerp(teeth * 0.8, lower_a[:, None])

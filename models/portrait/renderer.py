@@ -432,12 +432,9 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         w_up, w_lo = mouth["w_up"] * keep_teeth, mouth["w_lo"] * keep_teeth
         inside = w_up * own_up + w_lo * own_lo + (1 - w_up - w_lo) * synth
         alpha = mouth["alpha"]
-        roi = frame[:, :, ry0:ry1, rx0:rx1]
-        w_band = mouth["w_band"]
-        roi = roi * (1 - w_band) + lip_tex * w_band
-        seam = mouth["seam"]
-        roi = roi * (1 - seam) + (roi * state.lip_color.to(dev).view(1, 3, 1, 1) * 0.75) * seam
-        frame[:, :, ry0:ry1, rx0:rx1] = (roi * (1 - alpha) + inside * alpha).clamp(0, 1)
+        roi = frame[:, :, ry0:ry1, rx0:rx1].lerp(lip_tex, mouth["w_band"])
+        roi = roi * (1 - mouth["seam"] * (1 - 0.75 * state.lip_color.to(dev).view(1, 3, 1, 1)))  # shaded seam
+        frame[:, :, ry0:ry1, rx0:rx1] = roi.lerp(inside, alpha).clamp(0, 1)
         return frame  # in [0, 1]: the texture is, and bilinear sampling keeps it there
 
 
