@@ -18,6 +18,8 @@ from affectstudio.apps.studio_common import (
 )
 
 STAGES = ("sampling face motion", "rendering frames")
+# framing choice -> render_portrait(paste_back=...): None lets the pipeline choose (whole photo when not square)
+FRAMINGS = {"auto": None, "face crop": False, "whole photo": True}
 
 
 def render(
@@ -33,6 +35,10 @@ def render(
     steps,
     size,
     max_seconds,
+    pose_scale=1.0,
+    blink_rate=15.0,
+    gaze="natural",
+    framing="auto",
     progress=gr.Progress(),
 ):
     from affectstudio.apps.render import render_portrait
@@ -60,6 +66,10 @@ def render(
         steps=int(steps),
         size=int(size),
         max_seconds=float(max_seconds) if max_seconds else None,
+        pose_scale=float(pose_scale),
+        blink_rate=float(blink_rate),
+        gaze=gaze,
+        paste_back=FRAMINGS[framing],
         output=out,
     )
     return str(out), seed, str(out)
@@ -91,6 +101,18 @@ def build_tab(examples_dir) -> dict:
                     label="Size",
                     elem_id="portrait-size",
                 )
+                framing = gr.Radio(
+                    list(FRAMINGS),
+                    value="auto",
+                    label="Framing",
+                    info="whole photo: the face animated inside the original frame (auto: for non-square photos)",
+                    elem_id="portrait-framing",
+                )
+                pose_scale = gr.Slider(0, 2, value=1.0, step=0.1, label="Head motion (0 = still head)")
+                blink_rate = gr.Slider(0, 40, value=15, step=1, label="Blinks per minute")
+                gaze = gr.Radio(
+                    ["natural", "camera"], value="natural", label="Gaze", info="camera: eyes held on the photo's gaze"
+                )
                 max_seconds = gr.Number(value=600, label="Longest speech accepted (seconds)", minimum=1, maximum=3600)
             go = gr.Button("Render", variant="primary", elem_id="portrait-render")
         with gr.Column():
@@ -117,7 +139,8 @@ def build_tab(examples_dir) -> dict:
     )
     go.click(
         render,
-        [image, source, audio, text, emotion, intensity, use_intensity, seed, randomise, steps, size, max_seconds],
+        [image, source, audio, text, emotion, intensity, use_intensity, seed, randomise, steps, size, max_seconds]
+        + [pose_scale, blink_rate, gaze, framing],
         [video, used_seed, download],
         api_name="portrait",
         concurrency_id=RENDER_QUEUE,

@@ -69,3 +69,18 @@ def test_a_generator_that_has_not_landed_shows_a_note(monkeypatch):
     assert len(notes) == 1 and "render_music" in notes[0]
     assert "music" not in {fn.api_name for fn in demo.fns.values()}
     assert {"portrait", "dub", "scene", "read_emotion"} <= {fn.api_name for fn in demo.fns.values()}
+
+
+def test_portrait_tab_passes_head_gaze_blink_and_framing_to_the_renderer(monkeypatch, tmp_path):
+    from affectstudio.apps import render, studio_portrait
+
+    seen = {}
+    monkeypatch.setattr(render, "render_portrait", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(studio_portrait, "run_render", lambda fn, progress, stages, **kw: fn(**kw))
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(b"x")
+    args = (str(photo), "Script", None, "Hello.", "happy", 0.8, False, 7, False, 10, 256, 60)
+    studio_portrait.render(*args, 0.0, 5.0, "camera", "whole photo", progress=None)
+    assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (0.0, 5.0, "camera", True)
+    studio_portrait.render(*args, progress=None)  # defaults: natural head, gaze, blinks; the pipeline picks framing
+    assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (1.0, 15.0, "natural", None)
