@@ -44,15 +44,22 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=40.0, fmax=sr / 2, htk=False).astype(np.float32)
 
 
-def _frames(wave: np.ndarray, sample_rate: int, fps: float, win: int) -> tuple[np.ndarray, int]:
-    """``(t, win)`` windows centred on each video frame's centre ``(i + 0.5) / fps``."""
+_BLOCK_FRAMES = 1500  # one minute of video frames per block of per-frame analysis
+
+
+def _frames(wave: np.ndarray, sample_rate: int, fps: float, win: int, block: int | None = None):
+    """``(t, win)`` windows centred on each video frame's centre ``(i + 0.5) / fps``, and ``t``. With ``block``,
+    an iterator over consecutive ``(≤ block, win)`` slices of them instead of the array (long inputs: the
+    per-frame work then never holds every window and its spectra at once)."""
     n = wave.size
     t = max(1, math.ceil(n / sample_rate * fps - 1e-9))
     centres = np.rint((np.arange(t) + 0.5) * sample_rate / fps).astype(np.int64)
     pad = win // 2
     padded = np.pad(wave, (pad, pad + win))
-    idx = centres[:, None] + np.arange(win)[None, :]  # (t, win), shifted by the padding
-    return padded[idx], t
+    offsets = np.arange(win)[None, :]  # windows indexed in the padded wave (shifted by the padding)
+    if block is None:
+        return padded[centres[:, None] + offsets], t
+    return (padded[centres[i : i + block, None] + offsets] for i in range(0, t, block)), t
 
 
 def frame_rms(wave: np.ndarray, sample_rate: int, fps: float = 25.0, win: float = 0.04) -> np.ndarray:
@@ -178,20 +185,32 @@ def audio_features(wave: np.ndarray, sample_rate: int, fps: float = 25.0, f0_met
     if wave.size == 0:
         return np.zeros((0, FEATURE_DIM), dtype=np.float32)
     x = resample(wave, sample_rate, _FEAT_SR) if sample_rate != _FEAT_SR else wave
-    frames, t = _frames(x, _FEAT_SR, fps, _N_FFT)  # (t, 1024)
+    blocks, t = _frames(x, _FEAT_SR, fps, _N_FFT, block=_BLOCK_FRAMES)  # (≤ block, 1024) each: flat memory
+    mel_basis = _mel_basis(_FEAT_SR, _N_FFT, N_MELS).T
     w = np.hanning(_N_FFT).astype(np.float32)
-    spec = np.fft.rfft(frames * w, axis=1)  # (t, 513)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = power @ _mel_basis(_FEAT_SR, _N_FFT, N_MELS).T  # (t, 80)
-    logmel = (np.log10(mel + 1e-6) + 2.0) / 3.0  # ~[-1.3, 1] for speech in [-1, 1]
-    rms = np.sqrt(np.mean(frames[:, _N_FFT // 2 - _N_FFT // 4 : _N_FFT // 2 + _N_FFT // 4] ** 2, axis=1))  # 32 ms
-    energy = (20 * np.log10(rms + 1e-5)) / 40.0 + 1.0
+    logmel, energy, f0, voiced = [], [], [], []
+    for frames in blocks:
+        spec = np.fft.rfft(frames * w, axis=1)  # (k, 513)
+        power = (spec.real**2 + spec.imag**2).astype(np.float32)
+        logmel.append((np.log10(power @ mel_basis + 1e-6) + 2.0) / 3.0)  # (k, 80), ~[-1.3, 1] for speech
+        mid = frames[:, _N_FFT // 2 - _N_FFT // 4 : _N_FFT // 2 + _N_FFT // 4]  # 32 ms
+        energy.append((20 * np.log10(np.sqrt(np.mean(mid**2, axis=1)) + 1e-5)) / 40.0 + 1.0)
+        if f0_method == "acf":
+            f, v = _acf_f0(frames)
+            f0.append(f)
+            voiced.append(v)
     if f0_method == "acf":
-        f0, voiced = _acf_f0(frames)
+        f0_all, voiced_all = np.concatenate(f0), np.concatenate(voiced)
     else:
-        f0, voiced = estimate_f0(wave, sample_rate, fps, method=f0_method)
+        f0_all, voiced_all = estimate_f0(wave, sample_rate, fps, method=f0_method)
     feats = np.concatenate(
-        [logmel, energy[:, None], _log_f0_feature(f0)[:, None], voiced[:, None].astype(np.float32)], axis=1
+        [
+            np.concatenate(logmel),
+            np.concatenate(energy)[:, None],
+            _log_f0_feature(f0_all)[:, None],
+            voiced_all[:, None].astype(np.float32),
+        ],
+        axis=1,
     )
     return np.ascontiguousarray(feats[:t], dtype=np.float32)
 

@@ -109,3 +109,16 @@ def test_corrupt_video(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(MediaDecodeError):
         media.probe_video(tmp_path / "c.mp4")
+
+
+def test_true_peak_in_blocks_equals_the_whole_track():
+    from scipy.signal import resample_poly
+
+    from affectstudio.media import true_peak
+
+    rng = np.random.default_rng(0)
+    wave = (rng.standard_normal(5000) * 0.2).astype(np.float32)
+    wave[999:1001] = (0.95, -0.95)  # an inter-sample peak straddling a block edge
+    whole = float(np.abs(resample_poly(wave, 4, 1)).max())
+    assert true_peak(wave, block=1000) == pytest.approx(whole, rel=1e-6)
+    assert whole > 0.95  # the oversampled peak is above the sample peak

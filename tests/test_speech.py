@@ -146,3 +146,13 @@ def test_augment_seeded(speech):
     c = augment(speech.wave, speech.sample_rate, np.random.default_rng(4))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.shape == speech.wave.shape and np.abs(a).max() <= 1.0
+
+
+def test_audio_features_in_blocks_equal_one_block(monkeypatch):
+    from affectstudio.conditioning import speech_features
+
+    rng = np.random.default_rng(1)
+    wave = (rng.standard_normal(16000 * 3) * 0.1).astype(np.float32)
+    whole = speech_features.audio_features(wave, 16000)
+    monkeypatch.setattr(speech_features, "_BLOCK_FRAMES", 7)  # 75 frames in 11 blocks
+    np.testing.assert_allclose(speech_features.audio_features(wave, 16000), whole, atol=1e-5)  # BLAS blocking only
