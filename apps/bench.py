@@ -247,8 +247,8 @@ def bench_dubbing(device: torch.device, seconds: float = 10.0) -> dict:
     the real-time factor of plain emotional TTS (video=None)."""
     import numpy as np
 
-    from affectstudio.media import read_video, write_video
     from affectstudio.pipelines.dubbing import DubbingPipeline
+    from affectstudio.video_io import read_video, write_video
 
     script = asset_path("samples", "script.txt").read_text().strip()
     frames, fps = read_video(asset_path("samples", "silent_talk.mp4"))

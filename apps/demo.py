@@ -112,8 +112,8 @@ def portrait_showcase(output_dir: Path) -> Iterator[str]:
     import torch
 
     from affectstudio.conditioning.emotion import load_encoder
-    from affectstudio.media import write_video
     from affectstudio.pipelines.portrait import TalkingPortraitPipeline
+    from affectstudio.video_io import write_video
 
     image, speech = asset_path("samples", "portrait.jpg"), asset_path("samples", "speech.wav")
     script = asset_path("samples", "script.txt").read_text().strip()

@@ -146,7 +146,7 @@ def preflight_dub(
     emotion."""
     from affectstudio.conditioning.emotion import parse_emotion_spec
     from affectstudio.conditioning.phonemes import resolve_language
-    from affectstudio.media import probe_video
+    from affectstudio.video_io import probe_video
 
     if text is None or not str(text).strip():
         raise EmptyTextError("--text is empty: give the words to speak")
@@ -228,7 +228,7 @@ def render_music(
         from affectstudio.conditioning.emotion import parse_emotion_spec
 
         parsed_emotion = parse_emotion_spec(emotion)
-    from affectstudio.media import probe_video
+    from affectstudio.video_io import probe_video
 
     info = probe_video(video)  # a corrupt or video-less file fails here, before any model loads
     if info.duration <= 0:

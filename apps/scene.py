@@ -8,7 +8,7 @@ Built from the one-function-per-job renderers and the cached pipelines of :mod:`
 2. face  — :func:`render_portrait` lip-synced to that voice, with the same emotion;
 3. score — :func:`render_music` on the face clip, with the same emotion (the pipeline ducks the score where the
    clip's audio has speech);
-4. mix   — voice + score × ``music_gain_db``, muxed into the face clip with AAC headroom (``media.mux_audio``).
+4. mix   — voice + score × ``music_gain_db``, muxed into the face clip with AAC headroom (``video_io.mux_audio``).
 Every step writes into a temporary folder beside ``output``; only the finished mp4 is renamed into place.
 """
 
@@ -63,7 +63,8 @@ def render_scene(
         render_portrait,
         resolve_device,
     )
-    from affectstudio.media import load_audio, mux_audio, resample, with_headroom, write_wav
+    from affectstudio.media import load_audio, resample, with_headroom, write_wav
+    from affectstudio.video_io import mux_audio
 
     output = Path(output)
     # 0. cheap checks first (files, text, face, emotion spec), before any generator loads

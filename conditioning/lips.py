@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from affectstudio.errors import InputError, NoFaceError
-from affectstudio.media import PathLike, iter_video_frames, probe_video
+from affectstudio.media import PathLike
+from affectstudio.video_io import iter_video_frames, probe_video
 
 __all__ = ["LipActivity", "analyze_lips", "lip_activity_from_opening", "spans_from_mask", "span_iou"]
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from affectstudio.conditioning.emotion.embedding import _ANCHORS, EmotionEmbedding
 from affectstudio.errors import InputError, MediaDecodeError
-from affectstudio.media import PathLike, VideoWriter, _decode_with_ffmpeg, _existing, iter_video_frames, probe_video
+from affectstudio.media import PathLike, _decode_with_ffmpeg, _existing
+from affectstudio.video_io import VideoWriter, iter_video_frames, probe_video
 
 ANALYSIS_WIDTH = 320  # decoded frame width (faces are read at this size)
 MAX_DECODE_FPS = 30.0  # higher frame rates are decimated while decoding

@@ -30,8 +30,8 @@ from diffusers import DiffusionPipeline
 
 from affectstudio.conditioning.emotion import EmotionCurve, EmotionEmbedding, parse_emotion_spec
 from affectstudio.errors import InputError
-from affectstudio.media import VideoWriter
 from affectstudio.models.flow import plan_windows, sample_windowed
+from affectstudio.video_io import VideoWriter
 
 __all__ = ["AffectPipeline", "quiet_loading"]
 

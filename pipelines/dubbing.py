@@ -27,7 +27,7 @@ from affectstudio.conditioning.lips import LipActivity, analyze_lips
 from affectstudio.conditioning.phonemes import PhonemeSequence, phoneme_features, phonemize, resolve_language
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
-from affectstudio.media import load_audio, mux_audio, probe_video, write_wav
+from affectstudio.media import load_audio, write_wav
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.prosody import emotion_targets
 from affectstudio.models.voice import PiperVoice
@@ -35,6 +35,7 @@ from affectstudio.models.voice_espeak import EspeakVoice
 from affectstudio.models.voice_reference import match_speaker, speaker_profile
 from affectstudio.models.voice_timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
 from affectstudio.pipelines.base import AffectPipeline
+from affectstudio.video_io import mux_audio, probe_video
 
 __all__ = ["DubbingPipeline", "DubbingOutput"]
 

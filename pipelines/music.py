@@ -26,7 +26,7 @@ from diffusers.utils import BaseOutput
 from affectstudio.conditioning.emotion import EmotionEmbedding
 from affectstudio.conditioning.video import VideoAnalysis, analyze_video
 from affectstudio.errors import InputError, MissingFileError
-from affectstudio.media import atomic_path, load_audio, mux_audio, probe_video, write_video, write_wav
+from affectstudio.media import atomic_path, load_audio, write_wav
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.music.arranger import Arranger, chords_from_plan
 from affectstudio.models.music.codec import BAR_CHANNELS, decode_bars, plan_features
@@ -36,6 +36,7 @@ from affectstudio.models.music.styles import StylePreset, match_style, style_for
 from affectstudio.models.music.synth import SAMPLE_RATE, check_soundfont, render_parts
 from affectstudio.models.music.theory import parse_key
 from affectstudio.pipelines.base import AffectPipeline
+from affectstudio.video_io import mux_audio, probe_video, write_video
 
 if TYPE_CHECKING:
     import pretty_midi

@@ -25,7 +25,7 @@ from affectstudio.conditioning.face import analyze_face
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.speech_features import audio_features
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
-from affectstudio.media import load_audio, load_image, resample, write_video
+from affectstudio.media import load_audio, load_image, resample
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.portrait import (
     GENERATED_CHANNELS,
@@ -36,6 +36,7 @@ from affectstudio.models.portrait import (
     PortraitRenderer,
 )
 from affectstudio.pipelines.base import AffectPipeline
+from affectstudio.video_io import write_video
 
 SIZES = (256, 512, 0)
 

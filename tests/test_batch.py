@@ -250,7 +250,7 @@ def test_real_portrait_jobs_end_to_end(tmp_path, capsys):
     m = manifest(out)
     assert m["hello"]["status"] == "ok" and m["angry"]["status"] == "ok"
     assert m["noface"]["status"] == "failed" and "missing.png" in m["noface"]["error"]
-    from affectstudio.media import probe_video
+    from affectstudio.video_io import probe_video
 
     info = probe_video(out / "hello.mp4")
     assert info.fps == pytest.approx(25) and info.width == 256

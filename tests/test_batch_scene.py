@@ -41,7 +41,8 @@ def test_scene_job_end_to_end(tmp_path, capsys):
     import yaml
 
     from affectstudio.assets import asset_path
-    from affectstudio.media import load_audio, probe_video
+    from affectstudio.media import load_audio
+    from affectstudio.video_io import probe_video
 
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(

@@ -121,7 +121,7 @@ def test_portrait_bad_inputs_leave_no_output(capsys, tmp_path):
 @pytest.mark.slow
 def test_portrait_end_to_end_subprocess(tmp_path):
     from affectstudio.assets import asset_path
-    from affectstudio.media import probe_video
+    from affectstudio.video_io import probe_video
 
     out = tmp_path / "clip.mp4"
     proc = subprocess.run(

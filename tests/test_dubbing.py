@@ -10,9 +10,10 @@ from affectstudio.conditioning.lips import span_iou
 from affectstudio.conditioning.phonemes import phonemize
 from affectstudio.conditioning.speech_features import speech_activity
 from affectstudio.errors import InputError, MissingFileError, NoSpeechError
-from affectstudio.media import load_audio, probe_video, write_wav
+from affectstudio.media import load_audio, write_wav
 from affectstudio.models.prosody import emotion_targets, f0_track
 from affectstudio.models.voice_espeak import EspeakVoice
+from affectstudio.video_io import probe_video
 
 pytestmark = pytest.mark.slow
 CLIP = asset_path("samples", "silent_talk.mp4")

@@ -6,7 +6,8 @@ import pytest
 
 from affectstudio.apps.cli import main
 from affectstudio.assets import asset_path
-from affectstudio.media import probe_video, write_video, write_wav
+from affectstudio.media import write_wav
+from affectstudio.video_io import probe_video, write_video
 
 CLIP = str(asset_path("samples", "silent_talk.mp4"))
 SCRIPT = asset_path("samples", "script.txt").read_text().strip()

@@ -7,7 +7,8 @@ from affectstudio.assets import asset_path
 from affectstudio.conditioning.lips import analyze_lips, lip_activity_from_opening, span_iou, spans_from_mask
 from affectstudio.conditioning.speech_features import speech_activity
 from affectstudio.errors import MediaDecodeError, MissingFileError, NoFaceError
-from affectstudio.media import load_audio, write_video
+from affectstudio.media import load_audio
+from affectstudio.video_io import write_video
 
 
 def test_spans_from_mask_and_iou():

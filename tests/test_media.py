@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affectstudio import media
+from affectstudio import media, video_io
 from affectstudio.errors import InputError, InputTooLongError, MediaDecodeError, MissingFileError
 
 
@@ -61,11 +61,11 @@ def test_audio_errors(tmp_path):
 def test_video_round_trip_with_audio(tmp_path):
     frames, sr = _frames(25), 24000
     wave = (0.99 * np.sin(2 * np.pi * 300 * np.arange(int(0.6 * sr)) / sr)).astype(np.float32)  # shorter than video
-    out = media.write_video(tmp_path / "v.mp4", frames, 25, wave, sr)
-    info = media.probe_video(out)
+    out = video_io.write_video(tmp_path / "v.mp4", frames, 25, wave, sr)
+    info = video_io.probe_video(out)
     assert (info.width, info.height, info.num_frames, info.has_audio) == (48, 64, 25, True)
     assert abs(info.fps - 25) < 1e-6
-    back, fps = media.read_video(out)
+    back, fps = video_io.read_video(out)
     assert back.shape == frames.shape and np.abs(back.astype(int) - frames).mean() < 8  # lossy H.264
     audio, asr = media.load_audio(out)
     assert asr == sr and abs(len(audio) - sr) < sr * 0.01  # padded to the video's 1.0 s
@@ -73,19 +73,19 @@ def test_video_round_trip_with_audio(tmp_path):
 
 
 def test_odd_size_and_mux(tmp_path):
-    out = media.write_video(tmp_path / "odd.mp4", _frames(5, 31, 33), 25)
-    assert media.probe_video(out).width == 34
-    muxed = media.mux_audio(out, np.zeros(100, np.float32), 16000, tmp_path / "m.mp4")
-    assert media.probe_video(muxed).has_audio
+    out = video_io.write_video(tmp_path / "odd.mp4", _frames(5, 31, 33), 25)
+    assert video_io.probe_video(out).width == 34
+    muxed = video_io.mux_audio(out, np.zeros(100, np.float32), 16000, tmp_path / "m.mp4")
+    assert video_io.probe_video(muxed).has_audio
 
 
 def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
-        with media.VideoWriter(tmp_path / "x.mp4", 25) as w:
+        with video_io.VideoWriter(tmp_path / "x.mp4", 25) as w:
             w.write(_frames(3))
             raise ValueError("renderer crashed")
     with pytest.raises(InputError):
-        with media.VideoWriter(tmp_path / "y.mp4", 25) as w:
+        with video_io.VideoWriter(tmp_path / "y.mp4", 25) as w:
             w.write(np.zeros((2, 8, 8), np.float32))
     assert list(tmp_path.iterdir()) == []
 
@@ -93,22 +93,22 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_probe_header_and_counted(tmp_path):
     """The header probe reports the container (a longer audio track included) and the upright frame size;
     count_frames=True reports the video stream's own length; the reader scales and decimates while decoding."""
-    video = media.write_video(tmp_path / "v.mp4", _frames(25), 25)
+    video = video_io.write_video(tmp_path / "v.mp4", _frames(25), 25)
     longer = tmp_path / "longer.mp4"  # 1 s of video, 1.5 s of audio, stored rotated by 90°
     cmd = [media.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(video), "-f", "lavfi"]
     subprocess.run([*cmd, "-i", "sine=d=1.5", "-c:v", "copy", "-c:a", "aac", str(longer)], check=True)
-    head, counted = media.probe_video(longer), media.probe_video(longer, count_frames=True)
+    head, counted = video_io.probe_video(longer), video_io.probe_video(longer, count_frames=True)
     assert (head.width, head.height, head.has_audio) == (64, 48, True) and abs(head.duration - 1.5) < 0.05
     assert (counted.num_frames, counted.duration) == (25, 1.0) and (counted.width, counted.height) == (64, 48)
-    assert media.read_video(longer)[0].shape == (25, 48, 64, 3)
-    small = np.stack(list(media.iter_video_frames(video, size=(24, 32), fps=12.5, fps_round="down", fast=True)))
+    assert video_io.read_video(longer)[0].shape == (25, 48, 64, 3)
+    small = np.stack(list(video_io.iter_video_frames(video, size=(24, 32), fps=12.5, fps_round="down", fast=True)))
     assert small.shape[1:] == (32, 24, 3) and len(small) in (12, 13)  # 1 s at 12.5 fps
 
 
 def test_corrupt_video(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(MediaDecodeError):
-        media.probe_video(tmp_path / "c.mp4")
+        video_io.probe_video(tmp_path / "c.mp4")
 
 
 def test_true_peak_in_blocks_equals_the_whole_track():

@@ -132,7 +132,8 @@ def test_cli_bundled(clip, tmp_path):
         tmp_path / "stems",
     )
     assert r.returncode == 0, r.stderr
-    from affectstudio.media import load_audio, probe_video
+    from affectstudio.media import load_audio
+    from affectstudio.video_io import probe_video
 
     wave, sr = load_audio(tmp_path / "o.mp4")
     assert abs(len(wave) / sr - probe_video(clip).duration) < 0.1

@@ -11,11 +11,11 @@ from affectstudio.conditioning.emotion import EmotionEmbedding  # noqa: E402
 from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE  # noqa: E402
 from affectstudio.conditioning.speech_features import FEATURE_DIM  # noqa: E402
 from affectstudio.errors import InputError, InputTooLongError, MediaDecodeError, NoFaceError  # noqa: E402
-from affectstudio.media import probe_video  # noqa: E402
 from affectstudio.models.dit import AffectDiT  # noqa: E402
 from affectstudio.models.flow import make_scheduler  # noqa: E402
 from affectstudio.models.portrait import MOTION_CHANNELS, MotionCodec, PortraitRenderer  # noqa: E402
 from affectstudio.pipelines.portrait import TalkingPortraitPipeline  # noqa: E402
+from affectstudio.video_io import probe_video  # noqa: E402
 
 CHANNELS = [c for c in MOTION_CHANNELS if c not in ("blink", "gaze_x", "gaze_y")]
 

@@ -213,7 +213,7 @@ def _fake_talking_video(path, seconds=1.0, fps=25):
     from skimage import data
     from skimage.transform import resize
 
-    from affectstudio.media import write_video
+    from affectstudio.video_io import write_video
 
     img = (resize(data.astronaut()[20:276, 130:386], (192, 192)) * 255).astype(np.uint8)
     n = int(seconds * fps)

@@ -5,7 +5,7 @@ import pytest
 
 from affectstudio.conditioning.video import analyze_video, detect_cuts, probs_from_vad, synthetic_clip
 from affectstudio.errors import MediaDecodeError, MissingFileError
-from affectstudio.media import probe_video
+from affectstudio.video_io import probe_video
 
 CUTS = (1.2, 2.6)
 

@@ -119,7 +119,7 @@ def evaluate(out_dir: Path, real: Path | None = None, steps: int = 8) -> dict:
         out.save(out_dir / f"{name}.png")
         out.save(out_dir / f"{name}.mid")
         decoded, sr = load_audio(mp4)
-        from affectstudio.media import probe_video
+        from affectstudio.video_io import probe_video
 
         vid = probe_video(kw["video"], count_frames=True).duration  # the video stream (frames counted)
         cuts = out.plan.anchored_cuts

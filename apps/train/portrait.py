@@ -120,8 +120,9 @@ def extract_video(item: VideoItem, codec) -> dict:
     from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
     from affectstudio.conditioning.speech_features import audio_features
     from affectstudio.conditioning.timeseries import resample_frames
-    from affectstudio.media import load_audio, read_video
+    from affectstudio.media import load_audio
     from affectstudio.models.portrait import MOTION_CHANNELS
+    from affectstudio.video_io import read_video
 
     frames, fps = read_video(item.path)
     lm = track_faces(frames)  # (t, 478, 3)
