@@ -188,7 +188,7 @@ def test_train_help_reaches_the_trainer():
     assert own.returncode == 0 and "--steps" in own.stdout and "--data" in own.stdout
 
 
-@pytest.mark.parametrize("target", ["portrait", "dubbing", "music"])
+@pytest.mark.parametrize("target", ["portrait", "dubbing", "music", "emotion-text", "emotion-speech", "emotion-face"])
 def test_trainers_name_their_output_folder_alike(target, capsys):
     from affectstudio.apps.train import run_trainer
 

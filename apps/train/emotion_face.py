@@ -6,7 +6,7 @@ one-sided contempt, plus the measurement noise and co-activations that the media
 few real faces on hand (spurious AU activations up to ~0.45 on neutral faces; broad smiles also raising
 AU5/9/10/14/25/26; speech opening the mouth). Real faces are used only to *report* predictions afterwards.
 
-    python -m affectstudio.apps.train.emotion_face [--out DIR] [--steps N] [--seed S] [IMAGE ...]
+    python -m affectstudio.apps.train.emotion_face [--output DIR] [--steps N] [--seed S] [IMAGE ...]
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="*", help="extra photos to report predictions on (not used to fit)")
     ap.add_argument(
-        "--out",
+        "--output",
+        "-o",
         default="runs/emotion_face",
         help="output folder (default: runs/emotion_face under the "
         "current directory; copy it over assets/emotion_face to replace the bundled one)",
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     model = calibrate(args.steps, args.seed)
-    out = Path(args.out)
+    out = Path(args.output)
     model.save_pretrained(out)
     print(f"saved {out}")
     report(model, args.images)

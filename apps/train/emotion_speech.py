@@ -11,7 +11,7 @@ Data engine:
 Targets: soft category probs (intensity × label + (1 - intensity) × neutral), VAD = intensity × the label's
 anchor, intensity. The head is trained on 96 eGeMAPS + prosody features (see conditioning.emotion.speech).
 
-    python -m affectstudio.apps.train.emotion_speech [--out DIR] [--real-dir DIR] [--eval-wav WAV]
+    python -m affectstudio.apps.train.emotion_speech [--output DIR] [--real-dir DIR] [--eval-wav WAV]
 
 ``--real-dir`` holds wavs of calm read speech (the moonshine-voice wheel's beckett.wav and clone-test.wav
 were used for the bundled head); ``--eval-wav`` is a held-out real recording for the arousal check.
@@ -291,7 +291,8 @@ def arousal_check(model: SpeechEmotionEncoder, eval_wav: Path | None, seed: int 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--out",
+        "--output",
+        "-o",
         type=Path,
         default=Path("runs/emotion_speech"),
         help="output folder (default: runs/emotion_speech under the current directory)",
@@ -307,7 +308,7 @@ def main(argv=None) -> None:
     model, metrics = train(args.seed, args.n_espeak, args.real_dir, args.epochs, args.cache)
     print(json.dumps(metrics, indent=1))
     print("arousal check:", json.dumps(arousal_check(model, args.eval_wav, args.seed)))
-    out = args.out
+    out = args.output
     model.save_pretrained(str(out))
     print(f"saved to {out} in {time.perf_counter() - t0:.1f}s total")
 

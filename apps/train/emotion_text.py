@@ -255,7 +255,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--out", type=Path, default=None, help="output dir (default: affectstudio.assets/emotion_text)")
+    ap.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/emotion_text under the current directory)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--train",
@@ -280,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps({"cv_folds": args.cv, "cv_accuracy": acc, **hparams}))
     else:
         t0 = time.perf_counter()
-        out = train(args.out, args.seed, args.train, **hparams)
+        out = train(args.output, args.seed, args.train, **hparams)
         print(json.dumps({"saved": str(out), "seconds": round(time.perf_counter() - t0, 1), **hparams}))
 
 
