@@ -82,6 +82,7 @@ def iter_video_frames(
     fps: float | None = None,
     fps_round: str = "near",
     fast: bool = False,
+    info: VideoInfo | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield ``uint8 (h, w, 3)`` RGB frames one at a time (memory stays flat for long videos).
 
@@ -89,9 +90,11 @@ def iter_video_frames(
     ``fps`` resamples to that rate (ffmpeg's ``fps`` filter; ``fps_round`` is its timestamp rounding, ``"down"``
     makes frame k of a rate ``source / step`` source frame ``k * step``), then ``size`` ``(w, h)`` scales.
     ``fast`` skips H.264 deblocking and scales with fast bilinear filtering (about 20 % faster decoding), for
-    analysis, which never needs those pixels exact.
+    analysis, which never needs those pixels exact. ``info``: the file's :func:`probe_video`, when the caller
+    already has it (the file is probed otherwise).
     """
-    info = probe_video(src)  # a missing, corrupt or video-less file fails here
+    if info is None:
+        info = probe_video(src)  # a missing, corrupt or video-less file fails here
     path = Path(src).expanduser()
     w, h = size if size is not None else (info.width, info.height)
     filters = [] if fps is None else [f"fps={fps:.6f}:round={fps_round}"]
@@ -125,7 +128,7 @@ def iter_video_frames(
 def read_video(src: PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """Read a whole (short) video: ``(frames uint8 (t, h, w, 3), fps)``."""
     info = probe_video(src)
-    frames = list(iter_video_frames(src, max_frames))
+    frames = list(iter_video_frames(src, max_frames, info=info))
     if not frames:
         raise MediaDecodeError(f"video {src} has no decodable frames")
     return np.stack(frames), info.fps

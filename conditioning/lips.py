@@ -169,7 +169,7 @@ def _decode_reduced(video: PathLike, info, rate: float, max_side: int):
     while decoding, which is most of the cost of reading a long or large clip."""
     s = min(1.0, max_side / max(info.width, info.height))
     w, h = max(2, int(round(info.width * s / 2)) * 2), max(2, int(round(info.height * s / 2)) * 2)
-    return iter_video_frames(video, size=(w, h), fps=rate, fps_round="down")
+    return iter_video_frames(video, size=(w, h), fps=rate, fps_round="down", info=info)
 
 
 def analyze_lips(

@@ -28,7 +28,7 @@ import numpy as np
 from affectstudio.conditioning.emotion.embedding import _ANCHORS, EmotionEmbedding
 from affectstudio.errors import InputError, MediaDecodeError
 from affectstudio.media import PathLike, _decode_with_ffmpeg, _existing
-from affectstudio.video_io import VideoWriter, iter_video_frames, probe_video
+from affectstudio.video_io import VideoInfo, VideoWriter, iter_video_frames, probe_video
 
 ANALYSIS_WIDTH = 320  # decoded frame width (faces are read at this size)
 MAX_DECODE_FPS = 30.0  # higher frame rates are decimated while decoding
@@ -118,12 +118,12 @@ def probs_from_vad(vad: np.ndarray, temperature: float = 0.12) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- decoding
 
 
-def iter_analysis_frames(path: PathLike, fps: float, width: int = ANALYSIS_WIDTH):
-    """Yield ``uint8 (h, width, 3)`` frames at ``fps`` (ffmpeg scales and decimates while decoding)."""
-    info = probe_video(path)
+def iter_analysis_frames(path: PathLike, info: VideoInfo, fps: float, width: int = ANALYSIS_WIDTH):
+    """Yield ``uint8 (h, width, 3)`` frames at ``fps`` (ffmpeg scales and decimates while decoding) of the video
+    that ``info`` (:func:`~affectstudio.video_io.probe_video`) describes."""
     w = int(width) - int(width) % 2
     h = max(2, int(round(info.height * w / info.width / 2)) * 2)
-    return iter_video_frames(path, size=(w, h), fps=fps if fps < info.fps - 1e-3 else None, fast=True)
+    return iter_video_frames(path, size=(w, h), fps=fps if fps < info.fps - 1e-3 else None, fast=True, info=info)
 
 
 def _colour_stats(frame: np.ndarray) -> tuple[float, float, float, float]:
@@ -167,7 +167,7 @@ def analyze_video(
     timings = {"probe_s": time.perf_counter() - t0}
     t_dec = time.perf_counter()
     i = -1
-    for i, frame in enumerate(iter_analysis_frames(path, dec_fps)):
+    for i, frame in enumerate(iter_analysis_frames(path, info, dec_fps)):
         thumb = cv2.resize(frame, THUMB, interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)  # uint8; OpenCV hue runs 0..180
         if prev_hsv is None:
