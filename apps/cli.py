@@ -1,4 +1,4 @@
-"""The ``affectstudio`` command line (contract: CLI.md).
+"""The ``affectstudio`` command line (contract: docs/cli.md).
 
 Every user mistake ends as one ``error: ...`` line on stderr and exit code 2: typed :class:`InputError`s from the
 library and click's usage errors alike. Commands import their heavy dependencies inside the function, so
@@ -45,7 +45,7 @@ def emotion(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per input"),
 ) -> None:
     """Read the emotion in text, speech or a face, in the shared emotion space."""
-    from affectstudio.apps.render import read_emotions
+    from affectstudio.apps.jobs.render import read_emotions
 
     given = {"--text": text, "--text-file": text_file, "--audio": audio, "--image": image}
     chosen = [k for k, v in given.items() if v is not None]
@@ -89,7 +89,7 @@ def portrait(
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
 ) -> None:
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
-    from affectstudio.apps.render import render_portrait
+    from affectstudio.apps.jobs.render import render_portrait
 
     path = render_portrait(
         image=image,
@@ -130,7 +130,7 @@ def dub(
     ),
 ) -> None:
     """Dub a silent clip: emotional speech timed to the speaker's lips."""
-    from affectstudio.apps.render import render_dub
+    from affectstudio.apps.jobs.render import render_dub
 
     path = render_dub(
         video=video,
@@ -165,7 +165,7 @@ def music(
     plot: Optional[Path] = typer.Option(None, "--plot", help="also write a PNG of the emotion curve, cuts and bars"),
 ) -> None:
     """Score a video: music that follows its mood and lands changes on the cuts."""
-    from affectstudio.apps.render import render_music
+    from affectstudio.apps.jobs.render import render_music
 
     paths = render_music(
         video=video,
@@ -202,7 +202,7 @@ def scene(
     wav: Optional[Path] = typer.Option(None, "--wav", help="also write the mixed sound alone as .wav"),
 ) -> None:
     """A talking portrait speaking emotional TTS with a ducked score; one emotion (or curve) steers all three."""
-    from affectstudio.apps.render import render_scene
+    from affectstudio.apps.jobs.scene import render_scene
 
     path = render_scene(
         image=image,
@@ -232,7 +232,7 @@ def batch(
     ),
 ) -> int:
     """Render many jobs from a YAML file, resumably, with a manifest."""
-    from affectstudio.apps.batch import run_batch
+    from affectstudio.apps.jobs.batch import run_batch
 
     return run_batch(jobs, out_dir, resume=resume, processes=processes, address=address)
 
@@ -240,7 +240,7 @@ def batch(
 @app.command()
 def studio(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(7860, "--port")) -> None:
     """Open the Gradio studio."""
-    from affectstudio.apps.studio import launch
+    from affectstudio.apps.studio.app import launch
 
     launch(host=host, port=port)
 
@@ -268,7 +268,7 @@ def bench(
     ),
 ) -> None:
     """Measure speed (fps, real-time factor, memory) and print JSON."""
-    from affectstudio.apps.bench import run_bench
+    from affectstudio.apps.evaluation.bench import run_bench
 
     result = run_bench(device=device, names=[p.strip() for p in pipelines.split(",") if p.strip()])
     text = json.dumps(result, indent=2)
@@ -289,7 +289,7 @@ def train(
 ) -> None:
     """Train or retrain a model: `affectstudio train TARGET [trainer options]` (`affectstudio train TARGET --help`
     lists the trainer's own options)."""
-    from affectstudio.apps.train import TRAINERS, run_trainer
+    from affectstudio.apps.training import TRAINERS, run_trainer
 
     if target is None or target in ("-h", "--help"):
         typer.echo(

@@ -14,7 +14,7 @@ from affectstudio.assets import asset_path
 
 def emotion_showcase(output_dir: Path) -> Iterator[str]:
     """Read the emotion of the bundled sentences, speech sample and portrait; write JSON and a valence–arousal plot."""
-    from affectstudio.apps.render import read_emotions
+    from affectstudio.apps.jobs.render import read_emotions
     from affectstudio.media import atomic_path
 
     sentences_file = asset_path("samples", "sentences.txt")
@@ -190,7 +190,7 @@ def run_demo(output_dir: Path) -> Iterator[str]:
     yield from portrait_showcase(output_dir)
     yield from music_showcase(output_dir)
     yield from dubbing_showcase(output_dir)
-    from affectstudio.apps.scene import scene_showcase
+    from affectstudio.apps.jobs.scene import scene_showcase
 
     yield from scene_showcase(output_dir)  # the closing clip: one curve steers face, voice and score
     yield f"demo finished: outputs are in {output_dir.resolve()}"

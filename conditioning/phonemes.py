@@ -1,6 +1,6 @@
 """Text front end for the voices: IPA phonemes with stress, word and pause boundaries from espeak-ng.
 
-Uses the one process-wide espeak-ng instance of :mod:`affectstudio.conditioning.speech` (its library and
+Uses the one process-wide espeak-ng instance of :mod:`affectstudio.conditioning.espeak` (its library and
 lock) through ``espeak_TextToPhonemes`` in IPA mode, the way Piper voices were trained. The text is split
 into clauses at punctuation first (the stock library drops the clause terminator), so commas, full stops
 and question marks survive as pause tokens.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EmptyTextError, InputError
-from .speech import espeak_engine
+from .espeak import espeak_engine
 
 __all__ = [
     "LANGUAGES",

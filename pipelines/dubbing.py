@@ -23,17 +23,17 @@ from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.alignment import LipAlignment, align_to_lips
+from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.lips import LipActivity, analyze_lips
 from affectstudio.conditioning.phonemes import PhonemeSequence, phoneme_features, phonemize, resolve_language
-from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, write_wav
 from affectstudio.models.dit import AffectDiT
-from affectstudio.models.prosody import emotion_targets
-from affectstudio.models.voice import PiperVoice
-from affectstudio.models.voice_espeak import EspeakVoice
-from affectstudio.models.voice_reference import match_speaker, speaker_profile
-from affectstudio.models.voice_timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
+from affectstudio.models.dubbing.espeak import EspeakVoice
+from affectstudio.models.dubbing.piper import PiperVoice
+from affectstudio.models.dubbing.prosody import emotion_targets
+from affectstudio.models.dubbing.reference import match_speaker, speaker_profile
+from affectstudio.models.dubbing.timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
 from affectstudio.pipelines.base import AffectPipeline
 from affectstudio.video_io import mux_audio, probe_video
 
@@ -163,7 +163,7 @@ class DubbingPipeline(AffectPipeline):
             emotion: label, ``label:intensity``, mix, free text, reference file, ``EmotionEmbedding`` or a curve
                 (``'neutral@0; angry@3'``); None is neutral. emotion_intensity: overrides the spec's, in [0, 1].
             reference_audio: a recording of the target speaker (pitch level, formants and spectral envelope are
-                matched; see models/voice_reference.py).
+                matched; see models/dubbing/reference.py).
             voice_model: a Piper ``.onnx`` (with ``.onnx.json`` beside it) to speak with instead of joe.
             generator / seed: randomness of the voice (its noise) and of the prosody model.
             num_inference_steps / emotion_guidance_scale: Prosody DiT sampling; a scale above 1 pushes away from

@@ -21,8 +21,8 @@ from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder
+from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.face import analyze_face
-from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.speech_features import audio_features
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, load_image, resample

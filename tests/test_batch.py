@@ -1,4 +1,4 @@
-"""``affectstudio batch`` (CLI.md): validation before rendering, manifest, resume, per-job errors, Dask workers.
+"""``affectstudio batch`` (docs/cli.md): validation before rendering, manifest, resume, per-job errors, Dask workers.
 
 The scheduling tests swap the portrait renderer for a small recording function (``renderers=``, the job schema is
 still the real ``render_portrait`` signature); the slow test at the end renders real portraits end to end."""
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affectstudio.apps.batch import MANIFEST, RETRY_NOTE, run_batch
 from affectstudio.apps.cli import main
+from affectstudio.apps.jobs.batch import MANIFEST, RETRY_NOTE, run_batch
 from affectstudio.errors import InputError, NoSpeechError
 from affectstudio.media import atomic_path
 

@@ -1,4 +1,4 @@
-"""The CLI contract (CLI.md): subcommands, JSON output, one-line errors with exit code 2, no partial outputs."""
+"""The CLI contract (docs/cli.md): subcommands, JSON output, one-line errors with exit code 2, no partial outputs."""
 
 import json
 import subprocess
@@ -190,7 +190,7 @@ def test_train_help_reaches_the_trainer():
 
 @pytest.mark.parametrize("target", ["portrait", "dubbing", "music", "emotion-text", "emotion-speech", "emotion-face"])
 def test_trainers_name_their_output_folder_alike(target, capsys):
-    from affectstudio.apps.train import run_trainer
+    from affectstudio.apps.training import run_trainer
 
     with pytest.raises(SystemExit) as exc:
         run_trainer(target, ["--help"])

@@ -11,8 +11,8 @@ from affectstudio.conditioning.phonemes import phonemize
 from affectstudio.conditioning.speech_features import speech_activity
 from affectstudio.errors import InputError, MissingFileError, NoSpeechError
 from affectstudio.media import load_audio, write_wav
-from affectstudio.models.prosody import emotion_targets, f0_track
-from affectstudio.models.voice_espeak import EspeakVoice
+from affectstudio.models.dubbing.espeak import EspeakVoice
+from affectstudio.models.dubbing.prosody import emotion_targets, f0_track
 from affectstudio.video_io import probe_video
 
 pytestmark = pytest.mark.slow

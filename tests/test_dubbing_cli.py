@@ -1,4 +1,4 @@
-"""`affectstudio dub` (CLI.md): writes the clip with speech (and the wav); bad input is one `error:` line,
+"""`affectstudio dub` (docs/cli.md): writes the clip with speech (and the wav); bad input is one `error:` line,
 exit code 2, nothing written."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Emotion curves (CLI.md "EMOTION CURVE"): keyframe text, .json/.csv files, interpolation, holding, errors."""
+"""Emotion curves (docs/cli.md "EMOTION CURVE"): keyframe text, .json/.csv files, interpolation, holding, errors."""
 
 import json
 

@@ -11,7 +11,7 @@ from affectstudio.conditioning.emotion.speech import (  # noqa: E402
     SpeechEmotionEncoder,
     speech_emotion_features,
 )
-from affectstudio.conditioning.speech import prosody_for, synthesize  # noqa: E402
+from affectstudio.conditioning.espeak import prosody_for, synthesize  # noqa: E402
 from affectstudio.errors import MediaDecodeError, NoSpeechError  # noqa: E402
 from affectstudio.media import resample, write_wav  # noqa: E402
 

@@ -1,11 +1,11 @@
-"""The one flow trainer (apps/train/flow.py) on a generator it has never seen: two content streams and a speaker
+"""The one flow trainer (apps/training/flow.py) on a generator it has never seen: two content streams and a speaker
 vector, random data, a few steps, resumed, then sampled with per-axis guidance (the README's "Adding a generator")."""
 
 import json
 
 import torch
 
-from affectstudio.apps.train.flow import train_flow
+from affectstudio.apps.training.flow import train_flow
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.flow import make_scheduler, sample_windowed
 

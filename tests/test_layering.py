@@ -1,4 +1,5 @@
-"""Imports flow one way: affectstudio core ← conditioning ← models ← pipelines ← apps (DESIGN.md).
+"""Imports flow one way: affectstudio core ← conditioning ← models ← pipelines ← apps (docs/architecture.md), and
+inside apps: jobs ← training ← evaluation ← studio ← the entry points (cli, demo).
 
 Every module of every layer is parsed (no import is executed); an import of a higher layer fails the test, and
 so does an import of a top-level folder by its bare name (``import pipelines``) instead of ``affectstudio.*``.
@@ -14,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"affectstudio": 0, "conditioning": 1, "models": 2, "pipelines": 3, "apps": 4}
 DATA = {"assets", "configs"}
 ENTRY_POINTS = {"affectstudio/__main__.py"}  # `python -m affectstudio` runs the CLI: it sits at the top
+# ranks inside apps/ (a module directly in apps/ — cli.py, demo.py — is an entry point, the top)
+APPS = {"jobs": 0, "training": 1, "evaluation": 2, "studio": 3}
+ENTRY_RANK = len(APPS)
+
+
+def apps_rank(module: str) -> int | None:
+    """Rank of an ``affectstudio.apps.*`` module inside apps (None outside apps)."""
+    parts = module.split(".")
+    if parts[:2] != ["affectstudio", "apps"]:
+        return None
+    return APPS.get(parts[2], ENTRY_RANK) if len(parts) > 2 else ENTRY_RANK
 
 
 def layer_of(module: str) -> int | None:
@@ -87,6 +99,25 @@ def test_lower_layers_never_import_higher_ones():
 )
 def test_layer_of(name, rank):
     assert layer_of(name) == rank
+
+
+def test_apps_subpackages_import_downward_only():
+    """jobs ← training ← evaluation ← studio ← cli/demo: no front end below another, no circles."""
+    problems = []
+    for path in sorted((ROOT / "apps").rglob("*.py")):
+        own = apps_rank(".".join(package_of(path) + [path.stem]))
+        for line, name in imports_of(path):
+            rank = apps_rank(name)
+            if rank is not None and own is not None and rank > own:
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports the higher apps package {name!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_apps_is_split_by_concern():
+    """Only the entry points sit directly in apps/; everything else lives in a concern's subpackage."""
+    flat = sorted(p.name for p in (ROOT / "apps").glob("*.py"))
+    assert flat == ["__init__.py", "cli.py", "demo.py"]
+    assert {p.name for p in (ROOT / "apps").iterdir() if p.is_dir() and p.name != "__pycache__"} == set(APPS)
 
 
 def test_a_violation_is_caught(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from affectstudio.apps.train.music_data import MusicBarData, Piece, _swap_mode, extract_midi_folder, read_labels
+from affectstudio.apps.training.music_data import MusicBarData, Piece, _swap_mode, extract_midi_folder, read_labels
 from affectstudio.errors import InputError
 from affectstudio.models.music.codec import BAR_CHANNELS, CHORD, MELODY, encode_bar
 
@@ -74,7 +74,7 @@ def test_data_module_shapes():
 
 @pytest.mark.slow
 def test_train_music_on_a_tiny_folder(midi_dir, tmp_path):
-    from affectstudio.apps.train.music import main
+    from affectstudio.apps.training.music import main
     from affectstudio.pipelines.music import VideoMusicPipeline
 
     out = tmp_path / "run"
@@ -100,7 +100,7 @@ def test_train_music_on_a_tiny_folder(midi_dir, tmp_path):
 
 
 def test_train_music_bad_folder(tmp_path):
-    from affectstudio.apps.train.music import main
+    from affectstudio.apps.training.music import main
 
     with pytest.raises(InputError):
         main(["--data", str(tmp_path / "none"), "--output", str(tmp_path / "o")])

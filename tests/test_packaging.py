@@ -1,5 +1,5 @@
-"""The layout contract of DESIGN.md: one import package whose layers are the top-level folders (reached through
-symlinks in affectstudio/, so static tools resolve them from a plain checkout), data files in the wheel."""
+"""The layout contract of docs/architecture.md: one import package whose layers are the top-level folders (reached
+through symlinks in affectstudio/, so static tools resolve them from a plain checkout), data files in the wheel."""
 
 import json
 import os

@@ -8,7 +8,7 @@ from PIL import Image
 pytest.importorskip("mediapipe")
 
 from affectstudio.conditioning.emotion import EmotionEmbedding  # noqa: E402
-from affectstudio.conditioning.speech import SPEECH_SAMPLE_RATE  # noqa: E402
+from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE  # noqa: E402
 from affectstudio.conditioning.speech_features import FEATURE_DIM  # noqa: E402
 from affectstudio.errors import InputError, InputTooLongError, MediaDecodeError, NoFaceError  # noqa: E402
 from affectstudio.models.dit import AffectDiT  # noqa: E402

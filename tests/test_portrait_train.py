@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from affectstudio.apps.train.flow import heldout_loss
-from affectstudio.apps.train.portrait import (
+from affectstudio.apps.evaluation.portrait_eval import load_trained
+from affectstudio.apps.training.flow import heldout_loss
+from affectstudio.apps.training.portrait import (
     WindowSampler,
     build_real_dataset,
     parse_video_folder,
     save_outputs,
     train,
 )
-from affectstudio.apps.train.portrait_data import (
+from affectstudio.apps.training.portrait_data import (
     DIT_CHANNELS,
     FPS,
     articulation_track,
@@ -25,8 +26,7 @@ from affectstudio.apps.train.portrait_data import (
     make_clip,
     random_sentence,
 )
-from affectstudio.apps.train.portrait_eval import load_trained
-from affectstudio.conditioning.speech import Phoneme, synthesize
+from affectstudio.conditioning.espeak import Phoneme, synthesize
 from affectstudio.conditioning.speech_features import FEATURE_DIM
 from affectstudio.models.portrait import MOTION_CHANNELS
 

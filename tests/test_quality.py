@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from affectstudio.apps import metrics as M
-from affectstudio.apps import quality as Q
+from affectstudio.apps.evaluation import metrics as M
+from affectstudio.apps.evaluation import quality as Q
 from affectstudio.errors import DependencyError
 
 SR = 16000
@@ -149,7 +149,7 @@ def test_evaluate_names_the_install_line_when_evaluators_are_missing(monkeypatch
 
 
 def test_heldout_summary_counts_photos_by_majority_label():
-    from affectstudio.apps import quality_faces as QF
+    from affectstudio.apps.evaluation import quality_faces as QF
 
     assert QF.majority(["happy", None, "sad", "happy"]) == "happy" and QF.majority([None]) is None
     row = lambda lab, fr, idn: {c: {"majority": lab, "frames_as_asked": fr} for c in ("fer", "fernet")} | {  # noqa: E731

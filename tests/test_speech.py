@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("espeakng_loader")
 
-from affectstudio.conditioning.speech import (  # noqa: E402
+from affectstudio.conditioning.espeak import (  # noqa: E402
     SPEECH_SAMPLE_RATE,
     list_variants,
     list_voices,

@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def studio_url():
-    from affectstudio.apps.studio import launch
+    from affectstudio.apps.studio.app import launch
 
     port = _free_port()
     demo = launch(host="127.0.0.1", port=port, prevent_thread_lock=True)

@@ -6,7 +6,7 @@ gr = pytest.importorskip("gradio")
 
 
 def test_curve_table_gives_the_cli_curve_syntax():
-    from affectstudio.apps.studio_emotion import curve_spec
+    from affectstudio.apps.studio.emotion import curve_spec
     from affectstudio.conditioning.emotion import parse_emotion_spec
 
     rows = [[3.5, "angry", 0.8], [0, "neutral", 1.0], [6, "a quiet, simmering anger", None], ["", "", ""]]
@@ -26,7 +26,7 @@ def test_curve_table_gives_the_cli_curve_syntax():
 
 
 def test_mix_sliders_give_a_spec():
-    from affectstudio.apps.studio_emotion import LABELS, mix_spec
+    from affectstudio.apps.studio.emotion import LABELS, mix_spec
 
     weights = [0.0] * len(LABELS)
     weights[LABELS.index("happy")] = 0.6
@@ -42,7 +42,7 @@ def test_pipeline_progress_reaches_the_callback_and_only_this_thread():
 
     from diffusers import DiffusionPipeline
 
-    from affectstudio.apps.batch_runtime import pipeline_progress
+    from affectstudio.apps.jobs.batch_runtime import pipeline_progress
 
     pipe = DiffusionPipeline()
     seen, other = [], []
@@ -60,8 +60,8 @@ def test_pipeline_progress_reaches_the_callback_and_only_this_thread():
 
 
 def test_a_generator_that_has_not_landed_shows_a_note(monkeypatch):
-    from affectstudio.apps import render
-    from affectstudio.apps.studio import build_studio
+    from affectstudio.apps.jobs import render
+    from affectstudio.apps.studio.app import build_studio
 
     monkeypatch.delattr(render, "render_music")
     demo = build_studio()
@@ -72,7 +72,8 @@ def test_a_generator_that_has_not_landed_shows_a_note(monkeypatch):
 
 
 def test_portrait_tab_passes_head_gaze_blink_and_framing_to_the_renderer(monkeypatch, tmp_path):
-    from affectstudio.apps import render, studio_portrait
+    from affectstudio.apps.jobs import render
+    from affectstudio.apps.studio import portrait as studio_portrait
 
     seen = {}
     monkeypatch.setattr(render, "render_portrait", lambda **kw: seen.update(kw))

@@ -1,4 +1,4 @@
-"""Emotion curves (CLI.md, "EMOTION CURVE"): keyframes in seconds, interpolated in the emotion space.
+"""Emotion curves (docs/cli.md, "EMOTION CURVE"): keyframes in seconds, interpolated in the emotion space.
 
 * ``'neutral@0; angry:0.8@3.5; sad@6'`` — ``SPEC@SECONDS`` keyframes separated by ``;`` (any SPEC form);
 * a ``.json`` file ``[{"time": s, "emotion": SPEC}, ...]`` or a ``.csv`` file with ``time,emotion`` rows.

@@ -3,7 +3,7 @@
 ``logits = τ · (P x − ½‖P‖²) + b + MLP(x)``: the first term is nearest-prototype matching against
 :data:`~affectstudio.conditioning.emotion.facs.EMFACS_PROTOTYPES` (an isotropic Gaussian per emotion, written
 as a linear layer initialised from the table), the MLP is a small residual head whose output layer starts at
-zero. The bundled weights (``assets/emotion_face``) are calibrated by ``apps/train/emotion_face.py`` on
+zero. The bundled weights (``assets/emotion_face``) are calibrated by ``apps/training/emotion_face.py`` on
 synthetic AU vectors sampled from the prototypes with measurement noise; no labelled real faces were used.
 """
 

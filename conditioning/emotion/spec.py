@@ -1,4 +1,4 @@
-"""Emotion specs (CLI.md): every way a user names an emotion, parsed into one :class:`EmotionEmbedding`.
+"""Emotion specs (docs/cli.md): every way a user names an emotion, parsed into one :class:`EmotionEmbedding`.
 
 * ``happy`` — a label (synonyms such as ``joy`` accepted), intensity 1 unless ``intensity`` is given;
 * ``happy:0.6`` — a label alone with a number: the number is the intensity;

@@ -2,7 +2,7 @@
 
 Features (96 per clip, 16 kHz): openSMILE's eGeMAPSv02 Functionals (88: F0, loudness, spectral balance,
 jitter/shimmer, formants, rate of loudness peaks and voiced segments) plus 8 of our own from
-:mod:`affectstudio.conditioning.speech` (F0 median / 10–90 % range / spread in semitones, voiced and
+:mod:`affectstudio.conditioning.espeak` (F0 median / 10–90 % range / spread in semitones, voiced and
 active fractions, level and dynamic range of active frames, syllable-rate proxy). The head predicts 8
 category logits, valence/arousal/dominance and intensity.
 

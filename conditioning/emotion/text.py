@@ -7,7 +7,7 @@ capitals / length cues). A small trained MLP head maps them to 8-way probabiliti
 probability-weighted anchor with valence blended toward VADER's compound; intensity comes from the head's
 confidence, VADER magnitude, intensifiers and exclamation marks (weights in the config).
 
-Train with ``python -m affectstudio.apps.train.emotion_text`` (writes ``assets/emotion_text``).
+Train with ``python -m affectstudio.apps.training.emotion_text`` (writes ``assets/emotion_text``).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def bundled_asset_dir(name: str) -> Path:
     if root is None or not (root / "config.json").is_file():
         raise DependencyError(
             f"bundled checkpoint '{name}' not found in affectstudio.assets; reinstall affectstudio or retrain it "
-            f"(python -m affectstudio.apps.train.{name})"
+            f"(python -m affectstudio.apps.training.{name})"
         )
     return root
 

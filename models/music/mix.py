@@ -4,7 +4,7 @@ Order: sum the stems; apply the ducking gain (−``duck_db`` where the clip has 
 400 ms release) and the fade-out; normalise the integrated loudness (ITU-R BS.1770 via ``pyloudnorm``) to
 ``target_lufs`` while a look-ahead peak limiter holds sample peaks 0.7 dB under ``ceiling_db`` (loudness and
 limiting alternate until within 0.25 LU); finally the 4×-oversampled true peak is checked against
-``ceiling_db`` (CLI.md asks for ~1 dB of AAC headroom) and the whole mix scaled down if it passes.
+``ceiling_db`` (docs/cli.md asks for ~1 dB of AAC headroom) and the whole mix scaled down if it passes.
 The same gain curve is applied to every stem, so the stems still sum to the mix.
 """
 
