@@ -42,3 +42,14 @@ class InputTooLongError(InputError):
 
 class DependencyError(AffectStudioError):
     """An optional package or system library this feature needs is missing; the message names it."""
+
+
+def quote_value(value: object, limit: int = 32) -> str:
+    """A short, printable quotation of a user-supplied value for an error message: at most ``limit`` characters,
+    control and non-printing characters as ``?``, cut with ``…``. Error messages never echo whole values (a job
+    file's or curve file's content may come from a file the user should not see, or be megabytes long)."""
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__} of {len(value)} item(s)"  # never the repr of a nested structure
+    text = value if isinstance(value, str) else repr(value)
+    head = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return repr(head[:limit] + "…") if len(text) > limit else repr(head)

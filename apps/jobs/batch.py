@@ -22,7 +22,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from affectstudio.apps.jobs.batch_runtime import execute_job, one_line
 from affectstudio.apps.jobs.batch_tasks import TASKS, Job, load_job_file, validate_jobs
@@ -184,18 +184,20 @@ def run_batch(
     renderers: Optional[dict] = None,
     echo: Optional[Callable] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    input_roots: Optional[Sequence[Path]] = None,
 ) -> int:
     """Validate, render, keep the manifest; return the exit code (0 all ok/skipped, 1 any failed).
 
     ``renderers`` maps task names to render functions to use instead of ``apps.render``'s (tests; the job
-    schema is still read from the real renderers). ``progress(done, total)`` is called after each job."""
+    schema is still read from the real renderers). ``progress(done, total)`` is called after each job.
+    ``input_roots`` (the studio): every input file must lie inside these folders (:func:`validate_jobs`)."""
     from tqdm.auto import tqdm
 
     echo = echo if echo is not None else (lambda line: tqdm.write(line, file=sys.stderr))
     if processes < 1:
         raise InputError(f"--processes must be at least 1, got {processes}")
     jobs_file = Path(jobs_file)
-    jobs = validate_jobs(load_job_file(jobs_file), jobs_file.resolve().parent, Path(out_dir))
+    jobs = validate_jobs(load_job_file(jobs_file), jobs_file.resolve().parent, Path(out_dir), input_roots)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = BatchState(out_dir, jobs)

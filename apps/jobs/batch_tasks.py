@@ -16,27 +16,17 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
-from affectstudio.errors import InputError
+from affectstudio.conditioning.emotion.curve import CURVE_FILE_EXTENSIONS
+from affectstudio.errors import InputError, quote_value
+from affectstudio.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
 #: emotion specs that name a file (speech/face reference, curve file) are resolved like the other input paths
-FILE_SPEC_SUFFIXES = (
-    ".wav",
-    ".flac",
-    ".mp3",
-    ".m4a",
-    ".ogg",
-    ".mp4",
-    ".mov",
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".webp",
-    ".bmp",
-    ".json",
-    ".csv",
+FILE_SPEC_SUFFIXES = tuple(
+    dict.fromkeys((*AUDIO_EXTENSIONS, ".mp4", ".mov", *IMAGE_EXTENSIONS, *CURVE_FILE_EXTENSIONS))
 )
+MAX_JOB_FILE_BYTES = 1 << 20  # a job file is a few kB; a megabyte is already thousands of jobs
 NOT_JOB_KEYS = ("output", "progress")  # renderer arguments the job file never sets directly
 
 
@@ -102,7 +92,12 @@ TASKS: dict[str, Task] = {
         exclude=("stems",),
     ),
     "scene": Task(
-        "scene", "render_scene", ".mp4", extra_outputs=(("wav", ".wav"),), module="affectstudio.apps.jobs.scene"
+        "scene",
+        "render_scene",
+        ".mp4",
+        extra_outputs=(("wav", ".wav"), ("voice_wav", ".wav"), ("music_wav", ".wav"), ("plot", ".png")),
+        exclude=("stems",),
+        module="affectstudio.apps.jobs.scene",
     ),
 }
 
@@ -149,18 +144,49 @@ _TYPE_WORDS = {
 
 def _output_problem(name: str, suffix: str) -> Optional[str]:
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
-        return f"{name!r} is an absolute path: outputs are file names inside --out-dir"
+        return f"{quote_value(name)} is an absolute path: outputs are file names inside --out-dir"
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if ".." in parts:
-        return f"{name!r} leaves --out-dir ('..' is not allowed)"
+        return f"{quote_value(name)} leaves --out-dir ('..' is not allowed)"
     if not parts or parts[-1] in (".", ""):
-        return f"{name!r} is not a file name"
+        return f"{quote_value(name)} is not a file name"
     if PurePosixPath(name).suffix.lower() != suffix:
-        return f"{name!r} must end in {suffix}"
+        return f"{quote_value(name)} must end in {suffix}"
     return None
 
 
+class _JobFileError(Exception):
+    """Raised by the job-file loader: an anchor or alias (the loader refuses them), with where it is."""
+
+    def __init__(self, what: str, mark):
+        super().__init__(what)
+        self.what, self.mark = what, mark
+
+
+def _job_file_loader():
+    """A ``yaml.SafeLoader`` that refuses anchors and aliases: a job file never needs them, and a few hundred bytes
+    of nested aliases expand to gigabytes (an "alias bomb") before any check could see the values."""
+    import yaml
+
+    class JobFileLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _JobFileError("aliases (*name) are not allowed in a job file", event.start_mark)
+            if getattr(event, "anchor", None) is not None:
+                raise _JobFileError("anchors (&name) are not allowed in a job file", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return JobFileLoader
+
+
+def _where(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+
+
 def load_job_file(path: Path) -> Any:
+    """Read a job file (YAML, at most :data:`MAX_JOB_FILE_BYTES`, no anchors or aliases). Errors say what is wrong
+    and where (line, column), never the file's text."""
     import yaml
 
     from affectstudio.errors import MissingFileError
@@ -168,24 +194,44 @@ def load_job_file(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"job file not found: {path}")
+    if path.stat().st_size > MAX_JOB_FILE_BYTES:
+        raise InputError(f"{path} is {path.stat().st_size} bytes; a job file may be at most {MAX_JOB_FILE_BYTES}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not a UTF-8 text file") from e
+    try:
+        return yaml.load(text, Loader=_job_file_loader())  # noqa: S506 - a SafeLoader subclass
+    except _JobFileError as e:
+        raise InputError(f"{path} is not a valid job file: {e.what} ({_where(e.mark)})") from None
+    except yaml.MarkedYAMLError as e:
+        problem = " ".join(str(e.problem or e.context or "syntax error").split())[:80]
+        raise InputError(f"{path} is not valid YAML: {problem} ({_where(e.problem_mark)})") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
+        raise InputError(f"{path} is not valid YAML ({type(e).__name__})") from None
+    except RecursionError:
+        raise InputError(f"{path} is not a valid job file: nested too deeply") from None
 
 
-def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
-    """Check the whole job file; raise one :class:`InputError` listing every problem (``job ID: ...``)."""
+def _job_label(jid) -> str:
+    text = str(jid)
+    return "".join(c if c.isprintable() else "?" for c in text[:32]) + ("…" if len(text) > 32 else "")
+
+
+def validate_jobs(data: Any, job_dir: Path, out_dir: Path, input_roots: Optional[Sequence[Path]] = None) -> list[Job]:
+    """Check the whole job file; raise one :class:`InputError` listing every problem (``job ID: ...``).
+
+    ``input_roots`` (the studio): every input file a job names — media, SoundFonts, voice models, emotion reference
+    and curve files, and the files a curve file names — must resolve (symlinks followed) inside one of these
+    folders. Messages quote at most a key and a short, sanitised value, never a whole value."""
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise InputError("the job file must be a mapping with a 'jobs' list: {jobs: [{id, task, ..., output}]}")
     if not data["jobs"]:
         raise InputError("the job file has no jobs")
     problems: list[str] = []
-    extra_top = sorted(set(data) - {"jobs"})
+    extra_top = sorted(set(data) - {"jobs"}, key=str)
     if extra_top:
-        problems.append(f"unknown top-level key(s): {', '.join(map(str, extra_top))} (only 'jobs')")
+        problems.append(f"unknown top-level key(s): {', '.join(map(quote_value, extra_top[:5]))} (only 'jobs')")
     jobs: list[Job] = []
     seen_ids: set[str] = set()
     seen_outputs: dict[str, str] = {}
@@ -197,7 +243,7 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
         jid = raw.get("id")
         before = len(problems)
         name = (
-            f"job {jid}"
+            f"job {_job_label(jid)}"
             if isinstance(jid, (str, int)) and not isinstance(jid, bool) and str(jid)
             else f"job #{index + 1}"
         )
@@ -212,7 +258,7 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
         if task is None:
             bad(
                 f"{name}: "
-                + ("missing 'task'" if task_name is None else f"unknown task {task_name!r}")
+                + ("missing 'task'" if task_name is None else f"unknown task {quote_value(task_name)}")
                 + f" (tasks: {', '.join(TASKS)})"
             )
             continue
@@ -230,15 +276,15 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
             problem = _output_problem(output, task.suffix)
             if problem:
                 bad(f"{name}: output {problem}")
-        for key in sorted(set(raw) - set(schema) - {"id", "task", "output"}, key=str):
-            bad(f"{name}: unknown key {key!r} for task {task_name} (allowed: {', '.join(schema)})")
+        for key in sorted(set(raw) - set(schema) - {"id", "task", "output"}, key=str)[:5]:
+            bad(f"{name}: unknown key {quote_value(key)} for task {task_name} (allowed: {', '.join(schema)})")
         for f in schema.values():
             if f.name not in raw or raw[f.name] is None:
                 if f.required:
                     bad(f"{name}: missing key {f.name!r}")
                 continue
             if not _check_type(raw[f.name], f.kind):
-                bad(f"{name}: {f.name!r} must be {_TYPE_WORDS[f.kind]}, got {raw[f.name]!r}")
+                bad(f"{name}: {f.name!r} must be {_TYPE_WORDS[f.kind]}, got {quote_value(raw[f.name])}")
             elif f.kind == "output":
                 suffix = dict(task.extra_outputs)[f.name]
                 problem = _output_problem(raw[f.name], suffix)
@@ -256,7 +302,7 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
             if isinstance(o, str) and o:
                 key = str((out_root / o).resolve())
                 if key in seen_outputs:
-                    bad(f"{name}: output {o!r} is also written by {seen_outputs[key]}")
+                    bad(f"{name}: output {quote_value(o)} is also written by {seen_outputs[key]}")
                 seen_outputs[key] = name
         if len(problems) > before:
             continue
@@ -264,7 +310,9 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path) -> list[Job]:
     for job in jobs:  # a resolved path can still escape through a symlink inside the output folder
         for p in job.outputs:
             if out_root not in p.parents:
-                problems.append(f"job {job.id}: output {p} is outside --out-dir")
+                problems.append(f"job {_job_label(job.id)}: output {quote_value(p.name)} is outside --out-dir")
+    if input_roots is not None:
+        problems += _confinement_problems(jobs, [Path(r).resolve() for r in input_roots])
     if problems:
         raise InputError(f"the job file has {len(problems)} problem(s), nothing was rendered:\n" + "\n".join(problems))
     return jobs
@@ -327,3 +375,49 @@ def job_hash(job: Job, schema: dict) -> str:
             settings[key] = value
     blob = json.dumps({"task": job.task, "settings": settings}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _inside(path: str | Path, roots: list[Path]) -> bool:
+    p = Path(path).resolve()
+    return any(p == r or r in p.parents for r in roots)
+
+
+def _names_file(spec: str) -> bool:
+    return spec.strip().lower().endswith(FILE_SPEC_SUFFIXES)
+
+
+def _confinement_problems(jobs: list[Job], roots: list[Path]) -> list[str]:
+    """Every file a job would read must lie under ``roots`` (see :func:`validate_jobs`)."""
+    from affectstudio.conditioning.emotion.curve import read_curve_rows
+
+    problems = []
+    where = "a file uploaded with the job file or one of the studio's samples"
+    for job in jobs:
+        schema = TASKS[job.task].schema()
+        for key, value in job.kwargs.items():
+            kind = schema[key].kind if key in schema else "output"
+            if kind == "file" and not _inside(value, roots):
+                problems.append(f"job {_job_label(job.id)}: {key!r} must be {where}, got {quote_value(value.name)}")
+            if key != "emotion" or not isinstance(value, str):
+                continue
+            if Path(value).is_absolute() and _names_file(value):  # resolved by _build_job: one reference file
+                if not _inside(value, roots):
+                    problems.append(
+                        f"job {_job_label(job.id)}: 'emotion' must be {where}, got {quote_value(Path(value).name)}"
+                    )
+                elif value.lower().endswith(CURVE_FILE_EXTENSIONS):
+                    try:
+                        rows = read_curve_rows(Path(value))
+                    except InputError:
+                        continue  # a broken curve file fails its own job when it renders
+                    if any(_names_file(spec) for _, spec in rows):
+                        problems.append(
+                            f"job {_job_label(job.id)}: the curve file {quote_value(Path(value).name)} names files "
+                            "in its keyframes; in the studio a keyframe is a label, a mix or free text"
+                        )
+            elif any(_names_file(part.rsplit("@", 1)[0]) for part in value.split(";")):
+                problems.append(
+                    f"job {_job_label(job.id)}: 'emotion' names a file inside a curve; in the studio a keyframe is a "
+                    "label, a mix or free text"
+                )
+    return problems

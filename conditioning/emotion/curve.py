@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from affectstudio.errors import InputError, MissingFileError
+from affectstudio.errors import InputError, MissingFileError, quote_value
 
 from .embedding import EmotionEmbedding
 
 CURVE_FILE_EXTENSIONS = (".json", ".csv")
-_KEYFRAME = re.compile(r"^(?P<spec>.+?)\s*@\s*(?P<time>[-+]?\d*\.?\d+)\s*(?:s)?$")
+_KEYFRAME = re.compile(r"^(?P<spec>[^@]*?)\s*@\s*(?P<time>[^@\s]+?)\s*(?:s)?$")
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_NUMERIC_START = re.compile(r"^([-+.\d]|nan|inf)", re.IGNORECASE)
+_LABELISH = re.compile(r"^[A-Za-z_-]+(\s*:\s*\S+)?(\s*,\s*[A-Za-z_-]+\s*:\s*\S+)*$")
 
 
 @dataclass
@@ -82,59 +86,125 @@ class EmotionCurve:
         return [{"time": float(t), "emotion": s.to_dict()} for t, s in zip(self.times, self.states)]
 
 
-def is_curve_text(text: str) -> bool:
-    """True when ``text`` is written as keyframes (``SPEC@SECONDS[; ...]``)."""
-    parts = [p.strip() for p in text.split(";") if p.strip()]
-    return bool(parts) and all(_KEYFRAME.match(p) for p in parts)
-
-
-def parse_curve_text(text: str, parse_state: Callable[[str], EmotionEmbedding]) -> EmotionCurve:
-    """``'neutral@0; angry:0.8@3.5'`` → :class:`EmotionCurve`; each SPEC is read by ``parse_state``."""
-    rows = []
+def _keyframe_parts(text: str) -> list[tuple[str, str, str]]:
+    """``(keyframe as written, SPEC, time as written)`` for each ``;``-separated part that ends in ``@TOKEN``;
+    a part without ``@`` has an empty time."""
+    out = []
     for part in (p.strip() for p in text.split(";")):
         if not part:
             continue
         m = _KEYFRAME.match(part)
-        if m is None:
-            raise InputError(f"cannot read emotion keyframe {part!r}: write keyframes like 'neutral@0; angry:0.8@3.5'")
-        rows.append((float(m.group("time")), m.group("spec").strip()))
+        out.append((part, m.group("spec").strip(), m.group("time")) if m else (part, part, ""))
+    return out
+
+
+def _looks_like_keyframe(spec: str, time: str) -> bool:
+    """``SPEC@TIME`` is meant as a keyframe when the time looks numeric (``3``, ``-1``, ``2,5``, ``nan``) or the
+    SPEC is a label, ``label:number`` or a mix (``happy@abc``); ``mail me @home`` stays free text."""
+    if not time:
+        return False
+    if _NUMERIC_START.match(time):
+        return True
+    return bool(_LABELISH.match(spec))
+
+
+def is_curve_text(text: str) -> bool:
+    """True when ``text`` is written as keyframes (``SPEC@SECONDS[; ...]``): any part that looks like a keyframe
+    makes the whole text a curve, so a malformed keyframe is an error naming it, never free text."""
+    return any(_looks_like_keyframe(spec, time) for _, spec, time in _keyframe_parts(text))
+
+
+def parse_curve_text(text: str, parse_state: Callable[[str], EmotionEmbedding]) -> EmotionCurve:
+    """``'neutral@0; angry:0.8@3.5'`` → :class:`EmotionCurve`; each SPEC is read by ``parse_state``. Every part must
+    be ``SPEC@SECONDS`` with a finite time ≥ 0, times strictly increasing; an error names the bad keyframe."""
+    rows = []
+    for part, spec, time in _keyframe_parts(text):
+        if not time:
+            raise InputError(
+                f"emotion keyframe {quote_value(part)} has no time: write keyframes like 'neutral@0; angry:0.8@3.5'"
+            )
+        if not spec:
+            raise InputError(f"emotion keyframe {quote_value(part)} has no emotion before '@'")
+        rows.append((_keyframe_time(time, f"emotion keyframe {quote_value(part)}"), spec))
     return _curve_from_rows(rows, parse_state, text)
+
+
+def _keyframe_time(value: object, where: str, quote: bool = True) -> float:
+    """A keyframe time: a finite number of seconds ≥ 0 (``2,5`` is refused with a hint, ``nan`` and ``inf`` too).
+    ``quote=False`` (a file's field): the message does not repeat the value."""
+    shown = f" {quote_value(value)}" if quote else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(f"{where}: the time{shown} is not a number of seconds")
+    if isinstance(value, str):
+        if not _NUMBER.match(value.strip()):
+            hint = " (write decimals with a dot)" if re.fullmatch(r"[-+]?\d+,\d+", value.strip()) else ""
+            raise InputError(f"{where}: the time{shown} is not a number of seconds{hint}")
+        value = float(value)
+    t = float(value)
+    if not math.isfinite(t) or t < 0:
+        raise InputError(f"{where}: the time must be a finite number of seconds ≥ 0, got {t:g}")
+    return t
 
 
 def load_curve_file(path: str | Path, parse_state: Callable[[str], EmotionEmbedding]) -> EmotionCurve:
     """A ``.json`` (``[{"time": s, "emotion": SPEC}, ...]``) or ``.csv`` (``time,emotion``) curve file."""
+    return _curve_from_rows(read_curve_rows(path), parse_state, str(Path(path).expanduser()))
+
+
+MAX_CURVE_FILE_BYTES = 1 << 20
+
+
+def read_curve_rows(path: str | Path) -> list[tuple[float, str]]:
+    """The ``(time, SPEC)`` rows of a curve file, in file order, SPECs unparsed. Errors name the row and quote at
+    most a short, sanitised value, never the file's text."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingFileError(f"emotion curve file not found: {path}")
+    if path.stat().st_size > MAX_CURVE_FILE_BYTES:
+        raise InputError(f"emotion curve {path} is larger than {MAX_CURVE_FILE_BYTES} bytes")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not a UTF-8 text file") from e
-    rows: list[tuple[float, str]] = []
-    try:
-        if path.suffix.lower() == ".json":
+    form = _FILE_FORMS[path.suffix.lower()]
+    bad = lambda what: InputError(f"cannot read emotion curve {path}: {what}; expected {form}")  # noqa: E731
+    rows: list[tuple[str, object, str]] = []  # (where, time as written, spec)
+    if path.suffix.lower() == ".json":
+        try:
             data = json.loads(text)
-            if not isinstance(data, list):
-                raise ValueError("the top level must be a list")
-            rows = [(float(item["time"]), str(item["emotion"])) for item in data]
-        else:
-            for row in csv.reader(text.splitlines()):
-                if not row or not "".join(row).strip() or row[0].strip().lower() == "time":
-                    continue  # blank line or header
-                rows.append((float(row[0]), ",".join(row[1:]).strip()))
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"cannot read emotion curve {path}: expected {_FILE_FORMS[path.suffix.lower()]} ({e})") from e
-    return _curve_from_rows(rows, parse_state, str(path))
+        except (ValueError, RecursionError):
+            raise bad("not valid JSON") from None
+        if not isinstance(data, list):
+            raise bad("the top level must be a list")
+        for i, item in enumerate(data, 1):
+            if not isinstance(item, dict) or "time" not in item or "emotion" not in item:
+                raise bad(f"keyframe {i} is not an object with 'time' and 'emotion'")
+            if not isinstance(item["emotion"], str):
+                raise bad(f"keyframe {i}: 'emotion' must be a string")
+            rows.append((f"keyframe {i}", item["time"], item["emotion"]))
+    else:
+        try:
+            records = list(csv.reader(text.splitlines()))
+        except csv.Error:
+            raise bad("not a valid CSV file") from None
+        for i, row in enumerate(records, 1):
+            if not row or not "".join(row).strip() or (i == 1 and row[0].strip().lower() == "time"):
+                continue  # blank line or header
+            rows.append((f"row {i}", row[0].strip(), ",".join(row[1:]).strip()))
+    return [(_keyframe_time(t, f"emotion curve {path}, {where}", quote=False), spec) for where, t, spec in rows]
 
 
 _FILE_FORMS = {".json": '[{"time": seconds, "emotion": SPEC}, ...]', ".csv": "rows of time,emotion"}
 
 
 def _curve_from_rows(rows: list[tuple[float, str]], parse_state, source: str) -> EmotionCurve:
+    """Rows in the order written; times must already increase strictly (never re-sorted behind the user's back)."""
     if not rows:
-        raise InputError(f"emotion curve {source!r} has no keyframes")
-    rows = sorted(rows, key=lambda r: r[0])
-    times = [t for t, _ in rows]
-    if len(set(times)) != len(times):
-        raise InputError(f"emotion curve {source!r} has two keyframes at the same time")
-    return EmotionCurve(np.array(times), [parse_state(spec) for _, spec in rows])
+        raise InputError(f"emotion curve {quote_value(source)} has no keyframes")
+    for (t0, _), (t1, spec) in zip(rows, rows[1:]):
+        if t1 <= t0:
+            raise InputError(
+                f"emotion keyframe {quote_value(f'{spec}@{t1:g}')} comes at or before {t0:g} s: keyframe times must "
+                "be strictly increasing"
+            )
+    return EmotionCurve(np.array([t for t, _ in rows]), [parse_state(spec) for _, spec in rows])

@@ -20,13 +20,15 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from affectstudio.errors import EmptyTextError, InputError, MissingFileError
+from affectstudio.errors import EmptyTextError, InputError, MissingFileError, UnknownEmotionError, quote_value
 from affectstudio.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
 from .curve import CURVE_FILE_EXTENSIONS, EmotionCurve, is_curve_text, load_curve_file, parse_curve_text
-from .embedding import LABEL_SYNONYMS, EmotionEmbedding, canonical_label
+from .embedding import EMOTIONS, LABEL_SYNONYMS, EmotionEmbedding, canonical_label
 
 _WEIGHTED = re.compile(r"^\s*([A-Za-z_-]+)\s*:\s*([-+]?\d*\.?\d+)\s*$")
+_LABEL_COLON = re.compile(r"^\s*([A-Za-z_-]+)\s*:\s*(\S.*?)\s*$")
+_WORD = re.compile(r"^[a-z]{4,}$")
 _ENCODERS = {
     "text": ("affectstudio.conditioning.emotion.text", "TextEmotionEncoder"),
     "speech": ("affectstudio.conditioning.emotion.speech", "SpeechEmotionEncoder"),
@@ -46,10 +48,34 @@ def load_encoder(kind: str):
 def _check_weight(label: str, value: str, what: str) -> float:
     w = float(value)
     if not 0.0 <= w <= 1.0 and what == "intensity":
-        raise InputError(f"emotion intensity must be in [0, 1], got {label}:{value}")
+        raise InputError(f"emotion intensity must be in [0, 1], got {quote_value(f'{label}:{value}')}")
     if w < 0:
-        raise InputError(f"emotion weights must be ≥ 0, got {label}:{value}")
+        raise InputError(f"emotion weights must be ≥ 0, got {quote_value(f'{label}:{value}')}")
     return w
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One substitution, insertion, deletion or swap of neighbours turns ``a`` into ``b`` (and ``a != b``)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k, (x, y) in enumerate(zip(short, long)) if x != y), len(short))
+    return short[i:] == long[i + 1 :]
+
+
+def _misspelled_label(word: str) -> str | None:
+    """The label (or a synonym of five letters or more) a single word is one typo away from ('angyr' → 'angry'),
+    or None: free text ('content', 'calmly', 'furious') stays free text."""
+    word = word.lower()
+    if not _WORD.match(word):
+        return None
+    close = [name for name in LABEL_SYNONYMS if len(name) >= 5 and _one_edit_apart(word, name)]
+    return min(close, key=lambda n: (n not in EMOTIONS, n)) if close else None
 
 
 def _parse_labels(spec: str) -> EmotionEmbedding | None:
@@ -58,9 +84,20 @@ def _parse_labels(spec: str) -> EmotionEmbedding | None:
     weighted = [_WEIGHTED.match(p) for p in parts]
     if len(parts) == 1 and spec.strip().lower() in LABEL_SYNONYMS:
         return EmotionEmbedding.from_label(canonical_label(spec))
+    for part in parts:  # 'angry:nan', 'sad:high': a known label with something that is not a number
+        m = _LABEL_COLON.match(part)
+        if m and m.group(1).lower() in LABEL_SYNONYMS and not _WEIGHTED.match(part):
+            raise InputError(
+                f"emotion {quote_value(part.strip())}: the number after ':' must be a finite number "
+                "(an intensity in [0, 1], or a weight in a mix)"
+            )
+    if len(parts) == 1 and not weighted[0]:
+        guess = _misspelled_label(spec.strip())
+        if guess is not None:
+            raise UnknownEmotionError(f"unknown emotion {quote_value(spec.strip())} — did you mean {guess!r}?")
     if not all(weighted):
         if any(weighted) and len(parts) > 1:
-            raise InputError(f"cannot read emotion mix {spec!r}: write it like 'happy:0.6,surprised:0.4'")
+            raise InputError(f"cannot read emotion mix {quote_value(spec)}: write it like 'happy:0.6,surprised:0.4'")
         return None
     matches = [m for m in weighted if m is not None]  # all matched (checked above)
     if len(parts) == 1:
@@ -71,7 +108,7 @@ def _parse_labels(spec: str) -> EmotionEmbedding | None:
         label = canonical_label(m.group(1))
         weights[label] = weights.get(label, 0.0) + _check_weight(m.group(1), m.group(2), "weight")
     if sum(weights.values()) <= 0:
-        raise InputError(f"emotion mix {spec!r} has no positive weight")
+        raise InputError(f"emotion mix {quote_value(spec)} has no positive weight")
     return EmotionEmbedding.from_mix(weights)
 
 
@@ -121,5 +158,5 @@ def _parse_state(spec: str) -> EmotionEmbedding:
     """One keyframe's SPEC: any static form (a curve inside a curve is an error)."""
     emb = _parse_string(spec)
     if isinstance(emb, EmotionCurve):
-        raise InputError(f"an emotion keyframe cannot itself be a curve: {spec!r}")
+        raise InputError(f"an emotion keyframe cannot itself be a curve: {quote_value(spec)}")
     return emb
