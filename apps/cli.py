@@ -8,6 +8,7 @@ library and click's usage errors alike. Commands import their heavy dependencies
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -86,11 +87,18 @@ def portrait(
     pose_scale: float = typer.Option(1.0, "--pose-scale", min=0.0, help="head-motion amplitude (0: still head)"),
     blink_rate: float = typer.Option(15.0, "--blink-rate", min=0.0, help="blinks per minute (0: none)"),
     gaze: str = typer.Option("natural", "--gaze", help="natural (small saccades) or camera (eyes held on the lens)"),
+    face: str = typer.Option(
+        "auto",
+        "--face",
+        help="which face of a group photo: auto (the largest; near-equal ones: the most central), largest, "
+        "center, or N (counted left to right from 0)",
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
 ) -> None:
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
     from affectstudio.apps.jobs.render import render_portrait
 
+    _print_notes()
     path = render_portrait(
         image=image,
         audio=audio,
@@ -107,6 +115,7 @@ def portrait(
         pose_scale=pose_scale,
         blink_rate=blink_rate,
         gaze=gaze,
+        face=face,
     )
     typer.echo(f"wrote {path}")
 
@@ -301,6 +310,24 @@ def train(
 
 
 # ------------------------------------------------------------------------------------------------- main
+
+
+class _NoteLine(logging.Handler):
+    """A library note as one ``note: ...`` line on the stderr of the moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"note: {record.getMessage()}\n")
+
+
+def _print_notes() -> None:
+    """Show the library's user-facing notes (the ``affectstudio.notes`` logger, e.g. which face of a group photo
+    is animated) as ``note:`` lines on stderr."""
+    from affectstudio.conditioning.face_choice import NOTES_LOGGER
+
+    log = logging.getLogger(NOTES_LOGGER)
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _NoteLine) for h in log.handlers):
+        log.addHandler(_NoteLine())
 
 
 def _error(message: str, code: int) -> int:

@@ -10,6 +10,7 @@ The ``AffectDiT`` generates face motion (articulation, expression action units, 
 """
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder
 from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
-from affectstudio.conditioning.face import analyze_face
+from affectstudio.conditioning.face_choice import NOTES_LOGGER, FaceChoice, choose_face, parse_face
 from affectstudio.conditioning.speech_features import audio_features
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, load_image, resample
@@ -59,7 +60,8 @@ SQUARISH = (0.8, 1.25)  # width / height of a photo the face crop suits; others 
 class TalkingPortraitOutput(BaseOutput):
     """``frames`` uint8 ``(t, h, w, 3)`` (``(b, t, h, w, 3)`` for a batch of emotions; ``None`` when streamed to
     ``output_path``), ``audio`` float32 mono at ``sample_rate``, ``motion`` ``(t, len(MOTION_CHANNELS))``
-    (``(b, t, ...)`` for a batch), the ``emotion`` used, and ``output_path`` when the video was written."""
+    (``(b, t, ...)`` for a batch), the ``emotion`` used, ``output_path`` when the video was written, and the ``face``
+    animated (a :class:`~affectstudio.conditioning.face_choice.FaceChoice`: its number left to right, the count)."""
 
     frames: Optional[np.ndarray]
     audio: np.ndarray
@@ -68,6 +70,7 @@ class TalkingPortraitOutput(BaseOutput):
     motion: np.ndarray
     emotion: Union[EmotionEmbedding, list]
     output_path: Optional[Path] = None
+    face: Optional[FaceChoice] = None
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write the clip as an H.264/AAC mp4."""
@@ -138,6 +141,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         output_path,
         emotions,
         gaze="natural",
+        face="auto",
     ):
         if image is None:
             raise InputError("image is required: a portrait photo with one clearly visible face")
@@ -150,6 +154,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             raise InputError("pose_scale and blink_rate must be ≥ 0")
         if gaze not in GAZE_MODES:
             raise InputError(f"gaze must be one of {', '.join(GAZE_MODES)}, got {gaze!r}")
+        parse_face(face)
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
 
@@ -222,6 +227,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         pose_scale: float = 1.0,
         blink_rate: float = 15.0,
         gaze: str = "natural",
+        face: Union[str, int] = "auto",
         size: int = 256,
         paste_back: Optional[bool] = None,
         generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
@@ -235,7 +241,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         r"""Animate ``image``.
 
         Args:
-            image: portrait photo (path, PIL image or uint8 array); the largest face is animated.
+            image: portrait photo (path, PIL image or uint8 array); ``face`` says which face is animated.
             audio: speech to lip-sync (path or ``(wave, sr)``); or ``text`` to speak (the dubbing pipeline's
                 emotional text-to-speech, neural voice). Silent audio is valid: closed mouth, idle motion.
             emotion: a spec (label, ``label:intensity``, mix, free text, path to a speech/face reference), an
@@ -247,6 +253,10 @@ class TalkingPortraitPipeline(AffectPipeline):
                 its valence mirror).
             pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute (0 = none).
             gaze: ``"natural"`` (fixations and small saccades) or ``"camera"`` (eyes held on the photo's gaze).
+            face: ``"auto"`` (the largest face; near-equal ones: the most central), ``"largest"``, ``"center"``,
+                or ``N``: the N-th face counted left to right from 0 (see :mod:`affectstudio.conditioning.face_choice`;
+                its ``list_faces`` lists them for a picker). With several faces, which one is logged on the
+                ``affectstudio.notes`` logger and kept in the output's ``face``.
             size: 256, 512, or 0 (the source crop's own size): the side of the rendered face square.
             paste_back: return the whole photo at its own size and aspect with the animated face composited
                 back (LivePortrait-style) instead of the square face crop. ``None`` (default): paste back when
@@ -270,6 +280,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             output_path,
             emotions,
             gaze,
+            face,
         )
         self.check_generator(generator, len(emotions))
         device = self.dit.device
@@ -278,7 +289,10 @@ class TalkingPortraitPipeline(AffectPipeline):
         # 1. Emotion specs parsed first (a bad label fails before any media work), then the face: analysis,
         #    estimated neutral and render state.
         emotions = [self.parse_emotion(e, emotion_intensity) for e in emotions]
-        analysis = analyze_face(image)  # loads the image; errors name the file
+        choice = choose_face(image, face)  # loads the image; errors name the file and count the faces
+        analysis = choice.face
+        if choice.count > 1:
+            logging.getLogger(NOTES_LOGGER).info(choice.describe())
         image = load_image(image)
         if paste_back is None:
             h, w = image.shape[:2]
@@ -331,6 +345,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             motion=out_motion,
             emotion=embs[0] if batch == 1 else embs,
             output_path=Path(output_path) if output_path is not None else None,
+            face=choice,
         )
         self.maybe_free_model_hooks()
         return output if return_dict else (output.frames, output.audio)

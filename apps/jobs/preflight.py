@@ -32,12 +32,14 @@ def preflight_portrait(
     size: int,
     output: Path,
     max_seconds: Optional[float],
+    face: str | int = "auto",
 ):
     """Everything about a portrait job that can be wrong, checked before torch or any generator loads: files,
-    output type, size, the emotion spec, the audio's decodability and length, and a face in the photo.
+    output type, size, the emotion spec, the audio's decodability and length, and the face to animate (a face in
+    the photo; ``face``: a valid choice, a face number the photo has).
     Returns the parsed emotion (``None``: read from the speech)."""
     from affectstudio.conditioning.emotion import parse_emotion_spec
-    from affectstudio.conditioning.face import analyze_face
+    from affectstudio.conditioning.face_choice import choose_face, parse_face
     from affectstudio.media import load_audio
 
     if (audio is None) == (text is None):
@@ -48,10 +50,11 @@ def preflight_portrait(
         raise InputError(f"--size must be 256, 512 or 0 (the source crop), got {size}")
     require_files(image=image, audio=audio)
     require_output(output, ".mp4")
+    parse_face(face)
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
     if audio is not None:
         load_audio(audio, max_seconds=600.0 if max_seconds is None else max_seconds)
-    analyze_face(image)  # no face: NoFaceError naming the file
+    choose_face(image, face)  # no face: NoFaceError naming the file; --face N past the last face: how many there are
     return parsed
 
 

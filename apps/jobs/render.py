@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from affectstudio.apps.jobs.preflight import preflight_dub, preflight_music, preflight_portrait
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
@@ -54,12 +54,14 @@ def render_portrait(
     pose_scale: float = 1.0,
     blink_rate: float = 15.0,
     gaze: str = "natural",
+    face: Union[str, int] = "auto",
 ) -> Path:
     """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
-    into ``output``."""
+    into ``output``. ``face``: which face of a group photo (``auto``, ``largest``, ``center`` or N, counted left to
+    right from 0); with several faces the pipeline logs which one on ``affectstudio.notes`` (the CLI's ``note:``)."""
     if gaze not in ("natural", "camera"):
         raise InputError(f"--gaze must be natural or camera, got {gaze!r}")
-    parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds)
+    parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds, face)
     import torch
 
     from affectstudio.pipelines.portrait import TalkingPortraitPipeline
@@ -82,6 +84,7 @@ def render_portrait(
         pose_scale=pose_scale,
         blink_rate=blink_rate,
         gaze=gaze,
+        face=face,
     )
     return Path(output)
 
