@@ -218,7 +218,7 @@ def _render_each_face(pipe, photo, faces, wave, sr, caplog):
                 face=n,
                 paste_back=True,
                 size=256,
-                num_inference_steps=4,
+                num_inference_steps=2,
                 generator=torch.Generator("cpu").manual_seed(0),
             )
         assert out.face.index == n and out.face.count == len(faces)
@@ -235,7 +235,7 @@ def _render_each_face(pipe, photo, faces, wave, sr, caplog):
 
 @pytest.mark.slow
 def test_each_face_number_animates_that_person_and_no_one_else(group, caplog):
-    """The bundled pipeline on the group photo, 1 s of the bundled speech: face=N moves face N (mean change in its
+    """The bundled pipeline on the group photo, 0.5 s of the bundled speech: face=N moves face N (mean change in its
     box > 3 levels) and leaves every other face and everything beyond one face width of face N unchanged
     (at most 2 levels; measured: exactly 0)."""
     pytest.importorskip("mediapipe")
@@ -250,7 +250,7 @@ def test_each_face_number_animates_that_person_and_no_one_else(group, caplog):
     pipe = TalkingPortraitPipeline.from_pretrained()
     pipe.set_progress_bar_config(disable=True)
     wave, sr = load_audio(asset_path("samples", "speech.wav"))
-    for n, (moved, outside) in enumerate(_render_each_face(pipe, photo, faces, wave[:sr], sr, caplog)):
+    for n, (moved, outside) in enumerate(_render_each_face(pipe, photo, faces, wave[: sr // 2], sr, caplog)):
         others = [m for i, m in enumerate(moved) if i != n]
         assert moved[n] > 3.0 and max(others) <= 0.5, (n, moved)
         assert outside <= 2.0, (n, outside)
