@@ -254,3 +254,15 @@ def test_each_face_number_animates_that_person_and_no_one_else(group, caplog):
         others = [m for i, m in enumerate(moved) if i != n]
         assert moved[n] > 3.0 and max(others) <= 0.5, (n, moved)
         assert outside <= 2.0, (n, outside)
+
+
+def test_job_files_take_the_face_key(tmp_path):
+    """``face`` is a portrait job key (read from render_portrait's signature): a number or a rule, passed through."""
+    from affectstudio.apps.jobs.batch_tasks import validate_jobs
+
+    jobs = [
+        {"id": f"j{i}", "task": "portrait", "image": "g.png", "audio": "s.wav", "face": face, "output": f"{i}.mp4"}
+        for i, face in enumerate((2, "center"))
+    ]
+    valid = validate_jobs({"jobs": jobs}, tmp_path, tmp_path / "out")
+    assert [j.kwargs["face"] for j in valid] == [2, "center"]
