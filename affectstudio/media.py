@@ -236,9 +236,13 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = _partial_path(path)
     try:
         yield tmp
-    except BaseException:
+        if not tmp.exists():
+            raise RuntimeError(f"nothing was written to {path}")
+        try:
+            os.replace(tmp, path)  # inside the clean-up: a failed rename (the target is a folder…) leaves nothing
+        except IsADirectoryError:
+            raise InputError(f"output {path} is a folder: give a file name") from None
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {e.strerror}") from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
-    if not tmp.exists():
-        raise RuntimeError(f"nothing was written to {path}")
-    os.replace(tmp, path)

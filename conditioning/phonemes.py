@@ -34,6 +34,9 @@ __all__ = [
     "LIP_CLASSES",
     "PHONEME_FEATURE_DIM",
     "phoneme_features",
+    "check_script",
+    "drop_symbols",
+    "MAX_CHARS_PER_SECOND",
 ]
 
 # language code → espeak-ng voice. Any other espeak language name is accepted too (see resolve_language).
@@ -125,6 +128,89 @@ def resolve_language(language: str) -> str:
     return voice
 
 
+# ------------------------------------------------------------------------------ script checks (cheap)
+
+#: a generous ceiling on speaking rate: fast speech is ~15-18 characters a second (spaces and punctuation counted);
+#: a script over this many characters per second of its clip (or of --max-seconds) cannot fit and is refused
+#: before any model loads (docs/cli.md, "Bad input")
+MAX_CHARS_PER_SECOND = 25.0
+_LATIN_LANGUAGES = set(
+    "af an ca cs cy da de en eo es et eu fi fo fr ga gd gn haw hr ht hu ia id io is it jbo kl la lb lfn lt ltg lv mi "
+    "ms mt nb nl om pap pl pt qu quc ro sk sl smj sq sv sw tk tn tr uz vi".split()
+)
+_SCRIPT_LANGUAGE = {
+    "CJK": "cmn",
+    "HIRAGANA": "ja",
+    "KATAKANA": "ja",
+    "HANGUL": "ko",
+    "ARABIC": "ar",
+    "HEBREW": "he",
+    "CYRILLIC": "ru",
+    "GREEK": "el",
+    "DEVANAGARI": "hi",
+    "THAI": "th",
+}
+
+
+_SCRIPT_NAMES = {"CJK": "Chinese/Japanese (CJK)"}
+
+
+def drop_symbols(text: str) -> str:
+    """``text`` without emoji and pictographic symbols (Unicode So/Sk, variation selectors, joiners, private use):
+    a voice would otherwise spell them out by name ("grinning face party popper"). Letters, digits, punctuation,
+    currency and maths signs stay (the voices say "5 €" and "2 + 2" as the language does)."""
+    return "".join(
+        " " if unicodedata.category(c) in ("So", "Sk", "Co", "Cn", "Cs") else c
+        for c in str(text)
+        if not (unicodedata.category(c) in ("Mn", "Me", "Cf") and not unicodedata.combining(c))
+        and c not in "\ufe0e\ufe0f\u200d"
+    )
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return "CJK" if name.startswith(("CJK", "IDEOGRAPHIC")) else name.split(" ")[0]
+
+
+def check_script(
+    text: str, seconds: float, language: str = "en", where: str = "the script", language_flag: bool = True
+) -> str:
+    """Cheap checks of a script before any model loads; returns the text as it will be spoken (emoji dropped).
+
+    Empty, or nothing to pronounce (only punctuation or symbols) → :class:`EmptyTextError`; letters of a writing
+    system the language's voice cannot read (Chinese, Arabic, Hebrew, … text with the default ``en``) → an error
+    naming ``--language``; longer than ``seconds`` × :data:`MAX_CHARS_PER_SECOND` characters →
+    :class:`InputTooLongError` saying the limit. ``language_flag``: the command has a ``--language`` option (the
+    message names it; otherwise it says the voice speaks ``language`` only)."""
+    from ..errors import InputTooLongError
+
+    if text is None or not str(text).strip():
+        raise EmptyTextError(f"{where} is empty: give some words to speak")
+    spoken = " ".join(drop_symbols(text).split())
+    letters = [c for c in spoken if c.isalnum()]
+    if not letters:
+        raise EmptyTextError(f"{where} has nothing to pronounce (only punctuation or symbols): give some words")
+    base = resolve_language(language).split("-")[0]
+    if base in _LATIN_LANGUAGES:
+        foreign = sorted({_script(c) for c in letters if c.isalpha() and _script(c) != "LATIN"})
+        if foreign:
+            hint = _SCRIPT_LANGUAGE.get(foreign[0])
+            names = ", ".join(_SCRIPT_NAMES.get(s, s.title()) for s in foreign)
+            todo = (
+                "pass --language with the text's language" + (f" (e.g. --language {hint})" if hint else "")
+                if language_flag
+                else f"this command's voice speaks {language!r} only (affectstudio dub takes --language)"
+            )
+            raise InputError(f"{where} is written in {names} letters, which the {language!r} voice cannot read: {todo}")
+    limit = int(max(float(seconds), 1.0) * MAX_CHARS_PER_SECOND)
+    if len(spoken) > limit:
+        raise InputTooLongError(
+            f"{where} is {len(spoken)} characters; {float(seconds):.1f} s fits at most {limit} "
+            f"({MAX_CHARS_PER_SECOND:g} characters a second): shorten it"
+        )
+    return spoken
+
+
 def _clause_ipa(text: str, voice_ident: str) -> str:
     eng = espeak_engine()
     lib = eng.lib
@@ -152,7 +238,7 @@ def phonemize(text: str, language: str = "en") -> PhonemeSequence:
         raise EmptyTextError("the script is empty: give some words to speak")
     voice = resolve_language(language)
     ident = espeak_engine().languages[voice]
-    text = " ".join(str(text).split())
+    text = " ".join(drop_symbols(str(text)).split())
     tokens: list[PhonemeToken] = []
     words: list[str] = []
     for clause, punct in _CLAUSE_RE.findall(text):

@@ -25,7 +25,13 @@ from diffusers.utils import BaseOutput
 from affectstudio.conditioning.alignment import LipAlignment, align_to_lips
 from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.lips import LipActivity, analyze_lips
-from affectstudio.conditioning.phonemes import PhonemeSequence, phoneme_features, phonemize, resolve_language
+from affectstudio.conditioning.phonemes import (
+    PhonemeSequence,
+    check_script,
+    phoneme_features,
+    phonemize,
+    resolve_language,
+)
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
 from affectstudio.media import load_audio, write_wav
 from affectstudio.models.dit import AffectDiT
@@ -129,6 +135,8 @@ class DubbingPipeline(AffectPipeline):
                 raise InputTooLongError(
                     f"the video lasts {info.duration:.0f} s; the limit is {self.config.max_video_seconds:.0f} s"
                 )
+        # a script that cannot fit (the clip, or the longest speech) is refused before any model runs (issue 16)
+        check_script(text, info.duration if video is not None else self.config.max_video_seconds, language)
 
     def select_voice(self, seq: PhonemeSequence, voice_model: Optional[str] = None):
         if voice_model is not None:

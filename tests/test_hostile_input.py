@@ -231,3 +231,197 @@ def test_curve_file_errors_do_not_echo_content(private):
     with pytest.raises(InputError) as exc:
         parse_emotion_spec(str(bad_json))
     assert "keyframe 1" in str(exc.value) and SECRET not in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------- outputs, text, seeds
+
+
+def _clip(path: Path, seconds: float = 2.0, frames: int | None = None) -> Path:
+    import subprocess
+
+    from affectstudio.media import ffmpeg_exe
+
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=s=64x64:d={seconds}:r=25"]
+    cmd += ["-frames:v", str(frames)] if frames else []
+    subprocess.run([*cmd, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def media(tmp_path, face) -> dict:
+    from affectstudio.media import write_wav
+
+    wav = write_wav(tmp_path / "speech.wav", np.zeros(8000, np.float32), 16000)
+    return {"clip": _clip(tmp_path / "clip.mp4"), "face": face, "wav": wav, "dir": tmp_path}
+
+
+def _unchanged(path: Path, before: bytes) -> bool:
+    return path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dub", "--video", "{clip}", "--text", "hello", "-o", "{clip}"],
+        ["dub", "--video", "{clip}", "--text", "hello", "--voice", "{wav}", "-o", "{dir}/o.mp4", "--wav", "{wav}"],
+        ["music", "--video", "{clip}", "-o", "{dir}/./clip.mp4"],
+        ["portrait", "--image", "{face}", "--audio", "{clip}", "-o", "{clip}"],
+        ["scene", "--image", "{face}", "--text", "hi", "--voice", "{wav}", "-o", "{dir}/s.mp4", "--wav", "{wav}"],
+    ],
+)
+def test_output_equal_to_an_input_is_refused_before_rendering(argv, media, capsys):
+    before = {k: Path(v).read_bytes() for k, v in media.items() if k != "dir"}
+    code, err, seconds = cli([a.format(**media) for a in argv], capsys)
+    assert code == 2 and err.startswith("error:") and "input" in err and len(err.splitlines()) == 1, err
+    assert all(_unchanged(Path(media[k]), b) for k, b in before.items())
+    assert not list(media["dir"].glob(".*partial*")) and not (media["dir"] / "o.mp4").exists()
+
+
+def test_output_through_a_hard_link_is_the_same_file(media):
+    from affectstudio.apps.jobs.preflight import require_distinct
+
+    link = media["dir"] / "link.mp4"
+    link.hardlink_to(media["clip"])
+    with pytest.raises(InputError, match="is the --video input"):
+        require_distinct({"output": link}, {"video": media["clip"]})
+
+
+def test_batch_job_output_onto_its_input_fails_only_that_job(tmp_path, media):
+    """Batch outputs live in --out-dir, inputs next to the job file; an input inside --out-dir named as the output is
+    caught by the renderer's own preflight (the job fails, the input is untouched)."""
+    from affectstudio.apps.jobs.batch import MANIFEST, run_batch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    clip = out / "c.mp4"
+    clip.write_bytes(media["clip"].read_bytes())
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [{"id": "m", "task": "music", "video": str(clip), "output": "c.mp4"}]}))
+    assert run_batch(jobs, out, echo=lambda line: None) == 1
+    import json
+
+    entry = json.loads((out / MANIFEST).read_text())[0]
+    assert entry["status"] == "failed" and "is the --video input" in entry["error"]
+    assert clip.read_bytes() == media["clip"].read_bytes()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["music", "--video", "{clip}", "-o", "{dir}"], "must be a .mp4"),
+        (["music", "--video", "{clip}", "-o", "{dir}/folder.mp4"], "is a folder"),
+        (["music", "--video", "{clip}", "-o", "{face}/x.mp4"], "is not a folder"),
+        (["dub", "--video", "{clip}", "--text", "hi", "--seed", "-1", "-o", "{dir}/o.mp4"], "--seed"),
+        (["scene", "--image", "{face}", "--text", "hi", "--seed", "-1", "-o", "{dir}/o.mp4"], "--seed"),
+        (["music", "--video", "{clip}", "--seed", "-1", "-o", "{dir}/o.mp4"], "--seed"),
+    ],
+)
+def test_bad_outputs_and_seeds_are_one_line_before_rendering(argv, words, media, capsys):
+    (media["dir"] / "folder.mp4").mkdir()
+    code, err, seconds = cli([a.format(**media) for a in argv], capsys)
+    assert code == 2 and err.startswith("error:") and words in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and not list(media["dir"].glob(".*partial*"))
+
+
+def test_unwritable_output_folder_is_refused(media, monkeypatch):
+    import tempfile
+
+    from affectstudio.apps.jobs.preflight import require_output
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)  # root ignores chmod; the probe file is what counts
+    with pytest.raises(InputError, match="not writable"):
+        require_output(media["dir"] / "new" / "o.mp4", ".mp4")
+
+
+def test_failed_rename_leaves_no_partial_file(tmp_path):
+    from affectstudio.media import atomic_path
+
+    target = tmp_path / "out.mp4"
+    target.mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_batch_seed_below_zero_is_a_structure_error(tmp_path, face, capsys):
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        yaml.safe_dump(
+            {"jobs": [{"id": "s", "task": "portrait", "image": str(face), "text": "hi", "seed": -1, "output": "a.mp4"}]}
+        )
+    )
+    code, err, _ = cli(["batch", jobs, "--out-dir", tmp_path / "out"], capsys)
+    assert code == 2 and "job s: 'seed' must be from 0" in err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["dub", "--video", "{clip}", "--text", "A long script. " * 400, "-o", "{dir}/o.mp4"], "fits at most 50"),
+        (["portrait", "--image", "{face}", "--text", "x" * 20_000, "-o", "{dir}/o.mp4"], "fits at most 15000"),
+        (
+            ["portrait", "--image", "{face}", "--text", "word " * 100, "--max-seconds", "2", "-o", "{dir}/o.mp4"],
+            "fits at most 50",
+        ),
+        (["scene", "--image", "{face}", "--text", "x" * 20_000, "-o", "{dir}/o.mp4"], "fits at most 15000"),
+        (["dub", "--video", "{clip}", "--text", "?!... —", "-o", "{dir}/o.mp4"], "nothing to pronounce"),
+        (["portrait", "--image", "{face}", "--text", "🎉🔥", "-o", "{dir}/o.mp4"], "nothing to pronounce"),
+        (["dub", "--video", "{clip}", "--text", "你好，世界", "-o", "{dir}/o.mp4"], "--language"),
+        (["dub", "--video", "{clip}", "--text", "שלום עולם", "-o", "{dir}/o.mp4"], "--language"),
+    ],
+)
+def test_scripts_are_checked_before_any_model_loads(argv, words, media, capsys):
+    import sys
+
+    code, err, seconds = cli([a.format(**media) for a in argv], capsys)
+    assert code == 2 and err.startswith("error:") and words in err and len(err.splitlines()) == 1, err
+    assert "torch" not in sys.modules or seconds < 5.0  # no model was loaded to find this out
+
+
+def test_script_helpers_drop_emoji_and_keep_letters():
+    from affectstudio.conditioning.phonemes import check_script, drop_symbols
+
+    assert drop_symbols("Great 😀🎉 news ❤️!").split() == ["Great", "news", "!"]
+    assert check_script("Café crème, 5 € — naïve", 10, "fr") == "Café crème, 5 € — naïve"
+    assert check_script("Привет", 10, "ru") == "Привет"
+    with pytest.raises(InputError, match="--language"):
+        check_script("Привет, мир", 10, "en")
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda d: _clip(d / "one.mp4", frames=1), "single image"),
+        (lambda d: Path(Image.new("RGB", (64, 64)).save(d / "png.mp4", format="PNG") or d / "png.mp4"), "single image"),
+        (lambda d: (d / "empty.mp4").write_bytes(b"") and d / "empty.mp4" or d / "empty.mp4", "empty"),
+    ],
+)
+def test_videos_that_are_not_clips_fail_fast(make, words, tmp_path, capsys):
+    video = make(tmp_path)
+    for argv in (
+        ["dub", "--video", video, "--text", "hello there", "-o", tmp_path / "o.mp4"],
+        ["music", "--video", video, "-o", tmp_path / "o.mp4"],
+    ):
+        code, err, seconds = cli(argv, capsys)
+        assert code == 2 and words in err and len(err.splitlines()) == 1, err
+
+
+def test_scene_work_folder_of_a_dead_process_is_removed(tmp_path):
+    import subprocess
+
+    from affectstudio.apps.jobs.scene import remove_stale_work, work_prefix
+
+    out = tmp_path / "s.mp4"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{work_prefix(out)}{dead.pid}-abc"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "voice.wav").write_bytes(b"x")
+    running = tmp_path / f"{work_prefix(out)}{__import__('os').getpid()}-def"
+    running.mkdir()
+    assert remove_stale_work(out) == [stale]
+    assert not stale.exists() and running.exists()

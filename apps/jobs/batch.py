@@ -78,11 +78,16 @@ class BatchState:
 
 
 def remove_partials(jobs: Iterable[Job]) -> None:
-    """Delete hidden ``.NAME.partial-PID.EXT`` files a killed renderer may have left beside an output."""
+    """Delete hidden ``.NAME.partial-PID.EXT`` files a killed renderer may have left beside an output, and a killed
+    scene's ``.NAME.scene-PID-XXXX/`` work folder."""
+    from affectstudio.apps.jobs.scene import remove_stale_work
+
     for job in jobs:
         for out in job.outputs:
             for stale in out.parent.glob(f".{out.stem}.partial-*{out.suffix}"):
                 stale.unlink(missing_ok=True)
+        if job.task == "scene":
+            remove_stale_work(job.outputs[0])
 
 
 # -------------------------------------------------------------------------------------------- executors

@@ -285,6 +285,8 @@ def validate_jobs(data: Any, job_dir: Path, out_dir: Path, input_roots: Optional
                 continue
             if not _check_type(raw[f.name], f.kind):
                 bad(f"{name}: {f.name!r} must be {_TYPE_WORDS[f.kind]}, got {quote_value(raw[f.name])}")
+            elif f.name == "seed" and not 0 <= raw[f.name] < 2**32:
+                bad(f"{name}: 'seed' must be from 0 to {2**32 - 1}, got {quote_value(raw[f.name])}")
             elif f.kind == "output":
                 suffix = dict(task.extra_outputs)[f.name]
                 problem = _output_problem(raw[f.name], suffix)

@@ -4,12 +4,16 @@ parsed, so the job does not parse it again."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 
 PORTRAIT_SIZES = (256, 512, 0)  # as pipelines.portrait.SIZES, without importing torch for a check
+MAX_VIDEO_SECONDS = 600.0  # as DubbingPipeline's max_video_seconds and the music pipeline's limit
+DEFAULT_MAX_SECONDS = 600.0  # longest speech: --max-seconds' default; with --text, the script's length bound
 
 
 def require_files(**paths) -> None:
@@ -19,8 +23,70 @@ def require_files(**paths) -> None:
 
 
 def require_output(path: Path, suffix: str) -> None:
-    if Path(path).suffix.lower() != suffix:
+    """An output path of the right type that can be written: not a folder, in a folder (or under one that will be
+    made) where this process can create files — checked before rendering, not found out after it."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
         raise InputError(f"output must be a {suffix} file, got {path}")
+    if path.is_dir():
+        raise InputError(f"output {path} is a folder: give a file name ending in {suffix}")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the writer makes the missing folders; the first existing one must take them
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot write {path}: the folder {folder} is not writable ({e.strerror})") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def require_distinct(outputs: dict[str, Optional[Path]], inputs: dict[str, object]) -> None:
+    """No output is one of the inputs (resolved paths, or the same file through another name: a hard link) nor
+    another output: ``dub --video X -o X`` would overwrite the clip it reads. Keys are the flags."""
+    ins = {k: Path(v) for k, v in inputs.items() if isinstance(v, (str, os.PathLike)) and Path(v).is_file()}
+    outs = {k: Path(v) for k, v in outputs.items() if v is not None}
+    for i, (flag, out) in enumerate(outs.items()):
+        for in_flag, src in ins.items():
+            if _same_file(out, src):
+                raise InputError(
+                    f"--{flag} {out} is the --{in_flag} input: writing it would destroy the input; choose another "
+                    "output path"
+                )
+        for other_flag, other in list(outs.items())[i + 1 :]:
+            if _same_file(out, other):
+                raise InputError(f"--{flag} and --{other_flag} are the same file {out}: give two different paths")
+
+
+def require_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InputError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {seed}")
+
+
+def video_clip(video: Path, max_seconds: float = MAX_VIDEO_SECONDS, count_frames: bool = True):
+    """Probe a clip cheaply: the header first (a file whose header claims hours is refused without decoding it),
+    then (``count_frames``) the frames counted; a still image or a one-frame file is not a clip. Returns the
+    probe."""
+    from affectstudio.errors import InputTooLongError, MediaDecodeError
+    from affectstudio.video_io import probe_video
+
+    header = probe_video(video)
+    if header.duration > max_seconds:
+        raise InputTooLongError(f"video {video} lasts {header.duration:.0f} s; the limit is {max_seconds:.0f} s")
+    info = probe_video(video, count_frames=True) if count_frames else header
+    if info.num_frames < 2 or info.duration <= 0:
+        raise MediaDecodeError(f"video {video} is a single image ({info.num_frames} frame), not a clip")
+    if info.duration > max_seconds:
+        raise InputTooLongError(f"video {video} lasts {info.duration:.0f} s; the limit is {max_seconds:.0f} s")
+    return info
 
 
 def preflight_portrait(
@@ -50,6 +116,12 @@ def preflight_portrait(
         raise InputError(f"--size must be 256, 512 or 0 (the source crop), got {size}")
     require_files(image=image, audio=audio)
     require_output(output, ".mp4")
+    require_distinct({"output": output}, {"image": image, "audio": audio, "emotion": emotion})
+    if text is not None:
+        from affectstudio.conditioning.phonemes import check_script
+
+        limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
+        check_script(text, limit, "en", "--text", language_flag=False)
     parse_face(face)
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
     if audio is not None:
@@ -73,8 +145,7 @@ def preflight_dub(
     script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
     emotion."""
     from affectstudio.conditioning.emotion import parse_emotion_spec
-    from affectstudio.conditioning.phonemes import resolve_language
-    from affectstudio.video_io import probe_video
+    from affectstudio.conditioning.phonemes import check_script, resolve_language
 
     if text is None or not str(text).strip():
         raise EmptyTextError("--text is empty: give the words to speak")
@@ -82,9 +153,14 @@ def preflight_dub(
     require_output(output, ".mp4")
     if wav is not None:
         require_output(wav, ".wav")
+    require_distinct(
+        {"output": output, "wav": wav},
+        {"video": video, "voice": voice, "voice-model": voice_model, "emotion": emotion},
+    )
     resolve_language(language)
+    info = video_clip(video)  # header first: a file claiming hours, a still image, a one-frame file fail fast
+    check_script(text, info.duration, language, "--text")  # a script the clip cannot hold, before any model loads
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
-    probe_video(video, count_frames=True)
     return parsed
 
 
@@ -102,13 +178,16 @@ def preflight_music(
     emotion spec, the key, the SoundFont header, the video's decodability. Returns the parsed emotion."""
     from affectstudio.models.music.synth import load_soundfont
     from affectstudio.models.music.theory import parse_key
-    from affectstudio.video_io import probe_video
 
-    require_files(video=video)
+    require_files(video=video, soundfont=soundfont)
     require_output(output, ".mp4")
     for path, suffix in ((wav, ".wav"), (midi, ".mid"), (plot, ".png")):
         if path is not None:
             require_output(path, suffix)
+    require_distinct(
+        {"output": output, "wav": wav, "midi": midi, "plot": plot},
+        {"video": video, "soundfont": soundfont, "emotion": emotion},
+    )
     if key is not None:
         parse_key(key)
     if soundfont is not None:
@@ -118,7 +197,5 @@ def preflight_music(
         from affectstudio.conditioning.emotion import parse_emotion_spec
 
         parsed = parse_emotion_spec(emotion)
-    info = probe_video(video)  # a corrupt or video-less file fails here, before any model loads
-    if info.duration <= 0:
-        raise InputError(f"video {video} has zero duration")
+    video_clip(video, count_frames=False)  # corrupt, video-less, one-frame, too long: fails before any model loads
     return parsed

@@ -14,11 +14,43 @@ Every step writes into a temporary folder beside ``output``; only the finished m
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
 
 from affectstudio.errors import InputError
+
+
+def work_prefix(output: Path) -> str:
+    """The scene's temporary folder beside ``output`` is ``.NAME.scene-PID-XXXX/`` (voice, face, score)."""
+    return f".{Path(output).stem}.scene-"
+
+
+def remove_stale_work(output: Path) -> list[Path]:
+    """Remove the temporary folders a killed scene render of ``output`` left (their process is gone); a running
+    render's folder is kept. Called before every scene render and by ``batch --resume``."""
+    removed = []
+    for d in Path(output).parent.glob(f"{work_prefix(output)}*"):
+        pid = d.name[len(work_prefix(output)) :].split("-", 1)[0]
+        if d.is_dir() and not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 MUSIC_GAIN_DB = -6.0  # the score under the voice, after the music pipeline's own ducking
 MUSIC_STEPS = 8  # music pipeline sampling steps
@@ -54,15 +86,23 @@ def render_scene(
     signature."""
     import numpy as np
 
-    from affectstudio.apps.jobs.preflight import preflight_portrait, require_files, require_output
+    from affectstudio.apps.jobs.preflight import (
+        preflight_portrait,
+        require_distinct,
+        require_files,
+        require_output,
+        require_seed,
+    )
     from affectstudio.apps.jobs.render import load_pipeline, render_music, render_portrait, resolve_device
     from affectstudio.media import load_audio, resample, with_headroom, write_wav
     from affectstudio.video_io import mux_audio
 
     output = Path(output)
     # 0. cheap checks first (files, text, face, emotion spec), before any generator loads
+    require_seed(seed)
     preflight_portrait(image, None, text, emotion, None, size, output, None)
     require_files(voice=voice)
+    require_distinct({"output": output, "wav": wav}, {"image": image, "voice": voice, "emotion": emotion})
     if wav is not None:
         require_output(wav, ".wav")
     if not -40.0 <= float(music_gain_db) <= 12.0:
@@ -70,7 +110,8 @@ def render_scene(
     spec = emotion if emotion is not None else default_emotion(text)
     dev = resolve_device(device)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output.stem}.scene-", dir=output.parent) as td:
+    remove_stale_work(output)
+    with tempfile.TemporaryDirectory(prefix=f"{work_prefix(output)}{os.getpid()}-", dir=output.parent) as td:
         work = Path(td)
         # 1. the voice: emotional text-to-speech from the dubbing pipeline (no video to time it to)
         from affectstudio.pipelines.dubbing import DubbingPipeline
