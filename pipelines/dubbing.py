@@ -37,9 +37,10 @@ from affectstudio.media import load_audio, write_wav
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.dubbing.espeak import EspeakVoice
 from affectstudio.models.dubbing.piper import PiperVoice
-from affectstudio.models.dubbing.prosody import emotion_targets
+from affectstudio.models.dubbing.prosody import emotion_targets, neutral_median_f0
 from affectstudio.models.dubbing.reference import match_speaker, speaker_profile
 from affectstudio.models.dubbing.timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
+from affectstudio.models.dubbing.voices import design_voice, nearest_preset, voice_preset
 from affectstudio.pipelines.base import AffectPipeline
 from affectstudio.video_io import mux_audio, probe_video
 
@@ -138,10 +139,18 @@ class DubbingPipeline(AffectPipeline):
         # a script that cannot fit (the clip, or the longest speech) is refused before any model runs (issue 16)
         check_script(text, info.duration if video is not None else self.config.max_video_seconds, language)
 
-    def select_voice(self, seq: PhonemeSequence, voice_model: Optional[str] = None):
+    def select_voice(self, seq: PhonemeSequence, voice_model: Optional[str] = None, voice: Optional[str] = None):
+        """The voice that speaks ``seq``: a Piper ``voice_model`` file; else the neural voice when it speaks the
+        language (a ``voice`` preset is designed from it after the prosody); else espeak-ng in the preset's
+        gender."""
         if voice_model is not None:
             return PiperVoice(model_path=str(voice_model), language=seq.language)
-        return self.voice if self.voice.supports(seq) else self.fallback_voice
+        if self.voice.supports(seq):
+            return self.voice
+        variant = voice_preset(voice).espeak_variant if voice is not None else self.fallback_voice.config.variant
+        if variant == self.fallback_voice.config.variant:
+            return self.fallback_voice
+        return EspeakVoice(variant=variant, rate_wpm=self.fallback_voice.config.rate_wpm)
 
     # ------------------------------------------------------------------------------------------ call
 
@@ -162,6 +171,7 @@ class DubbingPipeline(AffectPipeline):
         voice_model: Optional[str] = None,
         seed: Optional[int] = None,
         prosody: str = "auto",
+        voice: Optional[str] = None,
     ) -> DubbingOutput:
         r"""Speak ``text`` timed to the lips of ``video`` (or as plain TTS when ``video`` is None).
 
@@ -173,6 +183,8 @@ class DubbingPipeline(AffectPipeline):
             reference_audio: a recording of the target speaker (pitch level, formants and spectral envelope are
                 matched; see models/dubbing/reference.py).
             voice_model: a Piper ``.onnx`` (with ``.onnx.json`` beside it) to speak with instead of joe.
+            voice: a voice preset (``affectstudio voices``: ``joe`` male, the default; ``jess`` female); other
+                languages speak through espeak-ng in the preset's gender.
             generator / seed: randomness of the voice (its noise) and of the prosody model.
             num_inference_steps / emotion_guidance_scale: Prosody DiT sampling; a scale above 1 pushes away from
                 the mirror emotion (intensity beyond the data). prosody: ``"auto"`` (the DiT when the checkpoint
@@ -187,13 +199,17 @@ class DubbingPipeline(AffectPipeline):
         assert text is not None  # check_inputs raised otherwise
         seq = phonemize(text, language)
         ref = self.reference_profile(reference_audio) if reference_audio is not None else None
+        if voice_model is not None and voice is not None:
+            raise InputError("give a voice preset (voice=) or a Piper model (voice_model=), not both")
+        # the preset: the user's; with a reference and no preset, the one nearest the reference's pitch
+        preset = voice_preset(voice) if voice is not None else nearest_preset(ref.median_f0) if ref else None
         seed = (
             int(seed)
             if seed is not None
             else (int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0)
         )
-        voice = self.select_voice(seq, voice_model)
-        natural = voice.natural_durations(seq, seed=seed)
+        speaker = self.select_voice(seq, voice_model, voice)
+        natural = speaker.natural_durations(seq, seed=seed)
         timings["text"] = time.perf_counter() - t0
 
         # 2. lips → alignment (dubbing) or the voice's own timing reshaped by the emotion (TTS)
@@ -251,14 +267,14 @@ class DubbingPipeline(AffectPipeline):
                         dur_res[seg.token_start : seg.token_end] - 0.0
                     )
                     durations[seg.token_start : seg.token_end] = d * (seg.duration / max(d.sum(), 1e-9))
-            wave, sr, token_times = speak_segments(voice, seq, alignment.segments, durations, total, noise, seed)
+            wave, sr, token_times = speak_segments(speaker, seq, alignment.segments, durations, total, noise, seed)
         else:
             if dur_res is not None:
                 scales = np.exp(dur_res)
             else:
                 mid = pre_times.mean(axis=1)
                 scales = 1.0 / np.interp(mid, frame_times, targets["rate"])
-            wave, sr, token_times = speak_free(voice, seq, scales, noise, seed)
+            wave, sr, token_times = speak_free(speaker, seq, scales, noise, seed)
             durations = token_times[:, 1] - token_times[:, 0]
         timings["synthesis"] = time.perf_counter() - t
 
@@ -267,8 +283,13 @@ class DubbingPipeline(AffectPipeline):
         if not np.any(np.abs(wave) > 0):
             raise NoSpeechError("the voice produced no sound for this script")
         base_db = active_rms_db(wave, sr)
+        design = preset if preset is not None and preset.designed and speaker is self.voice else None
+        scale = design.f0_scale if design is not None else 1.0
         own = speaker_profile(wave, sr) if ref is not None else None
-        ref_ratio = 1.0 if ref is None or own is None else float(np.clip(ref.median_f0 / own.median_f0, 0.6, 2.2))
+        ref_ratio = (
+            1.0 if ref is None or own is None else float(np.clip(ref.median_f0 / own.median_f0 / scale, 0.6, 2.2))
+        )
+        floor_hz = 0.8 * neutral_median_f0(wave, sr)  # sad lowers pitch, never into creak (issue 17)
         out_n = max(2, int(np.ceil(wave.size / sr * _PROSODY_FPS)))
         out_times = (np.arange(out_n) + 0.5) / _PROSODY_FPS
         if residual is not None:
@@ -279,7 +300,7 @@ class DubbingPipeline(AffectPipeline):
                 "energy": shaped_targets[:, 2],
                 "tilt": shaped_targets[:, 3],
             }
-            shaped = apply_targets(wave, sr, out_times, applied, f0_offset=shaped_targets[:, 1])
+            shaped = apply_targets(wave, sr, out_times, applied, f0_offset=shaped_targets[:, 1], f0_floor=floor_hz)
         else:
             at = (
                 out_times
@@ -288,9 +309,11 @@ class DubbingPipeline(AffectPipeline):
             )
             applied = {k: np.interp(at, frame_times, v) for k, v in targets.items()}
             applied["f0"] = applied["f0"] * ref_ratio
-            shaped = apply_targets(wave, sr, out_times, applied)
+            shaped = apply_targets(wave, sr, out_times, applied, f0_floor=floor_hz)
+        if design is not None:
+            shaped = design_voice(shaped, sr, design)
         if ref is not None and own is not None:
-            shaped = match_speaker(shaped, sr, own, ref)
+            shaped = match_speaker(shaped, sr, speaker_profile(shaped, sr) if design is not None else own, ref)
         out = finish(shaped, sr, SPEECH_SAMPLE_RATE, reference_db=base_db)
         if alignment is not None:
             n = int(round(total * SPEECH_SAMPLE_RATE))

@@ -20,7 +20,15 @@ import numpy as np
 
 from affectstudio.errors import DependencyError
 
-__all__ = ["PROSODY_TARGETS", "TARGET_NAMES", "emotion_targets", "apply_pitch", "apply_energy", "f0_track"]
+__all__ = [
+    "PROSODY_TARGETS",
+    "TARGET_NAMES",
+    "emotion_targets",
+    "apply_pitch",
+    "apply_energy",
+    "f0_track",
+    "neutral_median_f0",
+]
 
 TARGET_NAMES = ("f0", "range", "rate", "energy", "tilt", "noise")
 # label → full-intensity targets (ratios for f0/range/rate/noise, dB for energy/tilt)
@@ -74,6 +82,13 @@ def f0_track(
     return pitch.xs(), np.nan_to_num(pitch.selected_array["frequency"])
 
 
+def neutral_median_f0(wave: np.ndarray, sr: int) -> float:
+    """Median F0 (Hz) of a rendering before any emotional prosody (0 when nothing is voiced)."""
+    _, f0 = f0_track(wave, sr)
+    voiced = f0[f0 > 0]
+    return float(np.median(voiced)) if voiced.size else 0.0
+
+
 def apply_pitch(
     wave: np.ndarray,
     sr: int,
@@ -83,10 +98,12 @@ def apply_pitch(
     floor: float = 60.0,
     ceiling: float = 400.0,
     contour: np.ndarray | None = None,
+    min_f0: float = 0.0,
 ) -> np.ndarray:
     """Move F0 to ``ref * ratio(t) * (f0 / ref) ** spread(t)`` (``ref`` the running median F0 over ±0.75 s, so
     the range grows around the phrase's own declination) with PSOLA;
-    ``contour`` (optional, same times) adds a log2-F0 offset in octaves (the DiT's frame-level residual).
+    ``contour`` (optional, same times) adds a log2-F0 offset in octaves (the DiT's frame-level residual);
+    ``min_f0`` (Hz) is a floor: a low emotion (sad) never pushes the voice into creak.
 
     ``times`` (k,) seconds at which ``ratio``/``spread`` are given (interpolated between). Unvoiced parts are
     untouched; the output has the input's length."""
@@ -108,7 +125,7 @@ def apply_pitch(
     new = ref * r * np.exp(s * np.log(np.maximum(f0, 1.0) / ref))
     if contour is not None:
         new = new * 2.0 ** np.interp(pt, times, contour)
-    new = np.clip(new, floor * 0.9, ceiling * 1.2)
+    new = np.clip(new, max(floor * 0.9, min_f0), ceiling * 1.2)
     out_tier = call("Create PitchTier", "emotion", snd.xmin, snd.xmax)
     for t, v in zip(pt, new):
         call(out_tier, "Add point", float(t), float(v))

@@ -113,17 +113,22 @@ def speak_free(
 
 
 def apply_targets(
-    wave: np.ndarray, sr: int, times: np.ndarray, targets: dict[str, np.ndarray], f0_offset: np.ndarray | None = None
+    wave: np.ndarray,
+    sr: int,
+    times: np.ndarray,
+    targets: dict[str, np.ndarray],
+    f0_offset: np.ndarray | None = None,
+    f0_floor: float = 0.0,
 ) -> np.ndarray:
     """Emotional prosody: F0 level/range (+ optional per-time offset in octaves) by PSOLA, energy and tilt;
-    ``targets`` maps f0/range/energy/tilt to values at ``times`` (s)."""
+    ``targets`` maps f0/range/energy/tilt to values at ``times`` (s); F0 never goes below ``f0_floor`` Hz."""
     if times.size == 1:
         times = np.array([0.0, wave.size / sr])
         targets = {k: np.repeat(v, 2) for k, v in targets.items()}
         f0_offset = None if f0_offset is None else np.repeat(f0_offset, 2)
     changes_pitch = np.any(np.abs(np.log(targets["f0"])) > 1e-3) or np.any(np.abs(np.log(targets["range"])) > 1e-3)
     if changes_pitch or (f0_offset is not None and np.any(np.abs(f0_offset) > 1e-3)):
-        wave = apply_pitch(wave, sr, times, targets["f0"], targets["range"], contour=f0_offset)
+        wave = apply_pitch(wave, sr, times, targets["f0"], targets["range"], contour=f0_offset, min_f0=f0_floor)
     return apply_energy(wave, sr, times, targets["energy"], targets["tilt"])
 
 
