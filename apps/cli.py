@@ -93,6 +93,9 @@ def portrait(
         help="which face of a group photo: auto (the largest; near-equal ones: the most central), largest, "
         "center, or N (counted left to right from 0)",
     ),
+    voice_preset: Optional[str] = typer.Option(
+        None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
 ) -> None:
     """Animate a portrait photo: lip-synced to speech, showing an emotion (25 fps mp4)."""
@@ -116,6 +119,7 @@ def portrait(
         blink_rate=blink_rate,
         gaze=gaze,
         face=face,
+        voice_preset=voice_preset,
     )
     typer.echo(f"wrote {path}")
 
@@ -137,6 +141,9 @@ def dub(
     voice_model: Optional[Path] = typer.Option(
         None, "--voice-model", help="your own Piper voice .onnx (its .onnx.json beside it)"
     ),
+    voice_preset: Optional[str] = typer.Option(
+        None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
+    ),
 ) -> None:
     """Dub a silent clip: emotional speech timed to the speaker's lips."""
     from affectstudio.apps.jobs.render import render_dub
@@ -152,8 +159,47 @@ def dub(
         seed=seed,
         wav=wav,
         voice_model=voice_model,
+        voice_preset=voice_preset,
     )
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def speak(
+    text: str = typer.Option(..., "--text", help="the words to speak"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help=EMOTION_HELP + ", or a curve 'neutral@0; angry@3'"),
+    intensity: Optional[float] = typer.Option(None, "--intensity", min=0.0, max=1.0, help="emotion intensity 0..1"),
+    voice_preset: Optional[str] = typer.Option(
+        None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
+    ),
+    voice: Optional[Path] = typer.Option(None, "--voice", help="reference voice .wav (3-30 s of the speaker)"),
+    language: str = typer.Option("en", "--language", help="en (neural voice), es, fr, de, … (espeak-ng)"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="random seed (0 to 2^32-1)"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .wav"),
+) -> None:
+    """Emotional text-to-speech (the dubbing pipeline with no video)."""
+    from affectstudio.apps.jobs.render import render_speech
+
+    path = render_speech(
+        text=text,
+        output=output,
+        emotion=emotion,
+        intensity=intensity,
+        voice=voice,
+        voice_preset=voice_preset,
+        language=language,
+        seed=seed,
+    )
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def voices() -> None:
+    """List the voice presets: NAME<TAB>female|male<TAB>LANGUAGE<TAB>LICENCE."""
+    from affectstudio.models.dubbing.voices import voice_lines
+
+    for line in voice_lines():
+        typer.echo(line)
 
 
 @app.command()
@@ -209,6 +255,9 @@ def scene(
     music_gain_db: float = typer.Option(-6.0, "--music-gain-db", help="score level under the voice (dB)"),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
     wav: Optional[Path] = typer.Option(None, "--wav", help="also write the mixed sound alone as .wav"),
+    voice_preset: Optional[str] = typer.Option(
+        None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
+    ),
 ) -> None:
     """A talking portrait speaking emotional TTS with a ducked score; one emotion (or curve) steers all three."""
     from affectstudio.apps.jobs.scene import render_scene
@@ -226,6 +275,7 @@ def scene(
         device=device,
         music_gain_db=music_gain_db,
         wav=wav,
+        voice_preset=voice_preset,
     )
     typer.echo(f"wrote {path}")
 

@@ -159,7 +159,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
 
     def prepare_audio(
-        self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float, generator
+        self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float, generator, voice=None
     ) -> tuple[np.ndarray, int]:
         """Speech at 24 kHz: the given audio, or the script spoken by the dubbing pipeline's emotional
         text-to-speech (the neural voice, with the first clip's emotion or curve); at most ``max_seconds`` long."""
@@ -167,7 +167,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             return load_audio(audio, sample_rate=SPEECH_SAMPLE_RATE, max_seconds=max_seconds)
         gen = generator[0] if isinstance(generator, list) else generator
         speech = speech_pipeline()(
-            video=None, text=text, emotion=emotions[0], emotion_intensity=intensity, generator=gen
+            video=None, text=text, emotion=emotions[0], emotion_intensity=intensity, generator=gen, voice=voice
         )
         wave = resample(speech.waveform, speech.sample_rate, SPEECH_SAMPLE_RATE)
         if wave.size / SPEECH_SAMPLE_RATE > max_seconds:
@@ -237,6 +237,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         render_batch_size: int = 32,
         max_audio_seconds: Optional[float] = None,
         return_dict: bool = True,
+        voice: Optional[str] = None,
     ):
         r"""Animate ``image``.
 
@@ -303,7 +304,7 @@ class TalkingPortraitPipeline(AffectPipeline):
 
         # 2. Speech and its features at the video frame rate.
         limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)
-        wave, sr = self.prepare_audio(audio, text, emotions, emotion_intensity, limit, generator)
+        wave, sr = self.prepare_audio(audio, text, emotions, emotion_intensity, limit, generator, voice)
         content = torch.from_numpy(audio_features(wave, sr, fps=fps))  # (t, F)
         num_frames = content.shape[0]
 

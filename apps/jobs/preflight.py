@@ -130,6 +130,44 @@ def preflight_portrait(
     return parsed
 
 
+def require_voice_preset(name: Optional[str], voice_model: Optional[Path] = None) -> None:
+    """``--voice-preset`` names a preset (``affectstudio voices``) and is not given with ``--voice-model``."""
+    if name is None:
+        return
+    from affectstudio.models.dubbing.voices import voice_preset
+
+    voice_preset(name)
+    if voice_model is not None:
+        raise InputError("give --voice-preset or --voice-model, not both")
+
+
+def preflight_speak(
+    text: str,
+    output: Path,
+    emotion: Optional[str],
+    intensity: Optional[float],
+    voice: Optional[Path],
+    language: str,
+    voice_preset: Optional[str] = None,
+    seed: int = 0,
+):
+    """The cheap checks of ``affectstudio speak`` (text-to-speech): the script and its length, the language, the
+    preset, the reference file, the output (.wav, not an input), the emotion spec. Returns the parsed emotion."""
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.conditioning.phonemes import check_script, resolve_language
+
+    if text is None or not str(text).strip():
+        raise EmptyTextError("--text is empty: give the words to speak")
+    require_seed(seed)
+    require_files(voice=voice)
+    require_output(output, ".wav")
+    require_distinct({"output": output}, {"voice": voice, "emotion": emotion})
+    resolve_language(language)
+    require_voice_preset(voice_preset)
+    check_script(text, MAX_VIDEO_SECONDS, language, "--text")
+    return None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
+
+
 def preflight_dub(
     video: Path,
     text: str,
@@ -140,6 +178,7 @@ def preflight_dub(
     language: str,
     wav: Optional[Path],
     voice_model: Optional[Path],
+    voice_preset: Optional[str] = None,
 ):
     """Everything about a dubbing job that is cheap to check, before any model loads: files, output types, the
     script, the language, the emotion spec, the video's decodability, the reference voice. Returns the parsed
@@ -158,6 +197,7 @@ def preflight_dub(
         {"video": video, "voice": voice, "voice-model": voice_model, "emotion": emotion},
     )
     resolve_language(language)
+    require_voice_preset(voice_preset, voice_model)
     info = video_clip(video)  # header first: a file claiming hours, a still image, a one-frame file fail fast
     check_script(text, info.duration, language, "--text")  # a script the clip cannot hold, before any model loads
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)

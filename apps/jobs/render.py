@@ -7,7 +7,13 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from affectstudio.apps.jobs.preflight import preflight_dub, preflight_music, preflight_portrait
+from affectstudio.apps.jobs.preflight import (
+    preflight_dub,
+    preflight_music,
+    preflight_portrait,
+    preflight_speak,
+    require_voice_preset,
+)
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 
 
@@ -55,6 +61,7 @@ def render_portrait(
     blink_rate: float = 15.0,
     gaze: str = "natural",
     face: Union[str, int] = "auto",
+    voice_preset: Optional[str] = None,
 ) -> Path:
     """Check the inputs (:func:`preflight_portrait`), then run the bundled ``TalkingPortraitPipeline`` streaming
     into ``output``. ``face``: which face of a group photo (``auto``, ``largest``, ``center`` or N, counted left to
@@ -62,6 +69,7 @@ def render_portrait(
     if gaze not in ("natural", "camera"):
         raise InputError(f"--gaze must be natural or camera, got {gaze!r}")
     parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds, face)
+    require_voice_preset(voice_preset)
     import torch
 
     from affectstudio.pipelines.portrait import TalkingPortraitPipeline
@@ -85,6 +93,7 @@ def render_portrait(
         blink_rate=blink_rate,
         gaze=gaze,
         face=face,
+        voice=voice_preset,
     )
     return Path(output)
 
@@ -101,10 +110,11 @@ def render_dub(
     wav: Optional[Path] = None,
     voice_model: Optional[Path] = None,
     device: str = "cpu",
+    voice_preset: Optional[str] = None,
 ) -> Path:
     """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
     ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
-    parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model)
+    parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model, voice_preset)
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     pipe = load_pipeline(DubbingPipeline, resolve_device(device))
@@ -117,9 +127,42 @@ def render_dub(
         language=language,
         seed=seed,
         voice_model=None if voice_model is None else str(voice_model),
+        voice=voice_preset,
     )
     if wav is not None:
         out.save(wav)
+    return out.save(output)
+
+
+def render_speech(
+    text: str,
+    output: Path,
+    emotion: Optional[str] = None,
+    intensity: Optional[float] = None,
+    voice: Optional[Path] = None,
+    voice_preset: Optional[str] = None,
+    language: str = "en",
+    seed: int = 0,
+    device: str = "cpu",
+) -> Path:
+    """``affectstudio speak``: check the inputs (:func:`preflight_speak`), then emotional text-to-speech with the
+    bundled ``DubbingPipeline`` (no video) into ``output`` (.wav). Nothing is written when any step fails."""
+    parsed = preflight_speak(text, output, emotion, intensity, voice, language, voice_preset, seed)
+    import torch
+
+    from affectstudio.pipelines.dubbing import DubbingPipeline
+
+    pipe = load_pipeline(DubbingPipeline, resolve_device(device))
+    out = pipe(
+        video=None,
+        text=text,
+        emotion=parsed,
+        emotion_intensity=intensity,
+        reference_audio=voice,
+        language=language,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        voice=voice_preset,
+    )
     return out.save(output)
 
 

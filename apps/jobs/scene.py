@@ -77,6 +77,11 @@ def render_scene(
     device: str = "auto",
     music_gain_db: float = MUSIC_GAIN_DB,
     wav: Optional[Path] = None,
+    voice_wav: Optional[Path] = None,
+    music_wav: Optional[Path] = None,
+    plot: Optional[Path] = None,
+    stems: Optional[Path] = None,
+    voice_preset: Optional[str] = None,
 ) -> Path:
     """A scene into ``output`` (.mp4): the portrait speaking ``text`` in the dubbing pipeline's emotional voice, with
     the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three. ``wav``: also the final
@@ -92,6 +97,7 @@ def render_scene(
         require_files,
         require_output,
         require_seed,
+        require_voice_preset,
     )
     from affectstudio.apps.jobs.render import load_pipeline, render_music, render_portrait, resolve_device
     from affectstudio.media import load_audio, resample, with_headroom, write_wav
@@ -102,9 +108,14 @@ def render_scene(
     require_seed(seed)
     preflight_portrait(image, None, text, emotion, None, size, output, None)
     require_files(voice=voice)
-    require_distinct({"output": output, "wav": wav}, {"image": image, "voice": voice, "emotion": emotion})
-    if wav is not None:
-        require_output(wav, ".wav")
+    require_voice_preset(voice_preset)
+    require_distinct(
+        {"output": output, "wav": wav, "voice-wav": voice_wav, "music-wav": music_wav, "plot": plot},
+        {"image": image, "voice": voice, "emotion": emotion},
+    )
+    for path, suffix in ((wav, ".wav"), (voice_wav, ".wav"), (music_wav, ".wav"), (plot, ".png")):
+        if path is not None:
+            require_output(path, suffix)
     if not -40.0 <= float(music_gain_db) <= 12.0:
         raise InputError(f"music gain must be between -40 and 12 dB, got {music_gain_db}")
     spec = emotion if emotion is not None else default_emotion(text)
@@ -117,7 +128,7 @@ def render_scene(
         from affectstudio.pipelines.dubbing import DubbingPipeline
 
         speech = load_pipeline(DubbingPipeline, dev)(
-            video=None, text=text, emotion=spec, reference_audio=voice, seed=seed
+            video=None, text=text, emotion=spec, reference_audio=voice, seed=seed, voice=voice_preset
         )
         voice_wav = speech.save(work / "voice.wav")
         # 2. the face speaking it, steered by the same emotion
