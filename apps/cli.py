@@ -148,6 +148,8 @@ def dub(
     """Dub a silent clip: emotional speech timed to the speaker's lips."""
     from affectstudio.apps.jobs.render import render_dub
 
+    _print_notes()
+
     path = render_dub(
         video=video,
         text=text,

@@ -26,7 +26,7 @@ from affectstudio.errors import InputError
 from .lips import LipActivity
 from .phonemes import PhonemeSequence
 
-__all__ = ["Segment", "LipAlignment", "align_to_lips", "expected_opening", "dtw_path"]
+__all__ = ["Segment", "LipAlignment", "align_to_lips", "expected_opening", "dtw_path", "merge_spans", "spoken_length"]
 
 _OPENING = {"open": 1.0, "mid": 0.45, "labiodental": 0.15, "closed": 0.0, "rest": 0.05}
 
@@ -53,6 +53,8 @@ class LipAlignment:
     durations: np.ndarray
     segments: list[Segment]
     total: float
+    lip_active: float = 0.0  # seconds of lip activity in the clip (the spans used)
+    silent_lips: float = 0.0  # seconds of it left without speech (a script too short for the clip)
 
     def token_times(self) -> np.ndarray:
         """``(n_tokens, 2)`` start/end seconds of every token in the clip."""
@@ -112,10 +114,34 @@ def dtw_path(a: np.ndarray, b: np.ndarray, band: float = 0.25, off_diag: float =
     return np.asarray(path[::-1], dtype=np.int64)
 
 
+SILENT_LIPS_COST = 5.0  # per second of lip activity left silent: lips moving in silence is what viewers notice
+MAX_SLOWDOWN = 2.5  # a phrase is spoken at most this much slower than the voice's own pace ...
+MIN_SYLLABLE_RATE = 2.0  # ... and never under 2 syllables a second
+COMFORT = np.log(1.15)  # rate changes within ±15 % cost nothing
+
+
+def _syllables(seq: PhonemeSequence, a: int, b: int) -> int:
+    return sum(1 for t in seq.tokens[a:b] if t.kind == "vowel")
+
+
+def spoken_length(seq: PhonemeSequence, natural: np.ndarray, a: int, b: int, span_length: float) -> float:
+    """How long tokens ``[a, b)`` are spoken when given a lip span of ``span_length`` s: the whole span, unless that
+    would be slower than :data:`MAX_SLOWDOWN` × the natural pace or :data:`MIN_SYLLABLE_RATE` (a short script
+    leaves the rest of the span silent rather than drawl)."""
+    nat = float(natural[a:b].sum())
+    slowest = max(nat, min(nat * MAX_SLOWDOWN, _syllables(seq, a, b) / MIN_SYLLABLE_RATE))
+    return min(span_length, slowest)
+
+
 def _split_phrases(
     seq: PhonemeSequence, natural: np.ndarray, spans: list[tuple[float, float]]
 ) -> list[tuple[int, int, int]]:
-    """Assign token ranges to spans: ``[(span index, token start, token end)]`` (spans may stay empty)."""
+    """Assign token ranges to spans: ``[(span index, token start, token end)]`` (spans may stay empty).
+
+    Cost of a phrase in a span: the speaking-rate change beyond ±15 % (log ratio squared) plus
+    :data:`SILENT_LIPS_COST` per second of the span left silent; an empty span costs its whole length. Cutting
+    between words costs a little, at punctuation nothing. So the words spread over every span while the script
+    has enough of them, at a rate between natural/2 (or 2 syllables/s) and ``max_rate`` × natural."""
     n = len(seq)
     cuts = [0] + [i + 1 for i in seq.word_boundaries()] + [n]
     cuts = sorted(set(cuts))
@@ -132,7 +158,7 @@ def _split_phrases(
         for c in range(n_cuts):
             # span k stays silent
             if best[k - 1, c] < big:
-                v = best[k - 1, c] + 2.0 * length
+                v = best[k - 1, c] + SILENT_LIPS_COST * length
                 if v < best[k, c]:
                     best[k, c], back[k, c] = v, c
             for p in range(c):
@@ -141,9 +167,11 @@ def _split_phrases(
                 nat = cum[cuts[c]] - cum[cuts[p]]
                 if nat <= 0:
                     continue
+                spoken = spoken_length(seq, natural, cuts[p], cuts[c], length)
                 v = (
                     best[k - 1, p]
-                    + np.log(nat / max(length, 1e-3)) ** 2 * 4.0
+                    + max(abs(np.log(nat / max(spoken, 1e-3))) - COMFORT, 0.0) ** 2 * 4.0
+                    + SILENT_LIPS_COST * (length - spoken)
                     + (cut_cost[cuts[c]] if c < n_cuts - 1 else 0.0)
                 )
                 if v < best[k, c]:
@@ -155,6 +183,18 @@ def _split_phrases(
             out.append((k - 1, cuts[p], cuts[c]))
         c = p
     return out[::-1]
+
+
+def merge_spans(spans: list[tuple[float, float]], min_gap: float = 0.12) -> list[tuple[float, float]]:
+    """Lip spans with a gap under ``min_gap`` s between them are one span (a brief closure is a consonant, not a
+    pause)."""
+    out: list[tuple[float, float]] = []
+    for a, b in spans:
+        if out and a - out[-1][1] < min_gap:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _fit_segment(
@@ -216,7 +256,7 @@ def align_to_lips(
         raise InputError(f"natural durations must have one value per token ({len(seq)}), got {natural.shape}")
     total = lips.duration
     speech_need = float(natural.sum())
-    spans = [s for s in lips.spans if s[1] - s[0] >= 0.1]
+    spans = [s for s in merge_spans(list(lips.spans)) if s[1] - s[0] >= 0.1]
     active = sum(b - a for a, b in spans)
     if not spans:  # no visible lip movement: centre the speech in the clip
         length = min(total * 0.9, speech_need)
@@ -233,10 +273,14 @@ def align_to_lips(
     segments: list[Segment] = []
     for k, a, b in assignment:
         s0, s1 = spans[k]
+        s1 = s0 + spoken_length(seq, natural, a, b, s1 - s0)  # speech starts with the lips; a short phrase ends early
         f0, f1 = int(round(s0 * lips.fps)), max(int(round(s1 * lips.fps)), int(round(s0 * lips.fps)) + 1)
         obs = opening[f0:f1]
         durations[a:b] = _fit_segment(seq, natural, a, b, obs, lips.fps, min_stretch, max_stretch) * (
             (s1 - s0) / (obs.size / lips.fps)
         )
         segments.append(Segment(a, b, s0, s1))
-    return LipAlignment(durations=durations, segments=segments, total=total)
+    covered = sum(max(0.0, min(seg.end, b) - max(seg.start, a)) for seg in segments for a, b in spans)
+    return LipAlignment(
+        durations=durations, segments=segments, total=total, lip_active=active, silent_lips=active - covered
+    )

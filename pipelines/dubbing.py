@@ -12,6 +12,7 @@ other languages) speaks each phrase with exact durations; PSOLA and gain envelop
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.alignment import LipAlignment, align_to_lips
 from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
+from affectstudio.conditioning.face_choice import NOTES_LOGGER
 from affectstudio.conditioning.lips import LipActivity, analyze_lips
 from affectstudio.conditioning.phonemes import (
     PhonemeSequence,
@@ -220,6 +222,11 @@ class DubbingPipeline(AffectPipeline):
             timings["lip_analysis"] = time.perf_counter() - t
             t = time.perf_counter()
             alignment = align_to_lips(seq, natural, lips, max_rate=self.config.max_rate)
+            if alignment.silent_lips > max(0.3, 0.05 * alignment.lip_active):
+                logging.getLogger(NOTES_LOGGER).info(
+                    f"the script is short for the clip: the lips move for {alignment.lip_active:.1f} s and "
+                    f"{alignment.silent_lips:.1f} s of that stays silent (a longer script fills it)"
+                )
             total = alignment.total
             timings["alignment"] = time.perf_counter() - t
         else:
