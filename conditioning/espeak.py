@@ -30,6 +30,7 @@ __all__ = [
     "SpeechSynthesis",
     "Prosody",
     "PROSODY_PRESETS",
+    "PROSODY_TARGETS",
     "synthesize",
     "list_voices",
     "list_variants",
@@ -325,19 +326,38 @@ class Prosody:
         return {"rate_wpm": self.rate_wpm, "pitch": self.pitch, "pitch_range": self.pitch_range, "volume": self.volume}
 
 
-# Offsets at full intensity from a neutral baseline: rate as a factor, pitch/range in espeak units,
-# volume as a factor. After the vocal-emotion literature (Scherer 2003; Juslin & Laukka 2003): high-arousal
-# emotions are faster, louder, higher and wider; sadness slower, lower, quieter and flatter.
-PROSODY_PRESETS: dict[str, dict[str, float]] = {
-    "neutral": {"rate": 1.00, "pitch": 0.0, "range": 0.0, "volume": 1.00},
-    "happy": {"rate": 1.10, "pitch": 12.0, "range": 30.0, "volume": 1.15},
-    "sad": {"rate": 0.75, "pitch": -15.0, "range": -35.0, "volume": 0.70},
-    "angry": {"rate": 1.20, "pitch": 6.0, "range": 40.0, "volume": 1.50},
-    "fearful": {"rate": 1.30, "pitch": 22.0, "range": 5.0, "volume": 0.95},
-    "disgusted": {"rate": 0.85, "pitch": -10.0, "range": 10.0, "volume": 1.00},
-    "surprised": {"rate": 1.05, "pitch": 25.0, "range": 45.0, "volume": 1.25},
-    "contempt": {"rate": 0.90, "pitch": -8.0, "range": -15.0, "volume": 0.90},
+# The one emotion → prosody table (issue 19): full-intensity targets after the vocal-emotion literature (Scherer
+# 2003; Juslin & Laukka 2003; Banse & Scherer 1996): joy and anger higher, wider, louder and faster; sadness lower,
+# flatter, quieter, slower and darker; fear high and fast but not wider; surprise high and very wide. Ratios for
+# f0 (mean F0), range (F0 excursion), rate (speaking rate) and noise (the neural voice's noise scale); dB for
+# energy and tilt (above ~1 kHz). The dubbing voice uses it as it is (models/dubbing/prosody.py); espeak-ng's
+# presets below are derived from it.
+PROSODY_TARGETS: dict[str, dict[str, float]] = {
+    "neutral": {"f0": 1.00, "range": 1.00, "rate": 1.00, "energy": 0.0, "tilt": 0.0, "noise": 1.00},
+    "happy": {"f0": 1.22, "range": 1.40, "rate": 1.08, "energy": 3.0, "tilt": 2.0, "noise": 1.10},
+    "sad": {"f0": 0.88, "range": 0.55, "rate": 0.80, "energy": -5.0, "tilt": -4.0, "noise": 0.85},
+    "angry": {"f0": 1.12, "range": 1.30, "rate": 1.10, "energy": 6.0, "tilt": 5.0, "noise": 1.10},
+    "fearful": {"f0": 1.25, "range": 0.90, "rate": 1.15, "energy": -1.0, "tilt": -1.0, "noise": 1.15},
+    "disgusted": {"f0": 0.93, "range": 1.00, "rate": 0.88, "energy": 0.5, "tilt": 0.5, "noise": 1.00},
+    "surprised": {"f0": 1.28, "range": 1.50, "rate": 1.00, "energy": 3.0, "tilt": 2.0, "noise": 1.10},
+    "contempt": {"f0": 0.94, "range": 0.80, "rate": 0.92, "energy": -1.0, "tilt": 0.0, "noise": 0.95},
 }
+ESPEAK_UNITS_PER_OCTAVE = 60.0  # espeak-ng pitch / range units for a doubling of F0 / of the excursion
+
+
+def _espeak_preset(t: dict[str, float]) -> dict[str, float]:
+    """espeak-ng's form of a row of :data:`PROSODY_TARGETS`: rate as a factor, pitch and range as offsets in
+    espeak units (:data:`ESPEAK_UNITS_PER_OCTAVE` per octave), volume as an amplitude factor (half the dB: espeak's
+    volume is not a calibrated gain)."""
+    return {
+        "rate": t["rate"],
+        "pitch": round(ESPEAK_UNITS_PER_OCTAVE * math.log2(t["f0"]), 1),
+        "range": round(ESPEAK_UNITS_PER_OCTAVE * math.log2(t["range"]), 1),
+        "volume": round(10 ** (t["energy"] / 40.0), 3),
+    }
+
+
+PROSODY_PRESETS: dict[str, dict[str, float]] = {k: _espeak_preset(v) for k, v in PROSODY_TARGETS.items()}
 
 
 def prosody_for(emotion_label: str, intensity: float = 1.0, base: Prosody | None = None) -> Prosody:

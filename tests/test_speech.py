@@ -156,3 +156,17 @@ def test_audio_features_in_blocks_equal_one_block(monkeypatch):
     whole = speech_features.audio_features(wave, 16000)
     monkeypatch.setattr(speech_features, "_BLOCK_FRAMES", 7)  # 75 frames in 11 blocks
     np.testing.assert_allclose(speech_features.audio_features(wave, 16000), whole, atol=1e-5)  # BLAS blocking only
+
+
+def test_one_emotion_prosody_table():
+    """Issue 19: espeak-ng's presets and the dubbing voice's targets come from one table."""
+    from affectstudio.conditioning.espeak import PROSODY_PRESETS, PROSODY_TARGETS
+    from affectstudio.models.dubbing import prosody
+
+    assert prosody.PROSODY_TARGETS is PROSODY_TARGETS
+    for label, t in PROSODY_TARGETS.items():
+        p = PROSODY_PRESETS[label]
+        assert p["rate"] == t["rate"]
+        assert np.sign(p["pitch"]) == np.sign(round(np.log(t["f0"]), 6))
+        assert np.sign(p["range"]) == np.sign(round(np.log(t["range"]), 6))
+        assert np.sign(p["volume"] - 1) == np.sign(t["energy"])

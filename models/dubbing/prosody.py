@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from affectstudio.conditioning.espeak import PROSODY_TARGETS
 from affectstudio.errors import DependencyError
 
 __all__ = [
@@ -31,17 +32,8 @@ __all__ = [
 ]
 
 TARGET_NAMES = ("f0", "range", "rate", "energy", "tilt", "noise")
-# label → full-intensity targets (ratios for f0/range/rate/noise, dB for energy/tilt)
-PROSODY_TARGETS: dict[str, dict[str, float]] = {
-    "neutral": {"f0": 1.00, "range": 1.00, "rate": 1.00, "energy": 0.0, "tilt": 0.0, "noise": 1.00},
-    "happy": {"f0": 1.22, "range": 1.40, "rate": 1.08, "energy": 3.0, "tilt": 2.0, "noise": 1.10},
-    "sad": {"f0": 0.88, "range": 0.55, "rate": 0.80, "energy": -5.0, "tilt": -4.0, "noise": 0.85},
-    "angry": {"f0": 1.12, "range": 1.30, "rate": 1.10, "energy": 6.0, "tilt": 5.0, "noise": 1.10},
-    "fearful": {"f0": 1.25, "range": 0.90, "rate": 1.15, "energy": -1.0, "tilt": -1.0, "noise": 1.15},
-    "disgusted": {"f0": 0.93, "range": 1.00, "rate": 0.88, "energy": 0.5, "tilt": 0.5, "noise": 1.00},
-    "surprised": {"f0": 1.28, "range": 1.50, "rate": 1.00, "energy": 3.0, "tilt": 2.0, "noise": 1.10},
-    "contempt": {"f0": 0.94, "range": 0.80, "rate": 0.92, "energy": -1.0, "tilt": 0.0, "noise": 0.95},
-}
+# PROSODY_TARGETS (label → full-intensity targets) is the one table, kept in conditioning/espeak.py; espeak-ng's
+# presets derive from it there
 _LOG = ("f0", "range", "rate", "noise")
 
 
