@@ -400,8 +400,11 @@ def _make_analysis(pts: np.ndarray, image_size: tuple[int, int], score: float) -
 
 @quiet_native_logs
 def analyze_faces(image: ImageInput, max_faces: int = 8) -> list[FaceAnalysis]:
-    """Every face found (up to ``max_faces``), largest first. An empty list when there is none."""
-    img = load_image(image)
+    """Every face found (up to ``max_faces``), largest first. An empty list when there is none. The photo is read
+    as it is displayed (:func:`affectstudio.conditioning.photo.load_photo`: EXIF orientation, 16 bits, alpha)."""
+    from .photo import load_photo
+
+    img = load_photo(image)
     h, w = img.shape[:2]
     scale = 1.0
     if max(h, w) > _DETECT_MAX_SIDE:

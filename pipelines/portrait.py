@@ -24,9 +24,10 @@ from diffusers.utils import BaseOutput
 from affectstudio.conditioning.emotion import EmotionEmbedding, load_encoder
 from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.face_choice import NOTES_LOGGER, FaceChoice, choose_face, parse_face
+from affectstudio.conditioning.photo import load_photo
 from affectstudio.conditioning.speech_features import audio_features
 from affectstudio.errors import InputError, InputTooLongError, NoSpeechError
-from affectstudio.media import load_audio, load_image, resample
+from affectstudio.media import load_audio, resample
 from affectstudio.models.dit import AffectDiT
 from affectstudio.models.portrait import (
     GENERATED_CHANNELS,
@@ -294,7 +295,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         analysis = choice.face
         if choice.count > 1:
             logging.getLogger(NOTES_LOGGER).info(choice.describe())
-        image = load_image(image)
+        image = load_photo(image)  # as displayed: EXIF orientation, greyscale/CMYK/16-bit/alpha to RGB
         if paste_back is None:
             h, w = image.shape[:2]
             paste_back = not SQUARISH[0] <= w / h <= SQUARISH[1]

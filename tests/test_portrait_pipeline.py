@@ -24,7 +24,7 @@ CHANNELS = [c for c in MOTION_CHANNELS if c not in ("blink", "gaze_x", "gaze_y")
 def face_image():
     from skimage import data
 
-    return np.asarray(Image.fromarray(data.astronaut()).resize((192, 192)))
+    return np.asarray(Image.fromarray(data.astronaut()).resize((224, 224)))  # face 41 px across (40 needed)
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def test_gaze_held_on_camera(face_image, speech):
 
 
 def test_wide_photo_is_pasted_back_by_default(face_image, speech):
-    wide = np.concatenate([np.full((192, 96, 3), 90, np.uint8), face_image, np.full((192, 96, 3), 160, np.uint8)], 1)
+    wide = np.concatenate([np.full((224, 96, 3), 90, np.uint8), face_image, np.full((224, 96, 3), 160, np.uint8)], 1)
     pipe = tiny_pipeline()
     out = call(pipe, wide, speech, size=256)
     assert out.frames.shape[1:] == wide.shape  # the whole photo, its own size and aspect

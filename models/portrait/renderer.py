@@ -1,7 +1,9 @@
 """``PortraitRenderer``: a dense piecewise-affine warp of a reference portrait driven by face-mesh motion.
 
-``prepare`` frames the face (:func:`affectstudio.conditioning.face_align.face_square`, kept inside the photo: no
-pixel is ever invented), estimates its neutral with the codec, triangulates mesh points + still anchors
+``prepare`` frames the face (:func:`affectstudio.conditioning.face_align.face_square`: inside the photo where the
+face allows; a close-up or a face at an edge gets a square that runs past the photo, the outside covered by
+:func:`~affectstudio.conditioning.face_align.padded_crop`), estimates its neutral with the codec, triangulates
+mesh points + still anchors
 (:mod:`.warp`) and builds the texture stack (:mod:`.textures`); ``render`` mixes each frame's texture in
 reference space (folds and cheeks smoothed when a smile is taken off, brow furrows, smile shading: per-frame
 weights of the stack's expression layers), warps it with one batched ``grid_sample`` and draws the mouth
@@ -23,13 +25,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 
-from affectstudio.conditioning.face_align import face_square, paste_mask
+from affectstudio.conditioning.face_align import face_square, padded_crop, paste_mask
 from affectstudio.errors import InputError
 
 from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index, channel_indices
 from .codec import MotionCodec
 from .geometry import FaceFrame, rigid_2d
 from .mesh import (
+    FACE_OVAL,
     LIPS_LOWER_INNER,
     LIPS_LOWER_OUTER,
     LIPS_LOWER_SEMI_INNER,
@@ -41,7 +44,7 @@ from .mesh import (
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
 from .textures import CLOSED, PHOTO, expression_layers, layer_weights, sample_colors, teeth_color, texture_stack
-from .warp import anchor_points, base_grid, interpolation_matrix, to_grid
+from .warp import anchor_points, base_grid, interpolation_matrix, lip_aware_triangles, to_grid
 
 MODES = ("crop", "paste_back")
 
@@ -129,6 +132,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_relief: float = 0.4,
         crop_shift: float = 0.04,
         paste_feather: float = 0.06,
+        crop_min_scale: float = 1.3,
+        min_face_px: float = 40.0,
     ):
         super().__init__()
         self.codec = MotionCodec()  # default for standalone use; prepare(codec=...) takes the pipeline's
@@ -150,8 +155,6 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         ``size``: side of the rendered face square (256, 512, or 0 = the square's own size in the photo).
         ``mode="crop"`` renders that square; ``"paste_back"`` composites it back into the whole photo.
         """
-        from scipy.spatial import Delaunay
-
         if size not in (0, 256, 512) and size < 64:
             raise InputError(f"size must be 256, 512, or 0 (source crop), got {size}")
         if mode not in MODES:
@@ -162,11 +165,18 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         codec = self.codec if codec is None else codec
         lm = landmarks_of(analysis)
         h, w = image.shape[:2]
-        # the face square, kept inside the photo (shifted, or shrunk when the photo is smaller than it)
+        check_face_size(lm, self.config.min_face_px)
+        # the face square: inside the photo where the face allows, else past its edges (mirrored, softened)
         x0, y0, side = face_square(
-            lm, self.config.crop_margin, self.config.crop_shift, upright=False, image_size=(h, w), whole_pixels=True
+            lm,
+            self.config.crop_margin,
+            self.config.crop_shift,
+            upright=False,
+            image_size=(h, w),
+            whole_pixels=True,
+            min_scale=self.config.crop_min_scale,
         ).box()
-        crop = image[y0 : y0 + side, x0 : x0 + side]
+        crop = padded_crop(image, x0, y0, side)
         out_size = side if size == 0 else int(size)
         scale = out_size / side
         img = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255
@@ -193,9 +203,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         opened = ref_motion.clone()
         opened[codec.index("jaw_open")] += 0.8
         open_lm = codec.decode(opened, neutral)
-        topo = verts.copy()
-        topo[:NUM_LANDMARKS] += (open_lm - codec.decode(ref_motion, neutral))[:, :2].numpy()
-        tris = Delaunay(topo).simplices.astype(np.int64)
+        opening = (open_lm - codec.decode(ref_motion, neutral))[:, :2].numpy()
+        tris = lip_aware_triangles(verts, opening, s)
         interp = interpolation_matrix(verts, tris, s)
         stack = texture_stack(img, ref, iod, self.config.fold_blur, self.config.brow_shadow, self.config.cheek_glow)
         layers, layer_box = expression_layers(stack)
@@ -217,9 +226,11 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
 
         paste = {}
         if mode == "paste_back":
+            # no feather where the square reaches the photo's edge: nothing there to blend with
+            open_sides = (y0 <= 0, y0 + side >= h, x0 <= 0, x0 + side >= w)
             paste = dict(
                 photo=torch.from_numpy(np.array(image, copy=True)),
-                paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather))[None, None],
+                paste_mask=torch.from_numpy(paste_mask(side, self.config.paste_feather, open_sides))[None, None],
             )
         state = PortraitState(
             size=s,
@@ -349,11 +360,16 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
                 face, size=(side, side), mode="bilinear", antialias=side < face.shape[-1], align_corners=False
             )
         photo = state.photo  # (h, w, 3) uint8
-        region = photo[y0 : y0 + side, x0 : x0 + side].permute(2, 0, 1)[None].float() / 255
-        m = state.paste_mask
+        h, w = photo.shape[:2]
+        # the part of the square inside the photo (it may run past the edges)
+        px0, py0, px1, py1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+        fx0, fy0 = px0 - x0, py0 - y0
+        face = face[:, :, fy0 : fy0 + py1 - py0, fx0 : fx0 + px1 - px0]
+        m = state.paste_mask[:, :, fy0 : fy0 + py1 - py0, fx0 : fx0 + px1 - px0]
+        region = photo[py0:py1, px0:px1].permute(2, 0, 1)[None].float() / 255
         mixed = ((face * m + region * (1 - m)) * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         out = photo[None].repeat(face.shape[0], 1, 1, 1)
-        out[:, y0 : y0 + side, x0 : x0 + side] = mixed
+        out[:, py0:py1, px0:px1] = mixed
         return out
 
     @torch.no_grad()
@@ -414,7 +430,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         texture = state.stack[:, CLOSED].repeat(b, 1, 1, 1)
         mixed = torch.einsum("bl,lchw->bchw", layer_weights(drop, drop6, frown, smile), state.layers)
         texture[:, :, y0:y1, x0:x1] = mixed.clamp(0, 1)
-        frame = F.grid_sample(texture, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
+        # a face cut by the crop's edge moves pixels in from past it: they are mirrored, never a smeared edge row
+        frame = F.grid_sample(texture, grid_of(u), mode="bilinear", padding_mode="reflection", align_corners=False)
 
         # 5. mouth interior: the photo's own pixels (teeth) and lips from the closed texture, rigid from the reference
         ry0, ry1, rx0, rx1 = state.mouth_roi
@@ -436,6 +453,22 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         roi = roi * (1 - mouth["seam"] * (1 - 0.75 * state.lip_color.to(dev).view(1, 3, 1, 1)))  # shaded seam
         frame[:, :, ry0:ry1, rx0:rx1] = roi.lerp(inside, alpha).clamp(0, 1)
         return frame  # in [0, 1]: the texture is, and bilinear sampling keeps it there
+
+
+def check_face_size(landmarks: np.ndarray, min_px: float) -> float:
+    """The face's width in photo pixels (its oval along the eye line); an :class:`InputError` naming it when it is
+    under ``min_px`` (too few pixels to animate: upscaled, the mouth and eyes would be a blur)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    d = lm[263, :2] + lm[362, :2] - lm[33, :2] - lm[133, :2]  # right eye → left eye
+    axis = d / max(float(np.linalg.norm(d)), 1e-9)
+    along = lm[list(FACE_OVAL), :2] @ axis
+    width = float(along.max() - along.min())
+    if width < min_px:
+        raise InputError(
+            f"the face is {width:.0f} px across; at least {min_px:.0f} px is needed to animate it: "
+            "use a larger or closer photo of the face"
+        )
+    return width
 
 
 def sample_px(texture: torch.Tensor, px: torch.Tensor) -> torch.Tensor:

@@ -39,10 +39,49 @@ def anchor_points(
     weights.append(torch.zeros(len(border)))
     anchors = torch.cat(anchors)
     weights = torch.cat(weights)
-    # drop anchors too close to mesh points (still border anchors may come closer)
+    # drop anchors too close to mesh points (still border anchors may come closer; the crop's corners stay, so
+    # the triangulation's hull always covers the crop)
     dmin = torch.cdist(anchors, ref[:, :2]).min(1).values
-    keep = (dmin > 0.15 * iod) | (weights == 0) & (dmin > 0.05 * iod)
+    corner = ((anchors == 0) | (anchors == s)).all(1)
+    keep = (dmin > 0.15 * iod) | (weights == 0) & (dmin > 0.05 * iod) | corner
     return anchors[keep], weights[keep]
+
+
+def lip_aware_triangles(verts: np.ndarray, opening: np.ndarray, s: int) -> np.ndarray:
+    """Delaunay triangles ``(T, 3)`` of ``verts`` (mesh points first, then anchors), built on a version whose mesh
+    points are moved by ``opening`` (an opened mouth) so triangles respect the lips when the jaw drops. Points
+    inside the ``s``-pixel crop stay inside it, and the opening is halved until no triangle folds over at the
+    reference positions (a chin at the crop's edge, mesh points past it)."""
+    from scipy.spatial import Delaunay
+
+    n = len(opening)
+    shift = opening_inside(verts[:n], opening, s)
+    for k in (1.0, 0.5, 0.25, 0.0):
+        topo = verts.copy()
+        topo[:n] += k * shift
+        tris = Delaunay(topo).simplices.astype(np.int64)
+        if k == 0.0 or not folds(verts, topo, tris):
+            return tris
+    raise AssertionError("unreachable")
+
+
+def signed_areas(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    a, b, c = pts[tris[:, 0]], pts[tris[:, 1]], pts[tris[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def folds(verts: np.ndarray, topo: np.ndarray, tris: np.ndarray) -> bool:
+    """Whether a triangle of ``topo`` turns over (or collapses) at the ``verts`` positions."""
+    return bool((signed_areas(verts, tris) * np.sign(signed_areas(topo, tris)) <= 1e-9).any())
+
+
+def opening_inside(points: np.ndarray, shift: np.ndarray, s: int) -> np.ndarray:
+    """``shift`` (n, 2) shortened so points inside the square stay inside it (a jaw opened past the crop's edge
+    would cross the still border anchors)."""
+    inside = ((points > 0) & (points < s)).all(1)
+    room = np.where(shift > 0, (s - 1 - points) / np.maximum(shift, 1e-9), points / np.maximum(-shift, 1e-9))
+    k = np.clip(np.where(np.abs(shift) > 1e-9, room, 1.0).min(1), 0, 1)
+    return shift * np.where(inside, k, 1.0)[:, None]
 
 
 def rasterize(verts: np.ndarray, tris: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,12 +113,40 @@ def rasterize(verts: np.ndarray, tris: np.ndarray, size: int) -> tuple[np.ndarra
         best[pix] = m
         tri_of[pix] = t
         bary[pix] = np.stack([l1.ravel()[take], l2.ravel()[take], l3.ravel()[take]], -1)
-    # pixels slightly outside every triangle (best < 0) keep their nearest triangle, weights clipped
+    # pixels slightly outside every triangle (best < 0) keep their nearest triangle, weights clipped; pixels no
+    # triangle reaches (a fold of the triangulation) take the triangle of the nearest pixel that has one
+    missing = tri_of < 0
+    if missing.all():
+        raise InputError("portrait triangulation is empty: the face mesh is degenerate")
+    if missing.any():
+        tri_of, bary = _fill_missing(verts, tris, tri_of, bary, size)
     bary = np.clip(bary, 0, None)
     bary /= np.maximum(bary.sum(-1, keepdims=True), 1e-8)
-    if (tri_of < 0).any():
-        raise InputError("portrait triangulation does not cover the crop")
     return tris[tri_of], bary
+
+
+def _fill_missing(
+    verts: np.ndarray, tris: np.ndarray, tri_of: np.ndarray, bary: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each pixel without a triangle the triangle of its nearest covered pixel, with its own (clipped
+    below) barycentric weights in it: a short, smooth extrapolation, never a hole."""
+    from scipy.ndimage import distance_transform_edt
+
+    missing = (tri_of < 0).reshape(size, size)
+    _, (iy, ix) = distance_transform_edt(missing, return_indices=True)
+    src = (iy * size + ix).ravel()
+    tri_of = tri_of[src]
+    pix = np.flatnonzero(missing.ravel())
+    t = tris[tri_of[pix]]
+    a, b, c = verts[t[:, 0]], verts[t[:, 1]], verts[t[:, 2]]
+    gx, gy = pix % size + 0.5, pix // size + 0.5
+    det = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+    det = np.where(np.abs(det) < 1e-9, 1e-9, det)
+    l1 = ((b[:, 1] - c[:, 1]) * (gx - c[:, 0]) + (c[:, 0] - b[:, 0]) * (gy - c[:, 1])) / det
+    l2 = ((c[:, 1] - a[:, 1]) * (gx - c[:, 0]) + (a[:, 0] - c[:, 0]) * (gy - c[:, 1])) / det
+    bary = bary.copy()
+    bary[pix] = np.stack([l1, l2, 1 - l1 - l2], -1)
+    return tri_of, bary
 
 
 def interpolation_matrix(verts: np.ndarray, tris: np.ndarray, s: int) -> torch.Tensor:
