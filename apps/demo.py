@@ -169,16 +169,18 @@ def music_showcase(output_dir: Path) -> Iterator[str]:
 def dubbing_showcase(output_dir: Path) -> Iterator[str]:
     """The bundled silent talking clip dubbed with the sample script in three emotions (speech timed to its lips),
     plus emotional text-to-speech of the same script rising from calm to angry."""
+    import torch
+
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     pipe = DubbingPipeline.from_pretrained()
     clip, script = asset_path("samples", "silent_talk.mp4"), asset_path("samples", "script.txt").read_text().strip()
     for emotion in ("happy", "sad", "angry"):
-        out = pipe(video=clip, text=script, emotion=emotion, seed=0)
+        out = pipe(video=clip, text=script, emotion=emotion, generator=torch.Generator().manual_seed(0))
         out.save(output_dir / f"dub_{emotion}.mp4")
         phrases = len(out.alignment.segments)
         yield f"wrote {output_dir / f'dub_{emotion}.mp4'} ({emotion}; speech in {phrases} phrases on the lips)"
-    out = pipe(video=None, text=script, emotion="neutral@0; angry@3.5", seed=0)
+    out = pipe(video=None, text=script, emotion="neutral@0; angry@3.5", generator=torch.Generator().manual_seed(0))
     out.save(output_dir / "tts_calm_to_angry.wav")
     yield f"wrote {output_dir / 'tts_calm_to_angry.wav'} ({out.duration:.1f} s, calm rising to angry)"
 

@@ -8,7 +8,15 @@
   :meth:`emotion_conditions`);
 * :meth:`denoise`: windowed flow sampling with one progress bar and ``callback_on_step_end`` counted across
   windows (``step`` runs ``0 .. windows·steps − 1``; ``kwargs["window_index"]`` names the window);
-* randomness only from ``generator`` (one, or one per clip of a batch: :meth:`check_generator`);
+* randomness only from ``generator`` (one, or one per clip of a batch: :meth:`check_generator`); ``None`` draws
+  from torch's global generator, as in diffusers;
+* ``output_type`` (:data:`OUTPUT_TYPES`: ``"np"``, ``"pt"``, ``"none"`` where a pipeline streams to a file;
+  :meth:`check_output_type`) and ``return_dict`` (``False``: the output's fields as a tuple);
+* progress through :meth:`progress_bar`, the pipelines' own hook: diffusers' bar, or inside
+  :func:`~affectstudio.pipelines.progress.report_progress` a callback ``fn(stage, done, total)``;
+* ``save_pretrained`` → plain ``DiffusionPipeline.from_pretrained(folder)`` loads it back: every concrete pipeline
+  class registers its name in the ``diffusers`` namespace, where diffusers resolves ``model_index.json``'s
+  ``_class_name`` (:meth:`__init_subclass__`);
 * :meth:`stream_to`: the atomic mp4 writer a pipeline streams frames into, so memory stays flat (ffmpeg encodes
   in its own process, so encoding overlaps generation);
 * CUDA: sampling runs under bf16 autocast on a GPU (:meth:`denoise`), and :meth:`enable_compile` compiles the
@@ -31,9 +39,12 @@ from diffusers import DiffusionPipeline
 from affectstudio.conditioning.emotion import EmotionCurve, EmotionEmbedding, parse_emotion_spec
 from affectstudio.errors import InputError
 from affectstudio.models.flow import plan_windows, sample_windowed
+from affectstudio.pipelines.progress import reporting_bar
 from affectstudio.video_io import VideoWriter
 
-__all__ = ["AffectPipeline", "quiet_loading"]
+__all__ = ["AffectPipeline", "OUTPUT_TYPES", "quiet_loading"]
+
+OUTPUT_TYPES = ("np", "pt", "none")  # numpy arrays, torch tensors, nothing held (written to output_path only)
 
 EmotionInput = Any  # a spec string / Path / mapping, an EmotionEmbedding, an EmotionCurve, or None
 
@@ -56,6 +67,23 @@ class AffectPipeline(DiffusionPipeline):
     """Base of ``TalkingPortraitPipeline``, ``DubbingPipeline`` and ``VideoMusicPipeline``."""
 
     bundled_checkpoint: ClassVar[str | None] = None  # folder under affectstudio/assets
+
+    def __init_subclass__(cls, **kwargs):
+        """Register the class in the ``diffusers`` namespace, where ``DiffusionPipeline.from_pretrained`` looks up
+        ``model_index.json``'s ``_class_name``: a saved pipeline loads back through the plain diffusers call (in any
+        process that has imported the pipeline, e.g. through ``affectstudio.pipelines``)."""
+        super().__init_subclass__(**kwargs)
+        import diffusers
+
+        existing = vars(diffusers).get(cls.__name__)  # never a diffusers class of the same name
+        if existing is None or (isinstance(existing, type) and issubclass(existing, AffectPipeline)):
+            setattr(diffusers, cls.__name__, cls)
+
+    def progress_bar(self, iterable=None, total=None):
+        """diffusers' bar, or inside :func:`~affectstudio.pipelines.progress.report_progress` (this thread) a counter
+        that reports to its callback and prints nothing."""
+        bar = reporting_bar(iterable=iterable, total=total)
+        return bar if bar is not None else super().progress_bar(iterable=iterable, total=total)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path | None = None, **kwargs):
@@ -86,6 +114,11 @@ class AffectPipeline(DiffusionPipeline):
             raise InputError(f"emotion intensity must be in [0, 1], got {emotion_intensity}")
         if output_path is not None and Path(output_path).suffix.lower() not in output_suffixes:
             raise InputError(f"output must be a {' or '.join(output_suffixes)} file, got {output_path}")
+
+    @staticmethod
+    def check_output_type(output_type: str, allowed: Sequence[str] = OUTPUT_TYPES) -> None:
+        if output_type not in allowed:
+            raise InputError(f"output_type must be one of {', '.join(map(repr, allowed))}, got {output_type!r}")
 
     @staticmethod
     def check_generator(generator, batch: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -69,6 +70,7 @@ class DubbingOutput(BaseOutput):
     video: Optional[str] = None
     timings: dict = field(default_factory=dict)
     output_path: Optional[Path] = None
+    redraw: Optional[object] = None  # redraw_face=True: the pipelines.redub.RedrawResult (frames redrawn, shots, ...)
 
     @property
     def duration(self) -> float:
@@ -174,7 +176,11 @@ class DubbingPipeline(AffectPipeline):
         seed: Optional[int] = None,
         prosody: str = "auto",
         voice: Optional[str] = None,
-    ) -> DubbingOutput:
+        output_type: str = "np",
+        return_dict: bool = True,
+        redraw_face: bool = False,
+        face: Union[str, int] = "auto",
+    ):
         r"""Speak ``text`` timed to the lips of ``video`` (or as plain TTS when ``video`` is None).
 
         Args:
@@ -187,12 +193,50 @@ class DubbingPipeline(AffectPipeline):
             voice_model: a Piper ``.onnx`` (with ``.onnx.json`` beside it) to speak with instead of joe.
             voice: a voice preset (``affectstudio voices``: ``joe`` male, the default; ``jess`` female); other
                 languages speak through espeak-ng in the preset's gender.
-            generator / seed: randomness of the voice (its noise) and of the prosody model.
+            generator: ``torch.Generator``, the only source of randomness (the voice's noise, the prosody model);
+                ``None`` draws from torch's global generator. ``seed=`` is deprecated: it is
+                ``generator=torch.Generator().manual_seed(seed)``.
             num_inference_steps / emotion_guidance_scale: Prosody DiT sampling; a scale above 1 pushes away from
                 the mirror emotion (intensity beyond the data). prosody: ``"auto"`` (the DiT when the checkpoint
                 has one) or ``"rules"`` (the literature table alone).
             output_path: ``.mp4`` (muxed into the clip) or ``.wav``.
+            output_type: ``"np"`` (``waveform`` a float32 array) or ``"pt"`` (a float32 tensor).
+            return_dict: ``False`` returns ``(waveform, sample_rate)``.
+            redraw_face: speak the script at a natural rate (bounded by the video's length) and re-animate the
+                speaker's mouth and expression on every frame to it and the emotion (:mod:`.redub`); needs an ``.mp4``
+                ``output_path``. face: which face is redrawn (``"auto"``, ``"largest"``, ``"center"`` or N, counted
+                left to right from 0, as the portrait's ``face``).
         """
+        if seed is not None:
+            warnings.warn(
+                "DubbingPipeline(seed=) is deprecated: pass generator=torch.Generator().manual_seed(seed)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            generator, seed = torch.Generator().manual_seed(int(seed)), None
+        self.check_output_type(output_type, ("np", "pt"))
+        if redraw_face:
+            from affectstudio.pipelines.redub import redub
+
+            return redub(
+                self,
+                video,
+                text,  # type: ignore[arg-type]  # checked by the speech call
+                output_path,
+                face=face,
+                emotion=emotion,
+                emotion_intensity=emotion_intensity,
+                reference_audio=reference_audio,
+                language=language,
+                num_inference_steps=num_inference_steps,
+                emotion_guidance_scale=emotion_guidance_scale,
+                generator=generator,
+                callback_on_step_end=callback_on_step_end,
+                voice_model=voice_model,
+                seed=seed,
+                prosody=prosody,
+                voice=voice,
+            )
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         # 1. check inputs, cheap things first
@@ -205,11 +249,7 @@ class DubbingPipeline(AffectPipeline):
             raise InputError("give a voice preset (voice=) or a Piper model (voice_model=), not both")
         # the preset: the user's; with a reference and no preset, the one nearest the reference's pitch
         preset = voice_preset(voice) if voice is not None else nearest_preset(ref.median_f0) if ref else None
-        seed = (
-            int(seed)
-            if seed is not None
-            else (int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0)
-        )
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))  # the voice's noise
         speaker = self.select_voice(seq, voice_model, voice)
         natural = speaker.natural_durations(seq, seed=seed)
         timings["text"] = time.perf_counter() - t0
@@ -342,7 +382,9 @@ class DubbingPipeline(AffectPipeline):
         )
         if output_path is not None:
             result.output_path = result.save(output_path)
-        return result
+        if output_type == "pt":
+            result["waveform"] = torch.from_numpy(result.waveform)
+        return result if return_dict else (result.waveform, result.sample_rate)
 
     # ------------------------------------------------------------------------------------------ prosody DiT
 
@@ -352,8 +394,6 @@ class DubbingPipeline(AffectPipeline):
             seq, np.diff(token_times, axis=1)[:, 0], _PROSODY_FPS, num_frames, token_times=token_times
         )
         cond, neg = self.emotion_conditions([emb], num_frames, guidance)
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
         threads = torch.get_num_threads()
         if self.prosody_dit.device.type == "cpu":  # a 1.8M-parameter model: a thread pool costs more than it gives
             torch.set_num_threads(1)

@@ -242,6 +242,7 @@ class VideoMusicPipeline(AffectPipeline):
         output_path: Optional[Union[str, Path]] = None,
         video_fps: float = 25.0,
         stems: bool = False,
+        output_type: str = "np",
         return_dict: bool = True,
     ):
         r"""Score ``video``.
@@ -258,6 +259,8 @@ class VideoMusicPipeline(AffectPipeline):
             callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each DiT step.
             output_path: write ``.mp4`` (video + score), ``.wav`` or ``.mid``.
             stems: keep per-part waveforms in ``output.stems``.
+            output_type: ``"np"`` (``waveform`` a float32 array) or ``"pt"`` (a float32 tensor).
+            return_dict: ``False`` returns ``(waveform, sample_rate, midi)``.
         """
         import tempfile
 
@@ -265,6 +268,7 @@ class VideoMusicPipeline(AffectPipeline):
         t0 = time.perf_counter()
         # 1. cheap checks (no decoding, no model)
         self.check_inputs(video, duration, tempo, key, soundfont, num_inference_steps, emotion_intensity, output_path)
+        self.check_output_type(output_type, ("np", "pt"))
         parsed_emotion = self.parse_emotion(emotion, emotion_intensity)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         rng = np.random.default_rng(seed)
@@ -351,6 +355,8 @@ class VideoMusicPipeline(AffectPipeline):
                 out.save(output_path, video=path)
                 timings["write_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
+        if output_type == "pt":
+            out["waveform"] = torch.from_numpy(out.waveform)
         return out if return_dict else (out.waveform, out.sample_rate, out.midi)
 
     @staticmethod

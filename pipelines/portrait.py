@@ -9,9 +9,12 @@ The ``AffectDiT`` generates face motion (articulation, expression action units, 
 ``blink_rate``), not by the DiT. ``PortraitRenderer`` then warps the reference photo frame by frame.
 """
 
+import collections
 import functools
+import hashlib
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -41,6 +44,8 @@ from affectstudio.pipelines.base import AffectPipeline
 from affectstudio.video_io import write_video
 
 SIZES = (256, 512, 0)
+PREPARED_PHOTOS = 4  # prepared photos kept per pipeline (a 512² one holds ~40 MB of layers)
+_PREPARED_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -75,6 +80,8 @@ class TalkingPortraitOutput(BaseOutput):
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write the clip as an H.264/AAC mp4."""
+        if Path(path).suffix.lower() != ".mp4":
+            raise InputError(f"a talking portrait saves as .mp4, got {Path(path).name}")
         if self.frames is None:
             raise InputError("these frames were streamed to output_path and are not held in memory")
         if self.frames.ndim == 5:
@@ -155,9 +162,35 @@ class TalkingPortraitPipeline(AffectPipeline):
             raise InputError("pose_scale and blink_rate must be ≥ 0")
         if gaze not in GAZE_MODES:
             raise InputError(f"gaze must be one of {', '.join(GAZE_MODES)}, got {gaze!r}")
-        parse_face(face)
+        if not isinstance(face, FaceChoice):  # a FaceChoice: the preflight already chose the face
+            parse_face(face)
         if output_path is not None and len(emotions) > 1:
             raise InputError("output_path writes one clip: pass one emotion, or collect a batch with output_type='np'")
+
+    def prepare_photo(self, image: np.ndarray, analysis, size: int, device, mode: str):
+        """The renderer's per-photo preparation (framing, neutral, warp), cached on this pipeline — loaded once per
+        process by the CLI, the studio and each batch worker — keyed by the photo's pixels, the face, the size, the
+        framing and the device: a studio, a batch or a scene that renders the same photo again pays it once."""
+        pixels = np.ascontiguousarray(image)
+        key = (
+            hashlib.blake2b(pixels.tobytes(), digest_size=16).digest(),
+            pixels.shape,
+            tuple(getattr(analysis, "bbox", ()) or ()),
+            int(size),
+            mode,
+            str(device),
+        )
+        cache = self.__dict__.setdefault("_prepared_photos", collections.OrderedDict())
+        with _PREPARED_LOCK:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        state = self.renderer.prepare(image, analysis, size=size, device=device, codec=self.codec, mode=mode)
+        with _PREPARED_LOCK:
+            cache[key] = state
+            while len(cache) > PREPARED_PHOTOS:
+                cache.popitem(last=False)
+        return state
 
     def prepare_audio(
         self, audio, text, emotions: list, intensity: Optional[float], max_seconds: float, generator, voice=None
@@ -256,7 +289,9 @@ class TalkingPortraitPipeline(AffectPipeline):
             pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute (0 = none).
             gaze: ``"natural"`` (fixations and small saccades) or ``"camera"`` (eyes held on the photo's gaze).
             face: ``"auto"`` (the largest face; near-equal ones: the most central), ``"largest"``, ``"center"``,
-                or ``N``: the N-th face counted left to right from 0 (see :mod:`affectstudio.conditioning.face_choice`;
+                a :class:`~affectstudio.conditioning.face_choice.FaceChoice` already made for this image (the
+                preflight's), or ``N``: the N-th face counted left to right from 0 (see
+                :mod:`affectstudio.conditioning.face_choice`;
                 its ``list_faces`` lists them for a picker). With several faces, which one is logged on the
                 ``affectstudio.notes`` logger and kept in the output's ``face``.
             size: 256, 512, or 0 (the source crop's own size): the side of the rendered face square.
@@ -265,7 +300,8 @@ class TalkingPortraitPipeline(AffectPipeline):
                 the photo is not roughly square (video stills, wide or tall photos), crop otherwise.
             generator: ``torch.Generator`` (or one per clip of a batch) — the only source of randomness.
             callback_on_step_end: ``fn(pipe, step, timestep, kwargs) -> dict`` after each denoising step.
-            output_type: ``"np"`` (frames in memory) or ``"none"`` (only write ``output_path``).
+            output_type: ``"np"`` (frames in memory), ``"pt"`` (as a uint8 tensor) or ``"none"`` (only write
+                ``output_path``).
             output_path: an .mp4 to stream frames into as they are rendered (memory stays flat).
             max_audio_seconds: longest speech accepted (default: ``config.max_audio_seconds``).
         """
@@ -285,13 +321,15 @@ class TalkingPortraitPipeline(AffectPipeline):
             face,
         )
         self.check_generator(generator, len(emotions))
+        self.check_output_type(output_type)
         device = self.dit.device
         fps = self.config.fps
 
         # 1. Emotion specs parsed first (a bad label fails before any media work), then the face: analysis,
         #    estimated neutral and render state.
         emotions = [self.parse_emotion(e, emotion_intensity) for e in emotions]
-        choice = choose_face(image, face)  # loads the image; errors name the file and count the faces
+        # loads the image; errors name the file and count the faces (a FaceChoice: the preflight's, not analysed again)
+        choice = face if isinstance(face, FaceChoice) else choose_face(image, face)
         analysis = choice.face
         if choice.count > 1:
             logging.getLogger(NOTES_LOGGER).info(choice.describe())
@@ -299,9 +337,7 @@ class TalkingPortraitPipeline(AffectPipeline):
         if paste_back is None:
             h, w = image.shape[:2]
             paste_back = not SQUARISH[0] <= w / h <= SQUARISH[1]
-        state = self.renderer.prepare(
-            image, analysis, size=size, device=device, codec=self.codec, mode="paste_back" if paste_back else "crop"
-        )
+        state = self.prepare_photo(image, analysis, size, device, "paste_back" if paste_back else "crop")
 
         # 2. Speech and its features at the video frame rate.
         limit = self.config.max_audio_seconds if max_audio_seconds is None else float(max_audio_seconds)
@@ -339,6 +375,8 @@ class TalkingPortraitPipeline(AffectPipeline):
         frames = self.render(state, motion, output_path, wave, sr, keep=output_type != "none", chunk=render_batch_size)
         out_motion = motion[0].numpy() if batch == 1 else motion.numpy()
         out_frames = None if frames is None else (frames[0] if batch == 1 else frames)
+        if out_frames is not None and output_type == "pt":
+            out_frames = torch.from_numpy(out_frames)
         output = TalkingPortraitOutput(
             frames=out_frames,
             audio=wave,

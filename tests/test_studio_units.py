@@ -37,28 +37,6 @@ def test_mix_sliders_give_a_spec():
         mix_spec(*([0.0] * len(LABELS)), 1.0)
 
 
-def test_pipeline_progress_reaches_the_callback_and_only_this_thread():
-    import threading
-
-    from diffusers import DiffusionPipeline
-
-    from affectstudio.apps.jobs.batch_runtime import pipeline_progress
-
-    pipe = DiffusionPipeline()
-    seen, other = [], []
-    with pipeline_progress(lambda *a: seen.append(a)):
-        with pipe.progress_bar(total=3) as bar:
-            for _ in range(3):
-                bar.update()
-        list(pipe.progress_bar(iterable=range(2)))
-        t = threading.Thread(target=lambda: other.append(type(pipe.progress_bar(total=1)).__name__))
-        t.start()
-        t.join()
-    assert seen[-1] == (2, 2, 2) and (1, 3, 3) in seen
-    assert other and other[0] != "_ReportingBar"  # another thread keeps diffusers' own bar
-    assert type(pipe.progress_bar(total=1)).__name__ != "_ReportingBar"
-
-
 def test_a_generator_that_has_not_landed_shows_a_note(monkeypatch):
     from affectstudio.apps.jobs import render
     from affectstudio.apps.studio.app import build_studio

@@ -99,6 +99,8 @@ def speaker_similarity(a: np.ndarray, sr_a: int, b: np.ndarray, sr_b: int) -> fl
 def main() -> None:  # pragma: no cover - evaluation entry point
     import argparse
 
+    import torch
+
     from affectstudio.conditioning.emotion import EMOTIONS
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
@@ -118,7 +120,7 @@ def main() -> None:  # pragma: no cover - evaluation entry point
     rows = []
     for emotion in EMOTIONS:
         for k, text in enumerate(sentences):
-            out = pipe(video=None, text=text, emotion=emotion, seed=k)
+            out = pipe(video=None, text=text, emotion=emotion, generator=torch.Generator().manual_seed(k))
             row = {"emotion": emotion, "sentence": k, **dnsmos(out.waveform, out.sample_rate)}
             hyp = transcribe(out.waveform, out.sample_rate)
             row.update(wer=word_error_rate(text, hyp), hyp=hyp, **speech_stats(out.waveform, out.sample_rate))

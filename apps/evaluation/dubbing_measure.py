@@ -14,6 +14,7 @@ import argparse
 import json
 
 import numpy as np
+import torch
 
 SCRIPTS = [
     "I never thought I would see the Earth from up here. It is so quiet, and so beautiful.",
@@ -49,7 +50,7 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
     rows, res = [], {"prosody": args.prosody, "dit": pipe.prosody_dit is not None}
     for e in EMOTIONS:
         for k, text in enumerate(SCRIPTS[: args.scripts]):
-            out = pipe(video=None, text=text, emotion=e, seed=k, **kw)
+            out = pipe(video=None, text=text, emotion=e, generator=torch.Generator().manual_seed(k), **kw)
             w, sr = out.waveform, out.sample_rate
             hyp = transcribe(w, sr)
             rows.append(
@@ -81,7 +82,14 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
     for e in ("happy", "angry", "sad"):
         pts = []
         for a in (0.0, 0.25, 0.5, 0.75, 1.0):
-            out = pipe(video=None, text=SCRIPTS[0], emotion=e, emotion_intensity=a, seed=0, **kw)
+            out = pipe(
+                video=None,
+                text=SCRIPTS[0],
+                emotion=e,
+                emotion_intensity=a,
+                generator=torch.Generator().manual_seed(0),
+                **kw,
+            )
             pts.append(
                 {
                     "intensity": a,
@@ -105,8 +113,10 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
         return np.array(f), np.array(r)
 
     text = SCRIPTS[0] + " " + SCRIPTS[1]
-    fc, rc = tok(pipe(video=None, text=text, emotion="neutral@0; angry@6", seed=0, **kw))
-    fn, rn = tok(pipe(video=None, text=text, emotion="neutral", seed=0, **kw))
+    fc, rc = tok(
+        pipe(video=None, text=text, emotion="neutral@0; angry@6", generator=torch.Generator().manual_seed(0), **kw)
+    )
+    fn, rn = tok(pipe(video=None, text=text, emotion="neutral", generator=torch.Generator().manual_seed(0), **kw))
     v = np.flatnonzero(np.isfinite(fc / fn))
     res["curve_calm_to_angry_thirds"] = [
         {
@@ -119,7 +129,7 @@ def main(argv=None) -> None:  # pragma: no cover - evaluation entry point
     script = asset_path("samples", "script.txt").read_text().strip()
     dub = []
     for e in ("neutral", "happy", "sad", "angry"):
-        out = pipe(video=clip, text=script, emotion=e, seed=0, **kw)
+        out = pipe(video=clip, text=script, emotion=e, generator=torch.Generator().manual_seed(0), **kw)
         act = speech_activity(out.waveform, out.sample_rate, out.lips.fps)
         dub.append(
             {

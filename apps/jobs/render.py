@@ -115,6 +115,8 @@ def render_dub(
     """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
     ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
     parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model, voice_preset)
+    import torch
+
     from affectstudio.pipelines.dubbing import DubbingPipeline
 
     pipe = load_pipeline(DubbingPipeline, resolve_device(device))
@@ -125,7 +127,7 @@ def render_dub(
         emotion_intensity=intensity,
         reference_audio=voice,
         language=language,
-        seed=seed,
+        generator=torch.Generator("cpu").manual_seed(seed),
         voice_model=None if voice_model is None else str(voice_model),
         voice=voice_preset,
     )

@@ -12,8 +12,9 @@ from typing import Callable, Optional, Sequence
 
 import gradio as gr
 
-from affectstudio.apps.jobs.batch_runtime import one_line, pipeline_progress
+from affectstudio.apps.jobs.batch_runtime import one_line
 from affectstudio.errors import AffectStudioError, InputError
+from affectstudio.pipelines.progress import report_progress
 
 log = logging.getLogger("affectstudio.studio")
 
@@ -57,7 +58,7 @@ def run_render(render: Callable, progress: gr.Progress, stages: Sequence[str], *
 
     progress(0, desc="starting")
     try:
-        with pipeline_progress(report):
+        with report_progress(report):
             return render(**kwargs)
     except InputError as e:
         raise gr.Error(one_line(e), title="Please check the inputs") from e
