@@ -144,8 +144,16 @@ def dub(
     voice_preset: Optional[str] = typer.Option(
         None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
     ),
+    redraw_face: bool = typer.Option(
+        False,
+        "--redraw-face",
+        help="speak at a natural rate and re-animate the speaker's mouth and expression on every frame to it",
+    ),
+    face: str = typer.Option(
+        "auto", "--face", help="with --redraw-face: which face (auto, largest, center, or N counted left to right from 0)"
+    ),
 ) -> None:
-    """Dub a silent clip: emotional speech timed to the speaker's lips."""
+    """Dub a clip: emotional speech timed to the speaker's lips (--redraw-face: the lips redrawn to the speech)."""
     from affectstudio.apps.jobs.render import render_dub
 
     _print_notes()
@@ -162,6 +170,8 @@ def dub(
         wav=wav,
         voice_model=voice_model,
         voice_preset=voice_preset,
+        redraw_face=redraw_face,
+        face=face,
     )
     typer.echo(f"wrote {path}")
 

@@ -111,10 +111,17 @@ def render_dub(
     voice_model: Optional[Path] = None,
     device: str = "cpu",
     voice_preset: Optional[str] = None,
+    redraw_face: bool = False,
+    face: Union[str, int] = "auto",
 ) -> Path:
     """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
-    ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails."""
+    ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails. ``redraw_face``: the speech at a
+    natural rate and the speaker's mouth and expression re-animated to it (``face``: which face, as the portrait's)."""
     parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model, voice_preset)
+    if redraw_face:
+        from affectstudio.conditioning.face_choice import parse_face
+
+        parse_face(face)  # a bad --face: one error line before any model loads
     import torch
 
     from affectstudio.pipelines.dubbing import DubbingPipeline
@@ -130,10 +137,13 @@ def render_dub(
         generator=torch.Generator("cpu").manual_seed(seed),
         voice_model=None if voice_model is None else str(voice_model),
         voice=voice_preset,
+        redraw_face=redraw_face,
+        face=face,
+        output_path=output if redraw_face else None,
     )
     if wav is not None:
         out.save(wav)
-    return out.save(output)
+    return Path(output) if redraw_face else out.save(output)
 
 
 def render_speech(
