@@ -15,6 +15,7 @@ import math
 import os
 import re
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -30,6 +31,9 @@ AudioInput = Union[PathLike, tuple, np.ndarray]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+#: the largest image read (PIL warns beyond it and refuses twice it; both are errors here): 64 MP is 8000 x 8000
+MAX_IMAGE_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # every PIL open in the process, ours or a library's
 # AAC decoders overshoot the input's peaks; keep the encoded track's true peak this far below full scale.
 AAC_HEADROOM_DB = 1.5
 
@@ -41,6 +45,13 @@ def ffmpeg_exe() -> str:
     except ImportError as e:  # pragma: no cover - it is a core dependency
         raise DependencyError("imageio-ffmpeg is not installed: run scripts/setup.sh") from e
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_path(path: PathLike) -> str:
+    """A path as ffmpeg must see it: always a file, never a protocol. ``concat:a.mp4`` or ``http:x`` is a file name
+    that passed our existence check; given bare, ffmpeg would open the protocol instead. The ``file:`` prefix with
+    the absolute path leaves no such reading."""
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 def _existing(path: PathLike, kind: str) -> Path:
@@ -64,9 +75,16 @@ def load_image(src: ImageInput) -> np.ndarray:
     if isinstance(src, (str, os.PathLike)):
         path = _existing(src, "image")
         try:
-            with Image.open(path) as im:
-                im.load()
-                return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im.load()
+                    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise MediaDecodeError(
+                f"image {path} is larger than {MAX_IMAGE_PIXELS // 1_000_000} megapixels (its header may lie: a "
+                "'decompression bomb'); use a smaller photo"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise MediaDecodeError(f"cannot read image {path}: not a valid image file ({e})") from e
     if isinstance(src, Image.Image):
@@ -111,7 +129,7 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 
 
 def _ffmpeg_audio_rate(path: Path) -> int | None:
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", ffmpeg_path(path)], capture_output=True, text=True)
     m = re.search(r"Audio:.*?(\d+) Hz", proc.stderr)
     return int(m.group(1)) if m else None
 
@@ -120,7 +138,7 @@ def _decode_with_ffmpeg(path: Path, sample_rate: int | None) -> tuple[np.ndarray
     sr = sample_rate or _ffmpeg_audio_rate(path)
     if sr is None:
         raise MediaDecodeError(f"no audio track found in {path}")
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", ffmpeg_path(path), "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()

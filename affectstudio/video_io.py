@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError, MediaDecodeError
-from .media import PathLike, _existing, _partial_path, atomic_path, ffmpeg_exe, with_headroom, write_wav
+from .media import PathLike, _existing, _partial_path, atomic_path, ffmpeg_exe, ffmpeg_path, with_headroom, write_wav
 
 
 @dataclass
@@ -46,7 +46,7 @@ def probe_video(src: PathLike, count_frames: bool = False) -> VideoInfo:
     no video frames.
     """
     path = _existing(src, "video")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", ffmpeg_path(path)], capture_output=True)
     err = proc.stderr.decode(errors="replace")
     video = _VIDEO_STREAM.search(err)
     if video is None:
@@ -64,7 +64,7 @@ def probe_video(src: PathLike, count_frames: bool = False) -> VideoInfo:
         import imageio_ffmpeg
 
         try:
-            nframes, secs = imageio_ffmpeg.count_frames_and_secs(str(path))
+            nframes, secs = imageio_ffmpeg.count_frames_and_secs(ffmpeg_path(path))
         except (RuntimeError, OSError) as e:
             msg = str(e).strip().splitlines()
             raise MediaDecodeError(f"cannot read video {path}: {msg[-1] if msg else e}") from e
@@ -100,7 +100,8 @@ def iter_video_frames(
     filters = [] if fps is None else [f"fps={fps:.6f}:round={fps_round}"]
     if size is not None:
         filters.append(f"scale={w}:{h}" + (":flags=fast_bilinear" if fast else ""))
-    cmd = [ffmpeg_exe(), "-v", "error", *(["-skip_loop_filter", "all"] if fast else []), "-i", str(path), "-an"]
+    cmd = [ffmpeg_exe(), "-v", "error", *(["-skip_loop_filter", "all"] if fast else []), "-i", ffmpeg_path(path)]
+    cmd += ["-an"]
     cmd += ["-vf", ",".join(filters)] if filters else []
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     nbytes = w * h * 3
@@ -123,6 +124,24 @@ def iter_video_frames(
             proc.stdout.close()
             proc.kill()
             proc.wait()
+
+
+def frames_at(src: PathLike, seconds, max_side: int = 360, info: VideoInfo | None = None) -> list[np.ndarray]:
+    """One ``uint8 (h, w, 3)`` frame at each of ``seconds`` (the first frame at or after it), the longer side at most
+    ``max_side``: ffmpeg seeks to each time instead of decoding the clip, so a few samples of a long video are cheap
+    (cheap checks: is there a face). A time past the end gives no frame."""
+    if info is None:
+        info = probe_video(src)
+    s = min(1.0, max_side / max(info.width, info.height, 1))
+    w, h = max(2, int(round(info.width * s / 2)) * 2), max(2, int(round(info.height * s / 2)) * 2)
+    frames = []
+    for t in seconds:
+        cmd = [ffmpeg_exe(), "-v", "error", "-ss", f"{max(float(t), 0.0):.3f}", "-i", ffmpeg_path(src), "-an"]
+        cmd += ["-frames:v", "1", "-vf", f"scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        out = subprocess.run(cmd, capture_output=True).stdout
+        if len(out) >= w * h * 3:
+            frames.append(np.frombuffer(out[: w * h * 3], np.uint8).reshape(h, w, 3))
+    return frames
 
 
 def read_video(src: PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:
@@ -203,7 +222,7 @@ class VideoWriter:
             "+faststart",
             "-f",
             "mp4",
-            str(self._video_tmp if self.audio is not None else self._tmp),
+            ffmpeg_path(self._video_tmp if self.audio is not None else self._tmp),
         ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -287,9 +306,9 @@ def _mux(video: Path, audio: np.ndarray, sample_rate: int, duration: float, out:
             "-v",
             "error",
             "-i",
-            str(video),
+            ffmpeg_path(video),
             "-i",
-            str(wav),
+            ffmpeg_path(wav),
             "-map",
             "0:v:0",
             "-map",
@@ -304,7 +323,7 @@ def _mux(video: Path, audio: np.ndarray, sample_rate: int, duration: float, out:
             "+faststart",
             "-f",
             "mp4",
-            str(out),
+            ffmpeg_path(out),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -46,6 +46,7 @@ def emotion(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per input"),
 ) -> None:
     """Read the emotion in text, speech or a face, in the shared emotion space."""
+    from affectstudio.apps.jobs.preflight import preflight_emotion
     from affectstudio.apps.jobs.render import read_emotions
 
     given = {"--text": text, "--text-file": text_file, "--audio": audio, "--image": image}
@@ -55,6 +56,7 @@ def emotion(
             "give exactly one of --text, --text-file, --audio, --image"
             + (f" (got {', '.join(chosen)})" if chosen else "")
         )
+    preflight_emotion(text=text, text_file=text_file, audio=audio, image=image)  # before any encoder loads
     results = read_emotions(text=text, text_file=text_file, audio=audio, image=image)
     for emb in results:
         typer.echo(json.dumps(emb.to_dict()) if as_json else emb.describe())

@@ -425,3 +425,68 @@ def test_scene_work_folder_of_a_dead_process_is_removed(tmp_path):
     running.mkdir()
     assert remove_stale_work(out) == [stale]
     assert not stale.exists() and running.exists()
+
+
+# ------------------------------------------------------------------------------ bombs, protocols, fast checks
+
+
+def _png_bomb(path: Path, side: int = 15000) -> Path:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb_png_is_one_line(tmp_path, media, capsys):
+    from affectstudio.errors import MediaDecodeError
+    from affectstudio.media import load_image
+
+    bomb = _png_bomb(tmp_path / "bomb.png")
+    with pytest.raises(MediaDecodeError, match="megapixels"):
+        load_image(bomb)
+    for argv in (
+        ["portrait", "--image", bomb, "--audio", media["wav"], "-o", tmp_path / "o.mp4"],
+        ["scene", "--image", bomb, "--text", "hi", "-o", tmp_path / "o.mp4"],
+        ["emotion", "--image", bomb],
+    ):
+        code, err, _ = cli(argv, capsys)
+        assert code == 2 and "megapixels" in err and len(err.splitlines()) == 1, err
+
+
+def test_ffmpeg_reads_a_protocol_looking_name_as_a_file(tmp_path, media):
+    from affectstudio.video_io import probe_video
+
+    odd = tmp_path / "concat:clip.mp4"
+    odd.write_bytes(media["clip"].read_bytes())
+    info = probe_video(odd, count_frames=True)
+    assert info.num_frames == 50 and info.width == 64
+    from affectstudio.media import ffmpeg_path
+
+    assert ffmpeg_path("concat:a.mp4").startswith("file:/")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["emotion", "--audio", "{dir}/nope.wav"], "not found"),
+        (["emotion", "--audio", "{dir}/empty.wav"], "empty"),
+        (["emotion", "--audio", "{dir}/corrupt.wav"], "audio"),
+        (["emotion", "--audio", "{wav}"], "silent"),
+        (["emotion", "--image", "{dir}/corrupt.wav"], "not a valid image"),
+        (["emotion", "--text", "?!... —"], "no words"),
+        (["dub", "--video", "{clip}", "--text", "hello there", "-o", "{dir}/o.mp4"], "no face found in video"),
+    ],
+)
+def test_emotion_and_dub_cheap_checks_answer_before_any_model(argv, words, media, capsys):
+    (media["dir"] / "empty.wav").write_bytes(b"")
+    (media["dir"] / "corrupt.wav").write_bytes(np.random.default_rng(0).bytes(2000))
+    code, err, seconds = cli([a.format(**media) for a in argv], capsys)
+    assert code == 2 and err.startswith("error:") and words in err and len(err.splitlines()) == 1, err
+    from affectstudio.conditioning.emotion.spec import load_encoder
+
+    assert load_encoder.cache_info().currsize == 0 or seconds < 2.0  # answered without loading an encoder

@@ -89,6 +89,25 @@ def video_clip(video: Path, max_seconds: float = MAX_VIDEO_SECONDS, count_frames
     return info
 
 
+def require_face_in_clip(video: Path, info, samples: int = 5) -> None:
+    """A face in at least one of ``samples`` frames spread over the clip (seeking, not decoding it all): a clip
+    with no face at all is refused in a second or two instead of after the whole lip analysis. The lip analysis
+    itself still requires the face in most frames."""
+    import numpy as np
+
+    from affectstudio.conditioning.face import analyze_faces
+    from affectstudio.errors import NoFaceError
+    from affectstudio.video_io import frames_at
+
+    times = (np.arange(samples) + 0.5) / samples * info.duration
+    for frame in frames_at(video, times, info=info):
+        if analyze_faces(frame, max_faces=1):
+            return
+    raise NoFaceError(
+        f"no face found in video {video} ({samples} frames sampled): dubbing needs one clearly visible face"
+    )
+
+
 def preflight_portrait(
     image: Path,
     audio: Optional[Path],
@@ -200,6 +219,7 @@ def preflight_dub(
     require_voice_preset(voice_preset, voice_model)
     info = video_clip(video)  # header first: a file claiming hours, a still image, a one-frame file fail fast
     check_script(text, info.duration, language, "--text")  # a script the clip cannot hold, before any model loads
+    require_face_in_clip(video, info)
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
     return parsed
 
@@ -239,3 +259,29 @@ def preflight_music(
         parsed = parse_emotion_spec(emotion)
     video_clip(video, count_frames=False)  # corrupt, video-less, one-frame, too long: fails before any model loads
     return parsed
+
+
+def preflight_emotion(text=None, text_file=None, audio=None, image=None) -> None:
+    """``affectstudio emotion``'s cheap checks, before an encoder loads: text with something to read (not only
+    punctuation), the text file, the audio decodes and is not silent, the image decodes and shows a face."""
+    import unicodedata
+
+    from affectstudio.errors import NoSpeechError
+
+    if text is not None:
+        if not any(unicodedata.category(c)[0] in "LNS" for c in str(text)):
+            raise EmptyTextError("--text has no words in it (only punctuation or spaces): nothing to read")
+    if text_file is not None:
+        require_files(**{"text-file": text_file})
+    if audio is not None:
+        import numpy as np
+
+        from affectstudio.media import load_audio
+
+        wave, _ = load_audio(audio, max_seconds=DEFAULT_MAX_SECONDS)
+        if float(np.max(np.abs(wave))) < 1e-4:
+            raise NoSpeechError(f"audio {audio} is silent: there is no speech to read an emotion from")
+    if image is not None:
+        from affectstudio.conditioning.face import analyze_face
+
+        analyze_face(image)  # unreadable, a decompression bomb, or no face: one typed error
