@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_VOICE",
     "voice_preset",
     "voice_lines",
+    "voice_choices",
     "design_voice",
     "nearest_preset",
 ]
@@ -86,6 +87,11 @@ def voice_preset(name: str | None) -> VoicePreset:
 def nearest_preset(median_f0: float) -> VoicePreset:
     """The preset whose neutral pitch is nearest (in octaves) a reference speaker's median F0."""
     return min(VOICE_PRESETS.values(), key=lambda p: abs(np.log2(max(median_f0, 1.0) / p.neutral_f0)))
+
+
+def voice_choices() -> list[tuple[str, str]]:
+    """``(label, name)`` pairs for a picker: ``"jess — female, en"``."""
+    return [(f"{p.name} — {p.gender}, {p.language}", p.name) for p in VOICE_PRESETS.values()]
 
 
 def voice_lines() -> list[str]:
