@@ -259,3 +259,32 @@ def test_real_portrait_jobs_end_to_end(tmp_path, capsys):
         main(["batch", str(jobs), "--out-dir", str(out), "--resume"])
     assert exc.value.code == 1 and (out / "hello.mp4").stat().st_mtime_ns == mtime
     assert manifest(out)["hello"]["status"] == "skipped"
+
+
+def test_local_cluster_has_no_dashboard_and_refuses_clients_without_its_credentials():
+    """Issue 16: another process on the machine could connect to the local scheduler and run code on the workers."""
+    import urllib.error
+    import urllib.request
+
+    from dask.distributed import Client
+
+    from affectstudio.apps.jobs.batch import start_local_cluster
+
+    cluster, security = start_local_cluster(1)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        ports = [sock.getsockname()[1] for sock in cluster.scheduler.http_server._sockets.values()]
+        assert ports and 8787 not in ports
+        for route in ("status", "json/identity.json", "info/main/workers.html", "proxy/1/127.0.0.1/status", "health"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/{route}", timeout=5)
+            assert err.value.code == 404, route
+        with pytest.raises((OSError, TimeoutError, ValueError)):
+            Client(address.replace("tls://", "tcp://"), timeout="3s")  # plain TCP: refused
+        with pytest.raises((OSError, TimeoutError, ValueError, TypeError)):
+            Client(address, timeout="3s")  # TLS without the cluster's certificate: refused
+        with Client(cluster, security=security) as owner:
+            assert owner.submit(lambda x: x + 1, 1).result() == 2
+    finally:
+        cluster.close()

@@ -5,7 +5,10 @@
 2. Jobs run through their ``apps.render`` function (``render_portrait``, …), which loads each pipeline once per
    process and reuses it. ``--processes 1`` (the default) renders in this process and starts no cluster.
    ``--processes N`` starts a Dask ``LocalCluster`` of N single-threaded worker processes listening on 127.0.0.1
-   only (no dashboard); ``--address tcp://host:8786`` joins an existing Dask cluster instead. A worker that dies
+   only, with no dashboard and mutual TLS from fresh credentials (``Security.temporary()``): no other process on
+   the machine can connect to it. ``--address tcp://host:8786`` joins an existing Dask cluster instead, with that
+   cluster's own security (``tls://`` addresses use the TLS settings of the Dask configuration,
+   ``distributed.comm.tls.*`` — see docs/cli.md). A worker that dies
    mid-job is restarted by its nanny and the job is retried once (the scheduler's ``allowed-failures``); a second
    death marks it failed. Outputs are written atomically by the renderers, so a dead worker leaves no
    half-written file and loses no finished one.
@@ -106,11 +109,50 @@ def _gpu_resources(client) -> bool:
     return any(w.get("resources", {}).get("GPU") for w in workers)
 
 
+def local_security():
+    """Fresh self-signed TLS credentials for one local cluster (``Security.temporary()``, mutual TLS, in memory
+    only): the scheduler and the workers accept only peers holding them, so another process on this machine cannot
+    connect and submit work, even on 127.0.0.1."""
+    try:
+        from distributed.security import Security
+
+        return Security.temporary()
+    except ImportError as e:  # Security.temporary needs the cryptography package
+        raise DependencyError(
+            "local batch workers need 'cryptography' for their TLS: pip install 'affectstudio[app]'"
+        ) from e
+
+
+def start_local_cluster(processes: int):
+    """``--processes N``: N single-threaded worker processes on 127.0.0.1, mutual TLS (:func:`local_security`), no
+    dashboard. Returns ``(cluster, security)``; a client needs ``security`` to connect."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    security = local_security()
+    # The scheduler and each worker always start an HTTP server; with no routes it serves nothing (no dashboard, no
+    # JSON state, no proxy to the workers), and on a random port, not :8787.
+    with dask.config.set({"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+        cluster = LocalCluster(
+            n_workers=processes,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            protocol="tls://",
+            security=security,
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+            worker_dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
+        )
+    return cluster, security
+
+
 def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Iterator[tuple[Job, dict]]:
     """Submit every job to Dask and yield outcomes as they complete (any order)."""
     try:
         import dask
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
         from distributed.scheduler import KilledWorker
     except ImportError as e:
         raise DependencyError(
@@ -135,15 +177,8 @@ def run_on_dask(work: list[Work], processes: int, address: Optional[str]) -> Ite
                 except (OSError, TimeoutError, ValueError) as e:
                     raise InputError(f"cannot reach the Dask cluster at {address}: {one_line(e)}") from e
             else:
-                cluster = LocalCluster(
-                    n_workers=processes,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.CRITICAL,
-                )
-                client = Client(cluster)
+                cluster, security = start_local_cluster(processes)
+                client = Client(cluster, security=security)
             use_gpu = _gpu_resources(client)
             started = time.time_ns()
             futures = {}
