@@ -208,3 +208,39 @@ def test_progress_hook_reaches_the_callback_in_this_thread_only():
     assert "progress_bar" not in vars(DiffusionPipeline) or DiffusionPipeline.progress_bar.__module__.startswith(
         "diffusers"
     )
+
+
+def test_a_portrait_job_analyses_the_face_once_and_decodes_the_audio_once(tmp_path, monkeypatch):
+    """One pass over the media: the preflight's face analysis and decoded audio go to the pipeline (issue 19)."""
+    pytest.importorskip("mediapipe")
+    from affectstudio import media
+    from affectstudio.apps.jobs.render import render_portrait
+    from affectstudio.assets import asset_path
+    from affectstudio.conditioning import face_choice
+    from affectstudio.pipelines import portrait
+
+    wave, sr = media.load_audio(asset_path("samples", "speech.wav"))
+    speech = media.write_wav(tmp_path / "speech.wav", wave[: sr // 2], sr)
+    faces, decodes = [], []
+
+    def spy(module, name, log, counts=lambda *a, **k: True):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            if counts(*args, **kwargs):
+                log.append(args[0] if args else None)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    from_file = lambda src, *a, **k: isinstance(src, (str, Path))  # noqa: E731  a decode, not a resample
+    spy(face_choice, "choose_face", faces)
+    spy(portrait, "choose_face", faces)
+    spy(media, "load_audio", decodes, from_file)
+    spy(portrait, "load_audio", decodes, from_file)
+    out = render_portrait(
+        image=asset_path("samples", "portrait.jpg"), audio=speech, output=tmp_path / "o.mp4", steps=1, device="cpu"
+    )
+    assert out.stat().st_size > 0
+    assert len(faces) == 1, faces
+    assert decodes == [speech], decodes

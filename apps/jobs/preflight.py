@@ -6,14 +6,26 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
 
 PORTRAIT_SIZES = (256, 512, 0)  # as pipelines.portrait.SIZES, without importing torch for a check
 MAX_VIDEO_SECONDS = 600.0  # as DubbingPipeline's max_video_seconds and the music pipeline's limit
 DEFAULT_MAX_SECONDS = 600.0  # longest speech: --max-seconds' default; with --text, the script's length bound
+
+
+@dataclass
+class PortraitRead:
+    """What :func:`preflight_portrait` read, handed to the pipeline so nothing is read twice: the parsed ``emotion``
+    (``None``: read from the speech), the decoded ``audio`` ``(wave, sr)`` (``None`` with a script) and the ``face``
+    chosen (a :class:`~affectstudio.conditioning.face_choice.FaceChoice`: the one face analysis of the job)."""
+
+    emotion: Any = None
+    audio: Optional[tuple] = None
+    face: Any = None
 
 
 def require_files(**paths) -> None:
@@ -122,7 +134,7 @@ def preflight_portrait(
     """Everything about a portrait job that can be wrong, checked before torch or any generator loads: files,
     output type, size, the emotion spec, the audio's decodability and length, and the face to animate (a face in
     the photo; ``face``: a valid choice, a face number the photo has).
-    Returns the parsed emotion (``None``: read from the speech)."""
+    Returns what it read (:class:`PortraitRead`): the pipeline takes the audio and the face from it."""
     from affectstudio.conditioning.emotion import parse_emotion_spec
     from affectstudio.conditioning.face_choice import choose_face, parse_face
     from affectstudio.media import load_audio
@@ -143,10 +155,11 @@ def preflight_portrait(
         check_script(text, limit, "en", "--text", language_flag=False)
     parse_face(face)
     parsed = None if emotion is None else parse_emotion_spec(emotion, intensity=intensity)
+    speech = None
     if audio is not None:
-        load_audio(audio, max_seconds=600.0 if max_seconds is None else max_seconds)
-    choose_face(image, face)  # no face: NoFaceError naming the file; --face N past the last face: how many there are
-    return parsed
+        speech = load_audio(audio, max_seconds=600.0 if max_seconds is None else max_seconds)
+    # no face: NoFaceError naming the file; --face N past the last face: how many there are
+    return PortraitRead(emotion=parsed, audio=speech, face=choose_face(image, face))
 
 
 def require_voice_preset(name: Optional[str], voice_model: Optional[Path] = None) -> None:

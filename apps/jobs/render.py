@@ -68,7 +68,7 @@ def render_portrait(
     right from 0); with several faces the pipeline logs which one on ``affectstudio.notes`` (the CLI's ``note:``)."""
     if gaze not in ("natural", "camera"):
         raise InputError(f"--gaze must be natural or camera, got {gaze!r}")
-    parsed = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds, face)
+    read = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds, face)
     require_voice_preset(voice_preset)
     import torch
 
@@ -78,9 +78,9 @@ def render_portrait(
     pipe = load_pipeline(TalkingPortraitPipeline, dev)
     pipe(
         image=image,
-        audio=audio,
+        audio=read.audio,  # decoded once, by the preflight
         text=text,
-        emotion=parsed,
+        emotion=read.emotion,
         emotion_intensity=intensity,
         num_inference_steps=steps,
         size=size,
@@ -92,7 +92,7 @@ def render_portrait(
         pose_scale=pose_scale,
         blink_rate=blink_rate,
         gaze=gaze,
-        face=face,
+        face=read.face,  # the preflight's face analysis, not made again
         voice=voice_preset,
     )
     return Path(output)
