@@ -47,8 +47,9 @@ def smooth_track(track: np.ndarray, shots: np.ndarray, sigma: float = 1.0) -> np
             continue
         if found[start]:
             run = track[start:i].reshape(i - start, -1)
-            w = np.convolve(np.ones(i - start), kernel, mode="same")[:, None]
-            smooth = np.stack([np.convolve(run[:, j], kernel, mode="same") for j in range(run.shape[1])], 1) / w
+            n = i - start  # full convolutions cut to the run (numpy's "same" is the longer input's length)
+            w = np.convolve(np.ones(n), kernel)[r : r + n, None]
+            smooth = np.stack([np.convolve(run[:, j], kernel)[r : r + n] for j in range(run.shape[1])], 1) / w
             out[start:i] = smooth.reshape(track[start:i].shape)
         start = i
     return out.astype(np.float32)
@@ -266,11 +267,11 @@ def composite_frame(
 
 
 def seam_ratio(output: np.ndarray, original: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """Mean gradient magnitude of ``output`` over the mask's edge band (0.1 < m < 0.9 and the hard outline)
+    """Mean gradient magnitude of ``output`` over the mask's edge band (0.3 < m < 0.7, around the outline)
     divided by the original frame's there: about 1 when the composite leaves no seam; a pasted face with a colour
     step or a misplaced edge scores well above 1. (An evaluation helper; tests and the note use it.)"""
     x0, y0, x1, y1 = box
-    band = (mask > 0.1) & (mask < 0.9)
+    band = (mask > 0.3) & (mask < 0.7)
     if not band.any():
         return float("nan")
 
