@@ -337,7 +337,8 @@ def bench(
     pipelines: str = typer.Option(
         "all",
         "--pipelines",
-        help="comma-separated: emotion, portrait, portrait-long (5 min of video: memory); all = emotion,portrait",
+        help="comma-separated: emotion, portrait, music, dubbing, cold-start (fresh processes, 1 s inputs), "
+        "portrait-long (5 min of video: memory); all = every one but portrait-long",
     ),
 ) -> None:
     """Measure speed (fps, real-time factor, memory) and print JSON."""
