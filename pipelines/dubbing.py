@@ -25,6 +25,7 @@ from diffusers import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from affectstudio.conditioning.alignment import LipAlignment, align_to_lips
+from affectstudio.conditioning.emotion import EmotionCurve
 from affectstudio.conditioning.espeak import SPEECH_SAMPLE_RATE
 from affectstudio.conditioning.face_choice import NOTES_LOGGER
 from affectstudio.conditioning.lips import LipActivity, analyze_lips
@@ -42,7 +43,15 @@ from affectstudio.models.dubbing.espeak import EspeakVoice
 from affectstudio.models.dubbing.piper import PiperVoice
 from affectstudio.models.dubbing.prosody import emotion_targets, neutral_median_f0
 from affectstudio.models.dubbing.reference import match_speaker, speaker_profile
-from affectstudio.models.dubbing.timeline import active_rms_db, apply_targets, finish, speak_free, speak_segments
+from affectstudio.models.dubbing.timeline import (
+    active_rms_db,
+    apply_targets,
+    finish,
+    join_speech,
+    sentence_chunks,
+    speak_free,
+    speak_segments,
+)
 from affectstudio.models.dubbing.voices import design_voice, nearest_preset, voice_preset
 from affectstudio.pipelines.base import AffectPipeline
 from affectstudio.video_io import mux_audio, probe_video
@@ -215,6 +224,7 @@ class DubbingPipeline(AffectPipeline):
             )
             generator, seed = torch.Generator().manual_seed(int(seed)), None
         self.check_output_type(output_type, ("np", "pt"))
+        call = {k: v for k, v in locals().items() if k != "self"}  # this call's arguments (the chunked path)
         if redraw_face:
             from affectstudio.pipelines.redub import redub
 
@@ -243,6 +253,15 @@ class DubbingPipeline(AffectPipeline):
         self.check_inputs(video, text, language, emotion_intensity, reference_audio, output_path)
         parsed = self.parse_emotion(emotion, emotion_intensity)
         assert text is not None  # check_inputs raised otherwise
+        chunks = sentence_chunks(str(text)) if video is None and not isinstance(parsed, EmotionCurve) else []
+        if len(chunks) > 1:  # a long script: sentence groups one after another, so memory stays flat (issue 16)
+            one = {**call, "emotion": parsed, "output_path": None, "output_type": "np", "return_dict": True}
+            result = DubbingOutput(**join_speech([self(**{**one, "text": chunk}) for chunk in chunks]))
+            if output_path is not None:
+                result.output_path = result.save(output_path)
+            if output_type == "pt":
+                result["waveform"] = torch.from_numpy(result.waveform)
+            return result if return_dict else (result.waveform, result.sample_rate)
         seq = phonemize(text, language)
         ref = self.reference_profile(reference_audio) if reference_audio is not None else None
         if voice_model is not None and voice is not None:

@@ -8,6 +8,8 @@ energy offsets are added on top, and a soft limiter keeps the true peak under th
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from affectstudio.conditioning.alignment import Segment
@@ -17,7 +19,17 @@ from affectstudio.media import AAC_HEADROOM_DB, resample
 from .piper import PiperVoice
 from .prosody import apply_energy, apply_pitch
 
-__all__ = ["LEVEL_DBFS", "active_rms_db", "speak_segments", "speak_free", "apply_targets", "finish"]
+__all__ = [
+    "LEVEL_DBFS",
+    "LONG_TEXT_CHARS",
+    "sentence_chunks",
+    "join_speech",
+    "active_rms_db",
+    "speak_segments",
+    "speak_free",
+    "apply_targets",
+    "finish",
+]
 
 LEVEL_DBFS = -23.0  # active-speech RMS of the neutral voice
 _LEAD = (1, 2)  # hops before the first / after the last phoneme of a Piper phrase
@@ -157,3 +169,39 @@ def finish(
         s = np.sign(y[over])
         y[over] = s * (knee + (ceiling - knee) * np.tanh((np.abs(y[over]) - knee) / (ceiling - knee)))
     return y.astype(np.float32)
+
+
+LONG_TEXT_CHARS = 400  # text-to-speech of a longer script is spoken in groups of whole sentences
+
+
+def sentence_chunks(text: str, limit: int = LONG_TEXT_CHARS) -> list[str]:
+    """``text`` cut into groups of whole sentences of at most ``limit`` characters (a longer sentence stays whole);
+    one group when the text is short."""
+    sentences = [s for s in re.split(r"(?<=[.!?…])\s+", " ".join(text.split())) if s]
+    chunks: list[str] = []
+    for sentence in sentences:
+        if chunks and len(chunks[-1]) + 1 + len(sentence) <= limit:
+            chunks[-1] = f"{chunks[-1]} {sentence}"
+        else:
+            chunks.append(sentence)
+    return chunks
+
+
+def join_speech(parts: list) -> dict:
+    """Speech outputs spoken one after another (each with ``waveform``, ``sample_rate``, ``phonemes``,
+    ``durations``, ``token_times``, ``timings``, ``emotion``) as one: the fields of the joined output."""
+    sr = parts[0].sample_rate
+    offsets = np.cumsum([0.0] + [p.waveform.size / sr for p in parts[:-1]])
+    timings: dict[str, float] = {}
+    for p in parts:
+        for k, v in p.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    return {
+        "waveform": np.concatenate([p.waveform for p in parts]).astype(np.float32),
+        "sample_rate": sr,
+        "phonemes": [s for p in parts for s in p.phonemes],
+        "durations": np.concatenate([p.durations for p in parts]),
+        "token_times": np.concatenate([p.token_times + t for p, t in zip(parts, offsets)]),
+        "emotion": parts[-1].emotion,
+        "timings": timings,
+    }
