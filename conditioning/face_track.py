@@ -13,7 +13,7 @@ Landmarks are in frame pixels as in :mod:`.face` (``float32 (478, 3)``).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from affectstudio.conditioning.face import (
     mediapipe_solutions,
     quiet_native_logs,
 )
-from affectstudio.conditioning.face_choice import MAX_FACES, FaceSpec, parse_face, pick_face
+from affectstudio.conditioning.face_choice import MAX_FACES, FaceChoice, FaceSpec, parse_face, pick_face
 
 FOLLOW = 0.5  # a face moves at most this × its width between frames and stays the same face
 RETAKE = 1.0  # a face that was lost is taken back within this × its width of where it was last seen
@@ -45,8 +45,8 @@ class FaceTracker:
     def __init__(self, face: FaceSpec = "auto", max_faces: int = 2):
         self.spec = parse_face(face)
         self.max_faces = int(max_faces)
-        self._mesh = None
-        self.choice = None
+        self._mesh: Any = None
+        self.choice: Optional[FaceChoice] = None
         self._last: Optional[tuple[np.ndarray, float]] = None  # centre, width where the face was last seen
         self._lost = True  # no face held: the next frame with faces chooses (after a cut) or retakes
 
@@ -94,6 +94,7 @@ class FaceTracker:
     def __call__(self, frame: np.ndarray) -> Optional[np.ndarray]:
         """The chosen face's landmarks ``(478, 3)`` on this frame, or ``None`` where it is not visible."""
         meshes = self._meshes(frame)
+        found: Optional[np.ndarray]
         if self._last is None:  # a shot's first face: chosen by the rule among every face the detector finds
             if not meshes:
                 return None
@@ -102,8 +103,9 @@ class FaceTracker:
                 return None
             if isinstance(self.spec, int) and self.spec >= len(faces):
                 return None  # a face number this frame does not have: passed through (the caller counts them)
-            self.choice = pick_face(faces, self.spec, "the video frame")
-            chosen = self.choice.face.landmarks
+            choice = pick_face(faces, self.spec, "the video frame")
+            self.choice = choice
+            chosen = choice.face.landmarks
             c, wd = _centre_width(chosen)
             near = self._nearest(meshes, c, wd, FOLLOW)
             found = near if near is not None else chosen

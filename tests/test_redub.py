@@ -1,7 +1,6 @@
 """Visual re-dub (``affectstudio dub --redraw-face``, pipelines/redub.py, models/portrait/composite.py): the
-compositor's
-transform, mask, colour match and seams; tracks over time; pass-through frames; speech placement; the CLI's errors;
-one slow end-to-end run."""
+compositor's transform, mask, colour match and seams; tracks over time; pass-through frames; speech placement; the
+CLI's errors; one slow end-to-end run."""
 
 import numpy as np
 import pytest

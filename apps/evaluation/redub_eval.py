@@ -141,7 +141,8 @@ def face_boxes(frames: np.ndarray) -> list[tuple[int, int, int, int]]:
                 continue
             lo, hi = lm[:, :2].min(0), lm[:, :2].max(0)
             c, half = (lo + hi) / 2, 0.62 * float((hi - lo).max())
-            boxes.append(tuple(int(round(v)) for v in (c[0] - half, c[1] - half, c[0] + half, c[1] + half)))
+            x0, y0, x1, y1 = (int(round(v)) for v in (c[0] - half, c[1] - half, c[0] + half, c[1] + half))
+            boxes.append((x0, y0, x1, y1))
     return boxes
 
 
