@@ -28,8 +28,9 @@ from typing import Optional, Union
 import numpy as np
 
 from affectstudio.conditioning.face import FaceAnalysis, analyze_faces
+from affectstudio.conditioning.photo import load_photo
 from affectstudio.errors import InputError, NoFaceError
-from affectstudio.media import ImageInput, _name, load_image
+from affectstudio.media import ImageInput, _name
 
 FACE_RULES = ("auto", "largest", "center")
 FaceSpec = Union[str, int, None]
@@ -192,7 +193,7 @@ def list_faces(image: ImageInput, thumb_size: int = 96) -> list[DetectedFace]:
     """Every face in ``image``, left to right (``faces[n]`` is what ``face=n`` animates), with boxes and
     thumbnails for a gallery or a click picker. An empty list when there is none (no error: the picker shows
     that); unreadable media raise as :func:`affectstudio.media.load_image` does."""
-    img = load_image(image)
+    img = load_photo(image)  # as analyze_faces reads it (EXIF orientation applied): boxes and thumbnails agree
     faces = left_to_right(analyze_faces(img, max_faces=MAX_FACES))
     auto = auto_index(faces) if faces else -1
     return [
