@@ -85,7 +85,9 @@ def render_scene(
 ) -> Path:
     """A scene into ``output`` (.mp4): the portrait speaking ``text`` in the dubbing pipeline's emotional voice, with
     the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three. ``wav``: also the final
-    mix alone. Returns ``output``.
+    mix alone; ``voice_wav`` / ``music_wav``: the voice and the score (ducked, before the music gain) alone;
+    ``plot``: the score's emotion over time (.png); ``stems``: a folder for the score's per-instrument WAVs.
+    Returns ``output``.
 
     The renderer the CLI, the studio and the batch ``scene`` task call; the batch job keys are read from this
     signature."""
@@ -151,6 +153,8 @@ def render_scene(
             seed=seed,
             wav=work / "score.wav",
             steps=MUSIC_STEPS,
+            plot=plot,
+            stems=stems,
         )
         score, sr = load_audio(work / "score.wav")
         voice_wave = resample(speech.waveform, speech.sample_rate, sr)
@@ -163,6 +167,10 @@ def render_scene(
         mux_audio(face, mix, sr, output)
         if wav is not None:
             write_wav(wav, mix, sr)
+        if voice_wav is not None:
+            speech.save(voice_wav)
+        if music_wav is not None:
+            write_wav(music_wav, score, sr)
     return output
 
 

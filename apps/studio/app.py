@@ -1,6 +1,6 @@
 """``affectstudio studio``: the Gradio app — Talking Portrait, Dubbing, Music for Video, Emotion Lab, Scene, Batch.
 
-One ``gr.Blocks`` builder per tab (``apps/studio_<tab>.py``), like F5-TTS's ``infer_gradio.py``. Generator tabs
+One ``gr.Blocks`` builder per tab (``apps/studio/<tab>.py``), like F5-TTS's ``infer_gradio.py``. Generator tabs
 call the same one-function-per-job renderers as the CLI and batch (``apps.render``), which load each pipeline once
 per process; a generator whose renderer has not landed in this build shows a note instead of a form. All renders
 share one queue slot (the cached pipelines are not re-entrant); the Emotion Lab runs beside it. The server binds
@@ -66,7 +66,7 @@ def build_studio() -> gr.Blocks:
             "Emotions are written the same way everywhere: `happy`, `sad:0.5`, `happy:0.6,surprised:0.4`, "
             "free text, or a curve `neutral@0; angry:0.8@3.5`."
         )
-        with gr.Tabs():
+        with gr.Tabs() as main_tabs:
             for title, task, renderer, module in GENERATOR_TABS:
                 with gr.Tab(title, id=task):
                     tabs[task] = _generator_tab(title, task, renderer, module, examples)
@@ -76,15 +76,29 @@ def build_studio() -> gr.Blocks:
                 tabs[SCENE_TAB[1]] = _generator_tab(*SCENE_TAB, examples)
             with gr.Tab("Batch", id="batch"):
                 studio_batch.build_tab(_configs_dir())
-        targets = [t["emotion"] for t in tabs.values() if "emotion" in t]
-        if targets:
-            lab["use_curve"].click(
-                lambda spec: spec if len(targets) == 1 else [spec] * len(targets),
-                [lab["curve_spec"]],
-                targets,
-                concurrency_limit=4,
-            )
+        _wire_sends(lab["sends"], tabs, main_tabs)
     return demo
+
+
+def _wire_sends(sends, tabs: dict, main_tabs: gr.Tabs) -> None:
+    """Each Lab result's "send to" buttons fill ONE generator tab's emotion box (with its reading) and open that
+    tab; a button whose tab is not available in this build is hidden."""
+    from affectstudio.apps.studio.common import emotion_reading
+
+    for spec, buttons in sends:
+        for task, button in buttons.items():
+            target = tabs.get(task, {})
+            if "emotion" not in target:
+                button.visible = False
+                continue
+
+            def send(value, _task=task):
+                from affectstudio.apps.studio.common import require
+
+                require(bool((value or "").strip()), "Nothing to send yet: produce a result first.")
+                return value, emotion_reading(value), gr.Tabs(selected=_task)
+
+            button.click(send, [spec], [target["emotion"], target["reading"], main_tabs], concurrency_limit=4)
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False):
