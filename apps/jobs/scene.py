@@ -132,12 +132,12 @@ def render_scene(
         speech = load_pipeline(DubbingPipeline, dev)(
             video=None, text=text, emotion=spec, reference_audio=voice, seed=seed, voice=voice_preset
         )
-        voice_wav = speech.save(work / "voice.wav")
+        spoken = speech.save(work / "voice.wav")
         # 2. the face speaking it, steered by the same emotion
         face = render_portrait(
             image=image,
             output=work / "face.mp4",
-            audio=voice_wav,
+            audio=spoken,
             emotion=spec,
             seed=seed,
             steps=steps,
