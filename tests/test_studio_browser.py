@@ -205,7 +205,7 @@ def test_bad_upload_and_malformed_curve_give_one_readable_error(page, shots, tmp
     page.locator("#portrait-image button[aria-label=Clear]").click()  # the studio stays usable: upload again
     page.locator("#portrait-image input[type=file]").wait_for(state="attached")
 
-    bad = "happy@1; sad:0.5@1"  # two keyframes at one time: the parser's message, as on the command line
+    bad = "happy@; sad:2@-1"  # a keyframe with no time: the parser's message, as on the command line
     with pytest.raises(InputError) as parsed:
         parse_emotion_spec(bad)
     box = _field(page, "portrait-emotion")

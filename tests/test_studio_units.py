@@ -18,7 +18,7 @@ def test_curve_table_gives_the_cli_curve_syntax():
         ([[0, "happy:0.6,sad:0.4", 0.5]], "single label"),
         ([[0, "happy", 1], [0, "sad", 1]], "same time"),
         ([["soon", "happy", 1]], "number of seconds"),
-        ([], "at least one row"),
+        ([], "at least one keyframe"),
         ([[0, "happy@2", 1]], "one emotion per row"),
     ]:
         with pytest.raises(gr.Error, match=words):
@@ -55,11 +55,135 @@ def test_portrait_tab_passes_head_gaze_blink_and_framing_to_the_renderer(monkeyp
 
     seen = {}
     monkeypatch.setattr(render, "render_portrait", lambda **kw: seen.update(kw))
-    monkeypatch.setattr(studio_portrait, "run_render", lambda fn, progress, stages, **kw: fn(**kw))
+    monkeypatch.setattr(studio_portrait, "run_render", lambda fn, progress, plan, **kw: fn(**kw))
     photo = tmp_path / "face.jpg"
     photo.write_bytes(b"x")
-    args = (str(photo), "Script", None, "Hello.", "happy", 0.8, False, 7, False, 10, 256, 60)
-    studio_portrait.render(*args, 0.0, 5.0, "camera", "whole photo", progress=None)
+    args = (str(photo), "Script", None, "Hello.", "happy", 7, False, 10, 256, 60)
+    out = studio_portrait.render(*args, 0.0, 5.0, "camera", "whole photo", progress=None)
     assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (0.0, 5.0, "camera", True)
+    assert "intensity" not in seen  # one place for intensity: the spec (sad:0.5)
+    assert out[0].endswith("portrait_happy_seed7.mp4") and "happy 100 %" in out[1]
     studio_portrait.render(*args, progress=None)  # defaults: natural head, gaze, blinks; the pipeline picks framing
     assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (1.0, 15.0, "natural", None)
+
+
+def test_job_progress_is_one_bar_weighted_by_stage_and_named():
+    from affectstudio.apps.studio.common import JobPlan, JobProgress, Stage
+
+    shown = []
+    plan = JobPlan(
+        Stage("preparing", 2.0), (Stage("sampling", 4.0), Stage("rendering", 3.0, lead=1.0)), Stage("writing", 1.0)
+    )
+    bar = JobProgress(lambda f, desc: shown.append((round(f, 3), desc)), plan)
+    bar(1, 0, 10)
+    bar(1, 5, 10)
+    bar(1, 10, 10)
+    bar(2, 0, 4)
+    bar(2, 4, 4)
+    bar(1, 3, 10)  # never backwards
+    assert shown == [
+        (0.0, "preparing"), (0.2, "sampling"), (0.4, "sampling"), (0.6, "sampling"),
+        (0.7, "rendering"), (0.9, "rendering"),
+    ]  # fmt: skip
+    bar.tick()  # the last bar is done: the clock moves into writing
+    assert shown[-1] == (0.9, "writing")
+
+
+def test_first_call_names_what_it_loads(monkeypatch):
+    from affectstudio.apps.studio import common
+
+    monkeypatch.setattr(common, "_loaded", set())
+    plan = common.JobPlan(common.Stage("preparing", 1.0), (), common.Stage("writing", 1.0), ("the voice",), 9.0)
+    shown = []
+    common.run_render(lambda: None, lambda f, desc: shown.append(desc), plan)
+    assert shown[0] == "loading the voice (first call), then preparing"
+    common.run_render(lambda: None, lambda f, desc: shown.append(desc), plan)
+    assert shown[-1] == "preparing"
+
+
+def test_errors_name_files_not_temporary_paths(tmp_path):
+    from affectstudio.apps.studio.common import check_photo, run_render
+    from affectstudio.errors import MissingFileError
+
+    fake = tmp_path / "gradio" / "0123abcd" / "holiday.jpg"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("not a photo")
+    with pytest.raises(gr.Error) as e:
+        check_photo(fake)
+    assert "holiday.jpg" in e.value.message and str(tmp_path) not in e.value.message
+
+    def fail(image):
+        raise MissingFileError(f"--image file not found: {image}")
+
+    with pytest.raises(gr.Error) as e:
+        run_render(fail, None, None, image=fake)
+    assert e.value.message == "--image file not found: holiday.jpg"
+
+
+def test_malformed_curves_get_the_parsers_message_everywhere_in_the_studio():
+    from affectstudio.apps.studio.common import emotion_reading
+    from affectstudio.apps.studio.emotion import load_curve
+    from affectstudio.conditioning.emotion import parse_emotion_spec
+    from affectstudio.errors import InputError
+
+    for bad in ("happy@; sad:2@-1", "happy@1; sad@1"):
+        with pytest.raises(InputError) as parsed:
+            parse_emotion_spec(bad)
+        for studio in (emotion_reading, load_curve):
+            with pytest.raises(gr.Error) as e:
+                studio(bad)
+            assert e.value.message == " ".join(str(parsed.value).split())
+
+
+def test_readings_say_how_a_spec_was_read():
+    from affectstudio.apps.studio.common import emotion_reading
+
+    assert emotion_reading("sad:0.5") == "**Reading** — sad:0.5 → sad 100 % · intensity 0.50"
+    assert emotion_reading("", "empty") == "empty"
+    assert emotion_reading("neutral@0; angry@2").startswith("**Reading** — a curve of 2 keyframes: 0 s: neutral 100 %")
+
+
+def test_plane_click_maps_back_to_the_anchor_it_was_aimed_at():
+    from affectstudio.apps.studio import lab_plots
+    from affectstudio.conditioning.emotion import VAD_ANCHORS
+
+    for label in ("happy", "sad", "angry", "fearful"):
+        v, a = VAD_ANCHORS[label][:2]
+        left, bottom, width, height = lab_plots.PLANE_AXES
+        x = (left + (v + 1.1) / 2.2 * width) * lab_plots.PLANE_PX
+        y = (1 - (bottom + (a + 1.1) / 2.2 * height)) * lab_plots.PLANE_PX
+        got = lab_plots.plane_point(x, y)
+        assert abs(got[0] - v) < 0.01 and abs(got[1] - a) < 0.01
+        assert lab_plots.nearest_labels(*got)[0][0] == label
+    assert lab_plots.point_spec(0.0, 0.0) == "neutral"
+    assert lab_plots.plane_image().shape == (lab_plots.PLANE_PX, lab_plots.PLANE_PX, 3)
+
+
+def test_curve_editor_adds_moves_and_removes_keyframes():
+    from affectstudio.apps.studio.emotion import DEFAULT_CURVE, add_keyframe, curve_spec, load_curve, remove_keyframe
+
+    rows, sel, _ = add_keyframe([list(r) for r in DEFAULT_CURVE], 1, "sad")  # after 'happy' (1.5 s): 2.5 s
+    assert curve_spec(rows) == "neutral@0; happy:0.8@1.5; sad@2.5; angry:0.8@3.5" and sel == 2
+    rows, sel, _ = remove_keyframe(rows, 1)
+    assert curve_spec(rows) == "neutral@0; sad@2.5; angry:0.8@3.5" and sel is None
+    rows, _, _ = load_curve("neutral@0;  angry:0.8@3.5")
+    assert curve_spec(rows) == "neutral@0; angry:0.8@3.5"
+    with pytest.raises(gr.Error, match="at least one keyframe"):
+        remove_keyframe([[0, "happy", 1]], 0)
+
+
+def test_send_buttons_fill_one_tab():
+    from affectstudio.apps.studio.app import build_studio
+
+    demo = build_studio()
+    sends = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "send"]
+    assert len(sends) == 16  # four results x four tabs
+    assert all(len(fn.outputs) == 3 for fn in sends)  # one emotion box, its reading, the tab switch
+
+
+def test_tempo_box_empty_is_automatic():
+    from affectstudio.apps.studio.music import parse_tempo
+
+    assert parse_tempo("") is None and parse_tempo(None) is None and parse_tempo("112 bpm") == 112.0
+    with pytest.raises(gr.Error, match="beats per minute"):
+        parse_tempo("fast")
