@@ -78,12 +78,26 @@ def seam_ratios(source: np.ndarray, output: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
+_SOURCE_CACHE: dict = {}
+
+
+def _source_analysis(source: np.ndarray, face, fer) -> tuple[dict, np.ndarray]:
+    """dlib's analysis and the classifier's probabilities of a source clip, once per clip."""
+    key = (source.shape, int(source[::7, ::7, ::7].sum()))
+    if key not in _SOURCE_CACHE:
+        a = face.analyse(source, 1)
+        _SOURCE_CACHE[key] = (a, np.stack([fer.probs(f, b)[0] for f, b in zip(source, a["boxes"])]))
+    return _SOURCE_CACHE[key]
+
+
 def measure(
     source: np.ndarray, output: np.ndarray, new_wave, orig_wave, sr: int, emotion: str, face, fer, fps: float
 ) -> dict:
     """The measures of one redub against its source (frames at ``fps``)."""
     n = min(len(source), len(output))
-    a_src, a_out = face.analyse(source[:n], 1), face.analyse(output[:n], 1)
+    source = source[:n]
+    a_src, src_probs = _source_analysis(source, face, fer)
+    a_out = face.analyse(output[:n], 1)
     gap_src, gap_out = inner_lip_gap(a_src["landmarks"]), inner_lip_gap(a_out["landmarks"])
     env_new = rms_envelope(new_wave, sr, num_frames=n, fps=fps)
     res: dict = {"frames": n}
@@ -102,7 +116,6 @@ def measure(
     seams = seam_ratios(source[:n], output[:n])
     res["seam_ratio"] = {"mean": float(np.nanmean(seams)), "p95": float(np.nanpercentile(seams, 95))}
     probs = np.stack([fer.probs(f, b)[0] for f, b in zip(output[:n], a_out["boxes"])])
-    src_probs = np.stack([fer.probs(f, b)[0] for f, b in zip(source[:n], a_src["boxes"])])
     res["fer"] = emotion_agreement(probs, emotion)
     res["fer_source"] = emotion_agreement(src_probs, emotion)
     return res
@@ -178,8 +191,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             load_audio(asset_path("samples", "speech.wav"), sample_rate=24000),
         )
     if "rendered" in names:
-        src = args.out / "rendered_source.mp4"
-        clips["rendered"] = (src, make_source(src, args.source_text, args.seed))
+        src, src_wav = args.out / "rendered_source.mp4", args.out / "rendered_source.wav"
+        if not (src.is_file() and src_wav.is_file()):  # rendered once; a rerun into the same folder reuses it
+            from affectstudio.media import write_wav
+
+            write_wav(src_wav, *make_source(src, args.source_text, args.seed))
+        clips["rendered"] = (src, load_audio(src_wav, sample_rate=24000))
     report: dict = {"text": args.text, "clips": {}}
     for name, (path, orig) in clips.items():
         source, fps = read_video(path)
