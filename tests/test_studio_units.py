@@ -62,6 +62,7 @@ def test_portrait_tab_passes_head_gaze_blink_and_framing_to_the_renderer(monkeyp
     out = studio_portrait.render(*args, 0.0, 5.0, "camera", "whole photo", progress=None)
     assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (0.0, 5.0, "camera", True)
     assert "intensity" not in seen  # one place for intensity: the spec (sad:0.5)
+    assert seen["face"] == "auto"
     assert out[0].endswith("portrait_happy_seed7.mp4") and "happy 100 %" in out[1]
     studio_portrait.render(*args, progress=None)  # defaults: natural head, gaze, blinks; the pipeline picks framing
     assert (seen["pose_scale"], seen["blink_rate"], seen["gaze"], seen["paste_back"]) == (1.0, 15.0, "natural", None)

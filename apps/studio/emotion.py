@@ -243,7 +243,7 @@ def load_curve(spec: Optional[str]):
     the same message as on the command line). A static spec becomes one keyframe at 0 s."""
     from affectstudio.conditioning.emotion import EmotionCurve
 
-    spec = clean_text(spec)
+    spec = clean_text(spec) or ""
     require(bool(spec), "Type a curve such as neutral@0; angry:0.8@3.5, or edit the keyframes above.")
     parsed = _parse(spec)
     if not isinstance(parsed, EmotionCurve):

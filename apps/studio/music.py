@@ -99,7 +99,7 @@ def render(video, emotion, style, seed, randomise, steps, tempo, key, soundfont,
     video_out = rename(out, f"music_{tag}_seed{seed}.mp4")
     wav, midi, plot = (rename(p, f"score_{tag}{s}") for s, p in names.items())
     archive = zip_folder(stems, out.with_name(f"stems_{tag}.zip"))
-    facts = f"**Score** — {key_name}, {bpm_used:.0f} bpm (bar lines fitted to the cuts), seed {seed}"
+    facts = f"**Score** — {key_name}, {bpm_used:.0f} bpm median bar tempo (bar lines fitted to the cuts), seed {seed}"
     return str(video_out), reading, str(wav), str(plot), facts, [str(p) for p in (wav, midi, plot, archive)], seed
 
 

@@ -66,6 +66,7 @@ def render(
     gaze="natural",
     framing="auto",
     voice_preset=None,
+    face="auto",
     progress=gr.Progress(),
 ):
     from affectstudio.apps.jobs.render import render_portrait
@@ -98,6 +99,7 @@ def render(
         blink_rate=float(blink_rate),
         gaze=gaze,
         paste_back=FRAMINGS[framing],
+        face=clean_text(str(face) if face is not None else None) or "auto",
         output=out,
         voice_preset=(voice_preset or None) if text else None,
     )
@@ -109,8 +111,16 @@ def build_tab(examples_dir) -> dict:
     with gr.Row():
         with gr.Column():
             image, _preview = photo_input("Portrait photo", "portrait-image", height=220)
-            # face pick for group photos (issue 20, item 6): a gallery of the faces the photo holds goes here once
-            # render_portrait takes face= (conditioning/face.py lists detected faces); until then the largest.
+            face = gr.Dropdown(
+                ["auto", "largest", "center"],
+                value="auto",
+                allow_custom_value=True,
+                label="Face in a group photo",
+                info="auto, largest, center, or a number: 0 is the leftmost face, 1 the next, …",
+                elem_id="portrait-face",
+            )
+            # issue 20 item 6, still to come: a gallery of the detected faces (conditioning/face_choice.list_faces)
+            # whose click fills this box.
             source = gr.Radio(["Script", "Speech recording"], value="Script", label="What the portrait says")
             text = gr.Textbox(label="Script (spoken by the built-in voice)", lines=2, elem_id="portrait-text")
             voice_preset = gr.Dropdown(
@@ -169,7 +179,7 @@ def build_tab(examples_dir) -> dict:
     go.click(
         render,
         [image, source, audio, text, emotion, seed, randomise, steps, size, max_seconds]
-        + [pose_scale, blink_rate, gaze, framing, voice_preset],
+        + [pose_scale, blink_rate, gaze, framing, voice_preset, face],
         [video, reading, used_seed, download],
         api_name="portrait",
         concurrency_id=RENDER_QUEUE,
