@@ -123,7 +123,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_shadow: float = 0.6,
         crease_strength: float = 0.3,
         cheek_glow: float = 0.35,
-        surprise_jaw: float = 1.6,
+        surprise_jaw: float = 0.5,
         surprise_round: float = 0.9,
         anger_press: float = 0.6,
         smile_part: float = 0.9,
@@ -133,6 +133,10 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         crop_shift: float = 0.04,
         paste_feather: float = 0.06,
         crop_min_scale: float = 1.3,
+        jaw_knee: float = 0.6,
+        jaw_limit: float = 0.85,
+        brow_knee: float = 0.7,
+        brow_limit: float = 0.9,
         min_face_px: float = 40.0,
     ):
         super().__init__()
@@ -334,6 +338,11 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         out[:, i["AU4"]] -= cfg.brow_relief * beyond("AU1", "AU4")
         ref_blink = ref[i["blink"]].clamp(0, 1)
         out[:, i["blink"]] = torch.maximum(out[:, i["blink"]], ref_blink)
+        # a jaw dropped past the widest speech opening drags the chin over the neck, brows raised past ~0.9 leave
+        # their old position showing: both ease off softly (speech and everyday expressions stay below the knees)
+        out[:, i["jaw_open"]] = soft_limit(out[:, i["jaw_open"]], cfg.jaw_knee, cfg.jaw_limit)
+        for au in ("AU1", "AU2"):
+            out[:, i[au]] = soft_limit(out[:, i[au]], cfg.brow_knee, cfg.brow_limit)
         room = (1 - ref_blink / 0.35).clamp(0, 1)  # lids already lowered by a third: no lid raise left
         au5 = motion[:, i["AU5"]]
         out[:, i["AU5"]] = torch.minimum(au5, ref[i["AU5"]]) + (au5 - ref[i["AU5"]]).clamp_min(0) * room
@@ -453,6 +462,12 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         roi = roi * (1 - mouth["seam"] * (1 - 0.75 * state.lip_color.to(dev).view(1, 3, 1, 1)))  # shaded seam
         frame[:, :, ry0:ry1, rx0:rx1] = roi.lerp(inside, alpha).clamp(0, 1)
         return frame  # in [0, 1]: the texture is, and bilinear sampling keeps it there
+
+
+def soft_limit(x: torch.Tensor, knee: float, limit: float) -> torch.Tensor:
+    """``x`` unchanged up to ``knee``, then easing (tanh) toward ``limit`` and never past it."""
+    span = max(limit - knee, 1e-6)
+    return torch.where(x > knee, knee + span * torch.tanh((x - knee) / span), x)
 
 
 def check_face_size(landmarks: np.ndarray, min_px: float) -> float:
