@@ -249,6 +249,11 @@ def test_emotion_lab_read_click_curve_and_send(page, shots):
     _wait_value(page, "lab-curve-spec", "e.value.includes('sad@4.5')")
     page.locator("#lab-curve-table [role=gridcell]").filter(has_text="happy").first.click()
     page.wait_for_function("() => document.querySelector('#lab-curve-note').innerText.includes('happy')")
+    page.wait_for_timeout(1500)  # the selection redraws the preview (selected keyframe in red): click the new one
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#lab-curve-preview img'); return i && i.complete; }"
+    )
+    assert not _toasts(page), _toasts(page)
     preview = page.locator("#lab-curve-preview img")
     pbox = preview.bounding_box()
     span = lab_plots.curve_span(type("C", (), {"duration": 4.5})())
