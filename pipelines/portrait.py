@@ -279,6 +279,7 @@ class TalkingPortraitPipeline(AffectPipeline):
             image: portrait photo (path, PIL image or uint8 array); ``face`` says which face is animated.
             audio: speech to lip-sync (path or ``(wave, sr)``); or ``text`` to speak (the dubbing pipeline's
                 emotional text-to-speech, neural voice). Silent audio is valid: closed mouth, idle motion.
+                voice: the preset that speaks ``text`` (``affectstudio voices``; None: the default, joe).
             emotion: a spec (label, ``label:intensity``, mix, free text, path to a speech/face reference), an
                 ``EmotionEmbedding`` (a curve gives per-frame emotion), or a list of those for a batch of
                 clips. ``None``: read from the speech.
