@@ -107,6 +107,7 @@ def main() -> None:  # pragma: no cover - evaluation entry point
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--sentences", default=None, help="text file, one English sentence a line")
+    ap.add_argument("--voice", default=None, help="a voice preset (affectstudio voices); default: joe")
     args = ap.parse_args()
     sentences = (
         [s.strip() for s in open(args.sentences) if s.strip()]
@@ -120,8 +121,15 @@ def main() -> None:  # pragma: no cover - evaluation entry point
     rows = []
     for emotion in EMOTIONS:
         for k, text in enumerate(sentences):
-            out = pipe(video=None, text=text, emotion=emotion, generator=torch.Generator().manual_seed(k))
-            row = {"emotion": emotion, "sentence": k, **dnsmos(out.waveform, out.sample_rate)}
+            out = pipe(
+                video=None, text=text, emotion=emotion, voice=args.voice, generator=torch.Generator().manual_seed(k)
+            )
+            row = {
+                "voice": args.voice or "joe",
+                "emotion": emotion,
+                "sentence": k,
+                **dnsmos(out.waveform, out.sample_rate),
+            }
             hyp = transcribe(out.waveform, out.sample_rate)
             row.update(wer=word_error_rate(text, hyp), hyp=hyp, **speech_stats(out.waveform, out.sample_rate))
             rows.append(row)

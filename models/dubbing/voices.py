@@ -5,8 +5,8 @@ Praat PSOLA pass after the emotional prosody), and the espeak-ng variant of the 
 No female English neural voice ships in a registry package; Debian's HTS voice ``festvox-us-slt-hts`` (CMU ARCTIC
 slt) was measured as the other base and scored lower (DNSMOS 2.6–2.9 vs 3.1–3.4 for the designed voice).
 The user chooses; nothing here guesses a voice from a face. The default is ``joe`` (the voice every release so
-far has spoken with). Chosen by measurement (ten Harvard sentences, ``apps/evaluation/dubbing_measure.py
---voices``; the README's dubbing section has the figures).
+far has spoken with). Chosen by measurement: DNSMOS, Whisper WER and F0 per voice and emotion
+(``python -m affectstudio.apps.evaluation.dubbing_eval --voice NAME``; the README's dubbing section has the figures).
 """
 
 from __future__ import annotations
