@@ -159,7 +159,9 @@ def dub(
         help="speak at a natural rate and re-animate the speaker's mouth and expression on every frame to it",
     ),
     face: str = typer.Option(
-        "auto", "--face", help="with --redraw-face: which face (auto, largest, center, or N counted left to right from 0)"
+        "auto",
+        "--face",
+        help="with --redraw-face: which face (auto, largest, center, or N counted left to right from 0)",
     ),
 ) -> None:
     """Dub a clip: emotional speech timed to the speaker's lips (--redraw-face: the lips redrawn to the speech)."""
