@@ -490,3 +490,18 @@ def test_emotion_and_dub_cheap_checks_answer_before_any_model(argv, words, media
     from affectstudio.conditioning.emotion.spec import load_encoder
 
     assert load_encoder.cache_info().currsize == 0 or seconds < 2.0  # answered without loading an encoder
+
+
+@pytest.mark.parametrize("job", ["render_portrait", "render_dub", "render_music"])
+def test_render_functions_refuse_a_negative_seed_from_python(job, tmp_path):
+    """The job functions themselves (Python callers, not only the CLI) refuse seed -1 before touching any file."""
+    from affectstudio.apps.jobs import render
+
+    kwargs = {
+        "render_portrait": {"image": tmp_path / "a.jpg", "output": tmp_path / "o.mp4", "text": "hi"},
+        "render_dub": {"video": tmp_path / "v.mp4", "text": "hi", "output": tmp_path / "o.mp4"},
+        "render_music": {"video": tmp_path / "v.mp4", "output": tmp_path / "o.mp4"},
+    }[job]
+    with pytest.raises(InputError, match="--seed must be a whole number"):
+        getattr(render, job)(seed=-1, **kwargs)
+    assert list(tmp_path.iterdir()) == []

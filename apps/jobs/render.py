@@ -12,6 +12,7 @@ from affectstudio.apps.jobs.preflight import (
     preflight_music,
     preflight_portrait,
     preflight_speak,
+    require_seed,
     require_voice_preset,
 )
 from affectstudio.errors import EmptyTextError, InputError, MissingFileError
@@ -68,6 +69,7 @@ def render_portrait(
     right from 0); with several faces the pipeline logs which one on ``affectstudio.notes`` (the CLI's ``note:``)."""
     if gaze not in ("natural", "camera"):
         raise InputError(f"--gaze must be natural or camera, got {gaze!r}")
+    require_seed(seed)
     read = preflight_portrait(image, audio, text, emotion, intensity, size, output, max_seconds, face)
     require_voice_preset(voice_preset)
     import torch
@@ -117,6 +119,7 @@ def render_dub(
     """Check the inputs (:func:`preflight_dub`), then dub ``video`` with the bundled ``DubbingPipeline``; writes
     ``output`` (.mp4) and optionally ``wav``. Nothing is written when any step fails. ``redraw_face``: the speech at a
     natural rate and the speaker's mouth and expression re-animated to it (``face``: which face, as the portrait's)."""
+    require_seed(seed)
     parsed = preflight_dub(video, text, output, emotion, intensity, voice, language, wav, voice_model, voice_preset)
     if redraw_face:
         from affectstudio.conditioning.face_choice import parse_face
@@ -195,6 +198,7 @@ def render_music(
 ) -> list[Path]:
     """Validate cheaply (files, output types, emotion spec, key, SoundFont header), then score ``video`` with the
     bundled ``VideoMusicPipeline`` and write the mp4 (plus wav / mid / stems / png when asked)."""
+    require_seed(seed)
     parsed_emotion = preflight_music(video, output, emotion, soundfont, key, wav, midi, plot)
     import torch
 
