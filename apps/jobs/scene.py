@@ -127,10 +127,17 @@ def render_scene(
     with tempfile.TemporaryDirectory(prefix=f"{work_prefix(output)}{os.getpid()}-", dir=output.parent) as td:
         work = Path(td)
         # 1. the voice: emotional text-to-speech from the dubbing pipeline (no video to time it to)
+        import torch
+
         from affectstudio.pipelines.dubbing import DubbingPipeline
 
         speech = load_pipeline(DubbingPipeline, dev)(
-            video=None, text=text, emotion=spec, reference_audio=voice, seed=seed, voice=voice_preset
+            video=None,
+            text=text,
+            emotion=spec,
+            reference_audio=voice,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            voice=voice_preset,
         )
         spoken = speech.save(work / "voice.wav")
         # 2. the face speaking it, steered by the same emotion
