@@ -278,8 +278,17 @@ def scene(
     music_gain_db: float = typer.Option(-6.0, "--music-gain-db", help="score level under the voice (dB)"),
     output: Path = typer.Option(..., "-o", "--output", help="output .mp4"),
     wav: Optional[Path] = typer.Option(None, "--wav", help="also write the mixed sound alone as .wav"),
+    voice_wav: Optional[Path] = typer.Option(None, "--voice-wav", help="also write the voice alone as .wav"),
+    music_wav: Optional[Path] = typer.Option(None, "--music-wav", help="also write the score alone as .wav"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="also write the score's emotion over time as .png"),
+    stems: Optional[Path] = typer.Option(None, "--stems", help="also write the score's per-instrument WAVs here"),
     voice_preset: Optional[str] = typer.Option(
         None, "--voice-preset", help="who speaks: a name from 'affectstudio voices' (default joe, male; jess, female)"
+    ),
+    face: str = typer.Option(
+        "auto",
+        "--face",
+        help="which face of a group photo speaks: auto, largest, center, or N counted left to right from 0",
     ),
 ) -> None:
     """A talking portrait speaking emotional TTS with a ducked score; one emotion (or curve) steers all three."""
@@ -298,9 +307,15 @@ def scene(
         device=device,
         music_gain_db=music_gain_db,
         wav=wav,
+        voice_wav=voice_wav,
+        music_wav=music_wav,
+        plot=plot,
+        stems=stems,
         voice_preset=voice_preset,
+        face=face,
     )
-    typer.echo(f"wrote {path}")
+    extras = [p for p in (wav, voice_wav, music_wav, plot, stems) if p is not None]
+    typer.echo("wrote " + ", ".join(str(p) for p in [path, *extras]))
 
 
 @app.command()

@@ -27,6 +27,10 @@ def test_scene_user_errors_are_one_line(tmp_path, capsys):
         (["--image", portrait, "--text", "  "], "empty"),
         (["--image", portrait, "--text", "Hi.", "--emotion", "zorblax:0.5"], "zorblax"),
         (["--image", str(blank), "--text", "Hi."], "face"),
+        (["--image", portrait, "--text", "Hi.", "--face", "3"], "only one face"),
+        (["--image", portrait, "--text", "Hi.", "--face", "left"], "face must be"),
+        (["--image", portrait, "--text", "Hi.", "--plot", str(tmp_path / "plot.txt")], ".png"),
+        (["--image", portrait, "--text", "Hi.", "--voice-wav", str(tmp_path / "v.mp3")], ".wav"),
     ]
     for args, words in cases:
         out = tmp_path / "scene.mp4"

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from affectstudio.errors import InputError
 
@@ -82,11 +82,13 @@ def render_scene(
     plot: Optional[Path] = None,
     stems: Optional[Path] = None,
     voice_preset: Optional[str] = None,
+    face: Union[str, int] = "auto",
 ) -> Path:
     """A scene into ``output`` (.mp4): the portrait speaking ``text`` in the dubbing pipeline's emotional voice, with
     the music pipeline's score ducked under it; one ``emotion`` (or curve) steers all three. ``wav``: also the final
     mix alone; ``voice_wav`` / ``music_wav``: the voice and the score (ducked, before the music gain) alone;
-    ``plot``: the score's emotion over time (.png); ``stems``: a folder for the score's per-instrument WAVs.
+    ``plot``: the score's emotion over time (.png); ``stems``: a folder for the score's per-instrument WAVs;
+    ``face``: which face of a group photo speaks (``auto``, ``largest``, ``center`` or N, left to right from 0).
     Returns ``output``.
 
     The renderer the CLI, the studio and the batch ``scene`` task call; the batch job keys are read from this
@@ -108,7 +110,7 @@ def render_scene(
     output = Path(output)
     # 0. cheap checks first (files, text, face, emotion spec), before any generator loads
     require_seed(seed)
-    preflight_portrait(image, None, text, emotion, None, size, output, None)
+    preflight_portrait(image, None, text, emotion, None, size, output, None, face)
     require_files(voice=voice)
     require_voice_preset(voice_preset)
     require_distinct(
@@ -150,6 +152,7 @@ def render_scene(
             steps=steps,
             size=size,
             device=str(dev),
+            face=face,
         )
         # 3. the score for that clip, steered by the same emotion, ducked where the clip speaks
         render_music(
