@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -34,6 +35,9 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is absent (apt-get install chromium)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
+sys.path.insert(0, str(Path(__file__).parent))  # helpers beside this file (pytest runs with --import-mode=importlib)
+from group_photo import group_photo  # noqa: E402
+
 TIMINGS: dict[str, float] = {}
 
 
@@ -278,10 +282,49 @@ def test_emotion_lab_read_click_curve_and_send(page, shots):
     assert _value(page, "music-emotion") == ""
 
 
+def test_group_photo_face_picker(page, shots, tmp_path):
+    """A group photo shows a gallery of its faces (left to right from 0); a thumbnail click and a click on a face in
+    the photo's preview each put that face's number in the face box; a one-face photo hides the gallery again."""
+    from PIL import Image
+
+    from affectstudio.conditioning.face_choice import list_faces
+
+    photo, _ = group_photo()
+    path = tmp_path / "group.png"
+    Image.fromarray(photo).save(path)
+    faces = list_faces(photo)
+    _open_tab(page, "Talking Portrait")
+    page.locator("#portrait-image input[type=file]").set_input_files(str(path))
+    gallery = page.locator("#portrait-face-gallery")
+    gallery.locator("img").nth(len(faces) - 1).wait_for()
+    assert gallery.locator("img").count() == len(faces) == 4
+    assert "4 faces found" in page.locator("#portrait-face-chosen").inner_text()
+    assert _value(page, "portrait-face") == "auto"
+
+    gallery.locator("img").nth(2).click()
+    _wait_value(page, "portrait-face", "e.value === '2'")
+    assert "Face 2 of 4" in page.locator("#portrait-face-chosen").inner_text()
+
+    preview = page.locator("#portrait-image-preview img")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#portrait-image-preview img'); return i && i.complete; }"
+    )
+    box = preview.bounding_box()
+    x0, y0, x1, y1 = faces[0].bbox
+    h, w = photo.shape[:2]
+    preview.click(position={"x": (x0 + x1) / 2 / w * box["width"], "y": (y0 + y1) / 2 / h * box["height"]})
+    _wait_value(page, "portrait-face", "e.value === '0'")
+    assert "Face 0 of 4" in page.locator("#portrait-face-chosen").inner_text()
+    page.screenshot(path=str(shots / "after_portrait_face_picker.png"), full_page=True)
+    assert not _toasts(page), _toasts(page)
+
+
 def test_portrait_render_plays(page, shots, samples):
     _open_tab(page, "Talking Portrait")
     page.locator("#portrait-image input[type=file]").set_input_files(str(samples / "portrait.jpg"))
     page.wait_for_selector("#portrait-image-preview img")
+    _wait_value(page, "portrait-face", "e.value === 'auto'")  # one face: the picker's gallery is gone again
+    assert not page.locator("#portrait-face-gallery").is_visible()
     page.locator("#portrait-text textarea").fill("Hello there.")
     _field(page, "portrait-emotion").fill("happy")
     page.locator("#portrait-advanced").get_by_text("Advanced settings").click()

@@ -21,6 +21,7 @@ from affectstudio.apps.studio.common import (
     seed_controls,
     slug,
 )
+from affectstudio.apps.studio.faces import face_picker
 from affectstudio.models.dubbing.voices import DEFAULT_VOICE, voice_choices
 
 # Stages in the order their bars arrive, with seconds measured on a warm studio process (2 busy CPU cores,
@@ -110,17 +111,8 @@ def build_tab(examples_dir) -> dict:
     gr.Markdown("Animate a portrait photo: lips follow the speech, the face shows the emotion you ask for (25 fps).")
     with gr.Row():
         with gr.Column():
-            image, _preview = photo_input("Portrait photo", "portrait-image", height=220)
-            face = gr.Dropdown(
-                ["auto", "largest", "center"],
-                value="auto",
-                allow_custom_value=True,
-                label="Face in a group photo",
-                info="auto, largest, center, or a number: 0 is the leftmost face, 1 the next, …",
-                elem_id="portrait-face",
-            )
-            # issue 20 item 6, still to come: a gallery of the detected faces (conditioning/face_choice.list_faces)
-            # whose click fills this box.
+            image, preview = photo_input("Portrait photo", "portrait-image", height=220)
+            face = face_picker(image, preview, "portrait-face")
             source = gr.Radio(["Script", "Speech recording"], value="Script", label="What the portrait says")
             text = gr.Textbox(label="Script (spoken by the built-in voice)", lines=2, elem_id="portrait-text")
             voice_preset = gr.Dropdown(

@@ -22,6 +22,7 @@ from affectstudio.apps.studio.common import (
     slug,
     zip_folder,
 )
+from affectstudio.apps.studio.faces import face_picker
 from affectstudio.models.dubbing.voices import DEFAULT_VOICE, voice_choices
 
 # Stages in the order their bars arrive, seconds measured on a warm studio process (2 busy CPU cores, the bundled
@@ -54,6 +55,7 @@ def render(
     size,
     music_gain_db,
     voice_preset=None,
+    face="auto",
     progress=gr.Progress(),
 ):
     from affectstudio.apps.jobs.scene import render_scene
@@ -86,6 +88,7 @@ def render(
         music_wav=music_wav,
         plot=plot,
         stems=stems,
+        face=clean_text(str(face) if face is not None else None) or "auto",
     )
     archive = zip_folder(stems, out.with_name("scene_music_stems.zip"))
     files = [str(p) for p in (out, wav, voice_wav, music_wav, plot, archive)]
@@ -100,7 +103,8 @@ def build_tab(examples_dir) -> dict:
     )
     with gr.Row():
         with gr.Column():
-            image, _preview = photo_input("Portrait photo", "scene-image", height=200)
+            image, preview = photo_input("Portrait photo", "scene-image", height=200)
+            face = face_picker(image, preview, "scene-face")
             text = gr.Textbox(label="Script", lines=3, elem_id="scene-text")
             voice_preset = gr.Dropdown(
                 voice_choices(), value=DEFAULT_VOICE, label="Voice", elem_id="scene-voice-preset"
@@ -155,7 +159,7 @@ def build_tab(examples_dir) -> dict:
     )
     go.click(
         render,
-        [image, text, emotion, style, voice, seed, randomise, steps, size, music_gain, voice_preset],
+        [image, text, emotion, style, voice, seed, randomise, steps, size, music_gain, voice_preset, face],
         [result, reading, voice_track, music_track, plot, files, used_seed],
         api_name="scene",
         concurrency_id=RENDER_QUEUE,
