@@ -188,3 +188,29 @@ def test_tempo_box_empty_is_automatic():
     assert parse_tempo("") is None and parse_tempo(None) is None and parse_tempo("112 bpm") == 112.0
     with pytest.raises(gr.Error, match="beats per minute"):
         parse_tempo("fast")
+
+
+def test_library_notes_become_toasts_for_this_render_only(monkeypatch):
+    """Which face of a group photo was animated (the CLI's ``note:`` line) shows as a ``gr.Info`` in the studio;
+    a note logged by another thread (another session) does not."""
+    import logging
+    import threading
+
+    from affectstudio.apps.studio import common
+    from affectstudio.conditioning.face_choice import NOTES_LOGGER
+
+    shown = []
+    monkeypatch.setattr(common.gr, "Info", shown.append)
+
+    def render(**_):
+        logging.getLogger(NOTES_LOGGER).info("animating face 2 of 4 (numbered 0-3 left to right), 119 px wide")
+        other = threading.Thread(target=logging.getLogger(NOTES_LOGGER).info, args=("someone else's note",))
+        other.start()
+        other.join()
+        return "done"
+
+    plan = common.JobPlan(prepare=common.Stage("checking", 0.1), bars=(), finish=common.Stage("writing", 0.1))
+    assert common.run_render(render, None, plan) == "done"
+    assert shown == ["animating face 2 of 4 (numbered 0-3 left to right), 119 px wide"]
+    logging.getLogger(NOTES_LOGGER).info("after the render")
+    assert len(shown) == 1

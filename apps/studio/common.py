@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Optional
 import gradio as gr
 
 from affectstudio.apps.jobs.batch_runtime import one_line
+from affectstudio.conditioning.face_choice import NOTES_LOGGER
 from affectstudio.errors import AffectStudioError, InputError
 from affectstudio.pipelines.progress import report_progress
 
@@ -171,7 +172,7 @@ def run_render(render: Callable, progress, plan: JobPlan, uploads: Iterable = ()
     file names."""
     bar = JobProgress(progress, plan) if progress is not None else None
     try:
-        with report_progress(bar), bar or contextlib.nullcontext():
+        with report_progress(bar), bar or contextlib.nullcontext(), shown_notes():
             result = render(**kwargs)
     except InputError as e:
         raise user_error(readable(e, uploads, kwargs.values())) from e
@@ -185,6 +186,30 @@ def run_render(render: Callable, progress, plan: JobPlan, uploads: Iterable = ()
 
 
 # ------------------------------------------------------------------------------------------------ messages
+
+
+@contextlib.contextmanager
+def shown_notes():
+    """The library's user-facing notes logged while a render runs (the ``affectstudio.notes`` logger: which face
+    of a group photo is animated, a script longer than the clip) shown as ``gr.Info`` toasts — the CLI's
+    ``note:`` lines. Only this thread's notes: another session's render does not show here."""
+    thread = threading.get_ident()
+
+    class Toast(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                gr.Info(record.getMessage())
+
+    logger, handler = logging.getLogger(NOTES_LOGGER), Toast(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def readable(error: BaseException, *path_groups: Iterable) -> str:
