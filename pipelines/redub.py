@@ -66,11 +66,16 @@ def portrait_pipeline():
     return pipe
 
 
-def place_speech(wave: np.ndarray, sample_rate: int, video_seconds: float, lead: float = SPEECH_LEAD) -> np.ndarray:
-    """The speech on the video's timeline: after ``lead`` seconds (less when the video is short), padded to the video's
-    length. Speech longer than the video is an :class:`InputTooLongError` saying how long it needs."""
+def place_speech(
+    wave: np.ndarray, sample_rate: int, video_seconds: float, lead: float = SPEECH_LEAD
+) -> tuple[np.ndarray, float]:
+    """The speech on the video's timeline: its voiced span after ``lead`` seconds (less when the video is short),
+    padded to the video's length; and the video time (seconds) of the speech's own time 0 — where an emotion curve's
+    keyframe times, which count from the start of the speech as the voice speaks them, begin for the face too.
+    Speech longer than the video is an :class:`InputTooLongError` saying how long it needs."""
     wave = np.asarray(wave, dtype=np.float32)
     active = np.flatnonzero(np.abs(wave) > 1e-4)
+    trimmed = int(active[0]) if active.size else 0
     if active.size:  # the voice's own leading/trailing silence does not count against the video
         wave = wave[active[0] : active[-1] + 1]
     need = wave.size / sample_rate
@@ -83,7 +88,7 @@ def place_speech(wave: np.ndarray, sample_rate: int, video_seconds: float, lead:
     start = int(round(min(lead, (video_seconds - need) / 2) * sample_rate))
     out = np.zeros(n, dtype=np.float32)
     out[start : start + wave.size] = wave[: n - start]
-    return out
+    return out, (start - trimmed) / sample_rate
 
 
 # ------------------------------------------------------------------------------------------ shots and tracking
@@ -194,12 +199,21 @@ def track_video(video, info: VideoInfo, face: FaceSpec = "auto", size: int = 256
 # ------------------------------------------------------------------------------------------ motion
 
 
-def generate_motion(pipe, wave: np.ndarray, sr: int, emotion, emotion_intensity, num_frames: int, **sampling):
+def generate_motion(
+    pipe, wave: np.ndarray, sr: int, emotion, emotion_intensity, num_frames: int, curve_offset: float = 0.0, **sampling
+):
     """The portrait DiT's motion ``(n, D)`` at :data:`MOTION_FPS` for the placed speech: a still head, no blinks, eyes
-    on the camera (the video keeps its own head motion, blinks and gaze)."""
+    on the camera (the video keeps its own head motion, blinks and gaze). An emotion curve's keyframe times count
+    from ``curve_offset`` seconds into the video (the speech's start, see :func:`place_speech`), as the voice's do."""
+    from affectstudio.conditioning.emotion import EmotionCurve, parse_emotion_spec
+
     content = torch.from_numpy(audio_features(wave, sr, fps=MOTION_FPS))  # (n, F)
     n = content.shape[0]
-    emb = pipe.resolve_emotion(emotion, emotion_intensity, n, MOTION_FPS)  # None: neutral, as the voice
+    parsed = parse_emotion_spec(emotion, intensity=emotion_intensity) if emotion is not None else None
+    if isinstance(parsed, EmotionCurve):
+        emb = parsed.at_times(np.arange(n) / MOTION_FPS - curve_offset)
+    else:
+        emb = pipe.resolve_emotion(emotion, emotion_intensity, n, MOTION_FPS)  # None: neutral, as the voice
     guidance = sampling.pop("emotion_guidance_scale", 1.5)
     cond, negs = pipe.emotion_conditions([emb], n, guidance, sampling.pop("negative_emotion", None), MOTION_FPS)
     generator = sampling.get("generator")
@@ -288,13 +302,15 @@ def redraw_video(
     settings: Optional[CompositeSettings] = None,
     render_batch_size: int = 32,
     progress=None,
+    curve_offset: float = 0.0,
 ) -> RedrawResult:
     """Re-animate the chosen face of ``video`` to ``wave`` (already on the video's timeline, see :func:`place_speech`)
     and ``emotion``, writing ``output_path`` (.mp4, the video's own frame rate, ``wave`` as its audio track).
 
     ``pipe``: a ``TalkingPortraitPipeline`` (default: the bundled one). ``face``: which face, as the portrait's.
     ``size``: side of the rendered face square (256 or 512). ``progress``: a diffusers progress-bar context factory
-    ``progress(total=n)`` (the calling pipeline's ``progress_bar``)."""
+    ``progress(total=n)`` (the calling pipeline's ``progress_bar``). ``curve_offset``: the video time (seconds) an
+    emotion curve's times count from — the speech's start, as :func:`place_speech` returns it."""
     if size not in REDUB_SIZES:
         raise InputError(f"size must be 256 or 512 for a redrawn face, got {size}")
     parse_face(face)
@@ -319,6 +335,7 @@ def redraw_video(
         emotion,
         emotion_intensity,
         len(track.shots),
+        curve_offset=curve_offset,
         num_inference_steps=num_inference_steps,
         audio_guidance_scale=audio_guidance_scale,
         emotion_guidance_scale=emotion_guidance_scale,
@@ -409,7 +426,7 @@ def redub(dub, video, text: str, output_path, face: FaceSpec = "auto", size: int
         raise InputTooLongError(f"the video lasts {info.duration:.0f} s; the limit is {limit:.0f} s")
     t = time.perf_counter()
     out = dub(video=None, text=text, **speech)
-    wave = place_speech(out.waveform, out.sample_rate, info.duration)
+    wave, speech_start = place_speech(out.waveform, out.sample_rate, info.duration)
     out.timings["speech"] = time.perf_counter() - t
     result = redraw_video(
         video,
@@ -423,6 +440,7 @@ def redub(dub, video, text: str, output_path, face: FaceSpec = "auto", size: int
         size=size,
         generator=speech.get("generator"),
         progress=dub.progress_bar,
+        curve_offset=speech_start,
     )
     out.timings.update({f"redraw_{k}": v for k, v in result.timings.items()})
     out.waveform = wave

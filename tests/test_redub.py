@@ -130,11 +130,36 @@ def test_place_speech_bounds_the_script_by_the_video():
 
     sr = 1000
     speech = np.r_[np.zeros(200), np.ones(2000) * 0.5, np.zeros(300)].astype(np.float32)  # 2 s of sound
-    out = place_speech(speech, sr, 3.0)
+    out, start = place_speech(speech, sr, 3.0)
     assert out.size == 3000 and np.flatnonzero(out)[0] == 300 and np.count_nonzero(out) == 2000
-    assert np.flatnonzero(place_speech(speech, sr, 2.2))[0] == 100  # a short video: less lead
+    assert start == pytest.approx(0.1)  # the speech's time 0 (0.2 s of its own silence before the sound) at 0.1 s
+    short, start = place_speech(speech, sr, 2.2)
+    assert np.flatnonzero(short)[0] == 100 and start == pytest.approx(-0.1)  # a short video: less lead
     with pytest.raises(InputTooLongError, match=r"takes 2\.0 s .* video lasts 1\.5 s"):
         place_speech(speech, sr, 1.5)
+
+
+def test_a_curve_lands_on_the_face_when_the_voice_speaks_it():
+    """The voice speaks a curve's keyframes at speech times; the face, drawn on the video's timeline where the speech
+    starts ``offset`` s in, gets the same keyframe at ``offset`` + its time."""
+    from affectstudio.pipelines.redub import MOTION_FPS, generate_motion
+
+    seen = {}
+
+    class Pipe:  # records the emotion the DiT is conditioned on, stops before sampling
+        def emotion_conditions(self, embs, n, *_):
+            seen["probs"] = embs[0].probs
+            raise StopIteration
+
+    wave = np.zeros(16000 * 3, np.float32)
+    with pytest.raises(StopIteration):
+        generate_motion(Pipe(), wave, 16000, "neutral@0; happy@1", None, 75, curve_offset=0.6)
+    from affectstudio.conditioning.emotion.embedding import EMOTIONS
+
+    happy = seen["probs"][:, EMOTIONS.index("happy")]
+    t = np.arange(len(happy)) / MOTION_FPS
+    assert happy[t <= 0.6].max() < 0.2 and happy[np.abs(t - 1.6) < 0.02].min() > 0.9
+    assert 0.3 < happy[28] < 0.7 and t[28] == pytest.approx(1.12)  # about halfway between the keyframes
 
 
 def test_cli_redraw_errors(capsys, tmp_path):
