@@ -303,6 +303,7 @@ def redraw_video(
     render_batch_size: int = 32,
     progress=None,
     curve_offset: float = 0.0,
+    info: Optional[VideoInfo] = None,
 ) -> RedrawResult:
     """Re-animate the chosen face of ``video`` to ``wave`` (already on the video's timeline, see :func:`place_speech`)
     and ``emotion``, writing ``output_path`` (.mp4, the video's own frame rate, ``wave`` as its audio track).
@@ -310,14 +311,15 @@ def redraw_video(
     ``pipe``: a ``TalkingPortraitPipeline`` (default: the bundled one). ``face``: which face, as the portrait's.
     ``size``: side of the rendered face square (256 or 512). ``progress``: a diffusers progress-bar context factory
     ``progress(total=n)`` (the calling pipeline's ``progress_bar``). ``curve_offset``: the video time (seconds) an
-    emotion curve's times count from — the speech's start, as :func:`place_speech` returns it."""
+    emotion curve's times count from — the speech's start, as :func:`place_speech` returns it. ``info``: the video's
+    ``probe_video(video, count_frames=True)`` when the caller has it (else probed here)."""
     if size not in REDUB_SIZES:
         raise InputError(f"size must be 256 or 512 for a redrawn face, got {size}")
     parse_face(face)
     pipe = portrait_pipeline() if pipe is None else pipe
     settings = settings or CompositeSettings()
     timings: dict[str, float] = {}
-    info = probe_video(video, count_frames=True)
+    info = info if info is not None else probe_video(video, count_frames=True)
 
     t = time.perf_counter()
     track = track_video(video, info, face, size)
@@ -441,6 +443,7 @@ def redub(dub, video, text: str, output_path, face: FaceSpec = "auto", size: int
         generator=speech.get("generator"),
         progress=dub.progress_bar,
         curve_offset=speech_start,
+        info=info,
     )
     out.timings.update({f"redraw_{k}": v for k, v in result.timings.items()})
     out.waveform = wave
