@@ -15,6 +15,9 @@ and the mean fraction of frames. Per emotion: identity distance to the photo (me
 Usage::
 
     python -m affectstudio.apps.evaluation.quality_faces --wav two_cities.wav --json faces.json --sheet faces.png
+
+``--expression-sheets DIR`` instead renders (no motion model, no classifiers) contact sheets of every face x
+emotion at intensity 0.5 and 1.0 and the warp-confinement figure per emotion (:func:`expression_sheets`).
 """
 
 from __future__ import annotations
@@ -272,6 +275,69 @@ def contact_sheet(path: Path, tiles: list, tile: int = 160) -> Path:
     return path
 
 
+SPEECH_OPENING = {"jaw_open": 0.3, "lips_part": 0.1}  # a mid-utterance frame: an open vowel, below speech's widest
+
+
+def expression_sheets(
+    out_dir: Path,
+    intensities: Sequence[float] = (0.5, 1.0),
+    size: int = 256,
+    tile: int = 128,
+    cache: Path = Path("runs/heldout_faces"),
+    only: Sequence[str] = (),
+    log=print,
+) -> dict:
+    """Contact sheets of the ten faces x five emotions (one per intensity, ``faces_<k>.jpg`` in ``out_dir``) and
+    the warp-confinement figure per emotion (:mod:`affectstudio.models.portrait.confinement`).
+
+    Cheap: no motion model. Each tile is the renderer's still of the emotion's EMFACS prototype at the intensity
+    with a mid-utterance mouth opening (:data:`SPEECH_OPENING`); the figure is the change outside the face, hair
+    and neck bands against the rest frame (the photo's own motion) over the prototype with and without the
+    opening at every intensity. Returns ``{emotion: {face: p99}}`` plus ``"summary"`` (median and worst face)."""
+    from PIL import Image
+
+    from affectstudio.conditioning.emotion.facs import EMFACS_PROTOTYPES
+    from affectstudio.conditioning.face import analyze_face
+    from affectstudio.errors import InputError
+    from affectstudio.models.portrait import PortraitRenderer
+    from affectstudio.models.portrait.confinement import face_region, warp_confinement
+
+    crops = [c for c in face_crops(fetch_photos(cache), DlibFace()) if not only or c[0] in only]
+    renderer = PortraitRenderer()
+    codec = renderer.codec
+    figures: dict = {e: {} for e in EMOTIONS}
+    rows: dict = {k: [] for k in intensities}
+    for name, img in crops:
+        try:
+            state = renderer.prepare(img, analyze_face(img), size=size)
+        except InputError as err:
+            log(f"{name}: {err}, skipped")
+            continue
+        rest = renderer.render(state, motion=state.reference_motion[None])[0]
+        region = face_region(state.reference_landmarks.numpy(), size)
+        tiles: dict = {k: [state.image.permute(1, 2, 0).mul(255).round().byte().numpy()] for k in intensities}
+        for e in EMOTIONS:
+            protos = [{au: k * v for au, v in EMFACS_PROTOTYPES[e].items()} for k in intensities]
+            spoken = [{**p, **{c: p.get(c, 0.0) + v for c, v in SPEECH_OPENING.items()}} for p in protos]
+            frames = renderer.render(state, motion=codec.from_named(protos + spoken))
+            figures[e][name] = warp_confinement(frames, rest, region)["p99"]
+            for i, k in enumerate(intensities):
+                tiles[k].append(frames[len(protos) + i])
+        for k in intensities:
+            rows[k].append((name, tiles[k]))
+        log(f"{name}: p99 " + ", ".join(f"{e} {figures[e][name]:.0f}" for e in EMOTIONS))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k in intensities:
+        sheet = contact_sheet(out_dir / f"faces_{k:g}.png", rows[k], tile=tile)
+        Image.open(sheet).convert("RGB").save(out_dir / f"faces_{k:g}.jpg", quality=88)
+    figures["summary"] = {
+        e: {"median": float(np.median(list(v.values()))), "worst": float(max(v.values()))}
+        for e, v in figures.items()
+        if v
+    }
+    return figures
+
+
 def table(summary: dict) -> list[str]:
     lines = [
         "| emotion | FER-2013 (fer): photos / frames | FER NetV2: photos / frames | still read happy "
@@ -292,15 +358,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m affectstudio.apps.evaluation.quality_faces", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--wav", type=Path, required=True, help="real speech (its first --seconds drive every clip)")
+    parser.add_argument("--wav", type=Path, help="real speech (its first --seconds drive every clip)")
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument(
+        "--expression-sheets",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="instead: contact sheets of every face x emotion at 0.5 and 1.0 and the warp-confinement figures",
+    )
     parser.add_argument("--sheet", type=Path, default=None)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--every", type=int, default=5, help="measure every n-th frame")
     parser.add_argument("--only", nargs="*", default=(), help="evaluate only these faces (names as in the report)")
     parser.add_argument("--cache", type=Path, default=Path("runs/heldout_faces"), help="downloaded sdists")
     args = parser.parse_args(argv)
-    if not args.wav.is_file():
+    if args.expression_sheets is not None:
+        figures = expression_sheets(args.expression_sheets, cache=args.cache, only=args.only)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+        for e, f in figures["summary"].items():
+            print(f"{e}: warp confinement p99 median {f['median']:.0f}, worst face {f['worst']:.0f}")
+        return 0
+    if args.wav is None or not args.wav.is_file():
         parser.error(f"no such wav: {args.wav}")
     report = evaluate(args.wav, args.seconds, args.every, cache=args.cache, sheet=args.sheet, only=args.only)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,15 @@ from .mesh import (
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
 from .textures import CLOSED, PHOTO, expression_layers, layer_weights, sample_colors, teeth_color, texture_stack
-from .warp import anchor_points, base_grid, interpolation_matrix, lip_aware_triangles, to_grid
+from .warp import (
+    anchor_points,
+    base_grid,
+    grid_of,
+    interpolation_matrix,
+    invert_field,
+    lip_aware_triangles,
+    to_grid,
+)
 
 MODES = ("crop", "paste_back")
 
@@ -115,7 +123,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         ring_scales: tuple[float, float] = (1.6, 2.3),
         ring_pose_weights: tuple[float, float] = (0.55, 0.0),
         border_anchors: int = 8,
-        inverse_iterations: int = 2,
+        inverse_iterations: int = 2,  # unused: the fixed-point inversion it counted gave way to newton_steps
         fold_blur: float = 0.09,
         fold_strength: float = 0.9,
         cheek_strength: float = 0.8,
@@ -138,6 +146,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_knee: float = 0.7,
         brow_limit: float = 0.9,
         min_face_px: float = 40.0,
+        newton_steps: int = 3,
     ):
         super().__init__()
         self.codec = MotionCodec()  # default for standalone use; prepare(codec=...) takes the pipeline's
@@ -417,11 +426,9 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         field = rearrange(disp * (2.0 / s), "b n k -> (b k) n") @ state.interp.t()  # (b*2, s*s)
         field = rearrange(field, "(b k) (h w) -> b k h w", b=b, h=s)
 
-        # 3. backward map by fixed-point inversion: u = x - d(u), grid_sample coordinates
+        # 3. backward map: solve u + d(u) = x for each pixel x (grid_sample coordinates)
         base = rearrange(to_grid(base_grid(s, dev), s), "h w k -> k h w")  # pixel centres
-        u = base - field
-        for _ in range(self.config.inverse_iterations - 1):
-            u = base - F.grid_sample(field, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
+        u = invert_field(field, base, self.config.newton_steps)
 
         # 4. each frame's texture, mixed in reference space (the blends' weights are scalars per frame and bilinear
         # sampling is linear: one 3-channel warp instead of a warp of every layer; see textures.expression_layers)
@@ -492,8 +499,3 @@ def sample_px(texture: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
     grid = to_grid(px, texture.shape[-1]).reshape(1, b * h, -1, 2)
     out = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return rearrange(out, "1 c (b h) w -> b c h w", b=b)
-
-
-def grid_of(coords: torch.Tensor) -> torch.Tensor:
-    """Channels-first coordinates ``(b, 2, h, w)`` as the ``(b, h, w, 2)`` grid ``grid_sample`` takes (a view)."""
-    return rearrange(coords, "b k h w -> b h w k")

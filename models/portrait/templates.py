@@ -10,6 +10,7 @@ from .channels import EXPRESSION_CHANNELS
 from .geometry import gauss, gexp, interp, smoothstep
 from .mesh import (
     CHIN,
+    FACE_OVAL,
     LEFT_BROW,
     LEFT_EYE_LOWER,
     LEFT_EYE_UPPER,
@@ -101,10 +102,12 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t[:, 1] = -0.09 * upper * gauss(x, y, mx, my - 0.05, half_w * 0.9, 0.15)
     t[:, 1] -= 0.03 * gauss(x, y, mx, p[NOSE_TIP, 1] + 0.1, 0.3, 0.12)
 
-    # brows: region around each brow and the forehead above, falling off towards the eyes
+    # brows: each brow moves as a whole, its hair never stretched into a doubled band (full weight from just under
+    # the brow's lower edge over the brow); the skin takes up the motion, easing to nothing at the upper lid below
+    # and at the top of the face oval above (the forehead bunches, the hairline stays)
     brow_pts = torch.cat([p[RIGHT_BROW], p[LEFT_BROW]])
     brow_y = brow_pts[:, 1].mean()
-    above_eye = smoothstep(-0.12, -0.28, y) * gexp(((y - brow_y).clamp_min(-10) / 0.45) ** 2)
+    above_eye = brow_weight(p, x, y)
     inner = gexp(((x.abs() - 0.18) / 0.16) ** 2)
     outer = gexp(((x.abs() - 0.62) / 0.18) ** 2)
     # AU1 lifts the inner brow heads (and draws them slightly together), AU2 the outer brow tails
@@ -215,3 +218,28 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t[:, 1] = (upper - below) * 0.045 * lips * (lip_off / 0.1).clamp(max=1)
 
     return torch.stack([out[n] for n in EXPRESSION_CHANNELS])  # (E, 478, 3)
+
+
+def brow_weight(p: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How much of a brow's motion each point ``(x, y)`` of the normalised face ``p`` follows: 1 over the brow
+    (from a little under its lower edge to its upper edge), easing to 0 at the upper lid below it (never the lid
+    itself) and, linearly, at the top of the face oval above it. Each side of the midline follows its own brow."""
+    oval = p[FACE_OVAL]
+    top = oval[oval[:, 1] < (p[RIGHT_BROW + LEFT_BROW, 1].min() - 0.1)]
+    top = top[top[:, 0].argsort()]
+    top_y = interp(x, top[:, 0], top[:, 1])
+    w = torch.zeros_like(x)
+    for brow, lid, side in ((RIGHT_BROW, RIGHT_EYE_UPPER, x < 0), (LEFT_BROW, LEFT_EYE_UPPER, x >= 0)):
+        rows = []
+        for pts in (p[brow[:5]], p[brow[5:]], p[lid]):  # upper edge, lower edge, upper lid
+            pts = pts[pts[:, 0].argsort()]
+            rows.append(interp(x, pts[:, 0], pts[:, 1]))
+        b_up, b_lo, lid_y = rows
+        # under the brow: 0 at the lid (at most 0.12 under the brow), 1 a little under the brow's lower edge
+        gap = (lid_y - b_lo).clamp(0.06, 0.14)
+        under = smoothstep(b_lo + gap - 0.015, b_lo + 0.3 * gap, y)
+        # above it: linear to nothing at the oval's top (at least 0.2 above the brow)
+        span = (b_up - top_y).clamp_min(0.2)
+        over = ((y - (b_up - span)) / span).clamp(0, 1)
+        w = torch.where(side, torch.where(y > b_up, under, over), w)
+    return w

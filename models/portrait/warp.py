@@ -1,6 +1,6 @@
 """The piecewise-affine warp: still anchors around the face, a triangulation of mesh points + anchors
-rasterised once per portrait into a sparse vertex → pixel interpolation matrix, and the pixel/grid helpers
-of the per-frame backward map."""
+rasterised once per portrait into a sparse vertex → pixel interpolation matrix, and the per-frame backward map
+(:func:`invert_field`) with its pixel/grid helpers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
 from affectstudio.errors import InputError
 
@@ -177,3 +179,41 @@ def base_grid(s: int, device) -> torch.Tensor:
 def to_grid(px: torch.Tensor, s: int) -> torch.Tensor:
     """Pixel coordinates → ``grid_sample`` coordinates (align_corners=False)."""
     return px * (2.0 / s) - 1.0
+
+
+def grid_of(coords: torch.Tensor) -> torch.Tensor:
+    """Channels-first coordinates ``(b, 2, h, w)`` as the ``(b, h, w, 2)`` grid ``grid_sample`` takes (a view)."""
+    return rearrange(coords, "b k h w -> b h w k")
+
+
+def invert_field(field: torch.Tensor, base: torch.Tensor, steps: int, coarse: bool = True) -> torch.Tensor:
+    """The backward map ``u`` with ``u + d(u) = x`` of a forward displacement field ``d`` ``(b, 2, s, s)`` at the
+    pixel centres ``x`` ``(2, s, s)`` (grid_sample units): the guess ``x - d(x)``, then ``steps`` Newton steps with
+    the field's own Jacobian. A fixed-point step (``u = x - d(u)``) diverges where the skin stretches more than
+    twofold (under a raised brow, between parted lips) and would leave the old brow or lid showing as a ghost; a
+    Newton step is exact on each affine piece of the warp. The field is smooth on the pixel scale: ``coarse``
+    solves at half resolution (even ``s`` of 128 and up) and upsamples the map."""
+    s = field.shape[-1]
+    if coarse and s >= 128 and s % 2 == 0:
+        u = newton_inverse(F.avg_pool2d(field, 2), F.avg_pool2d(base[None], 2)[0], steps)
+        return F.interpolate(u, size=(s, s), mode="bilinear", align_corners=False)
+    return newton_inverse(field, base, steps)
+
+
+def newton_inverse(field: torch.Tensor, base: torch.Tensor, steps: int) -> torch.Tensor:
+    """:func:`invert_field` at the field's own resolution."""
+    s = field.shape[-1]
+    u = base - field
+    if steps <= 0:
+        return u
+    gy, gx = torch.gradient(field, spacing=2.0 / s, dim=(-2, -1))  # per grid unit along y (rows) and x
+    both = torch.cat([field, gx, gy], 1)  # dx, dy, d(dx)/dx, d(dy)/dx, d(dx)/dy, d(dy)/dy
+    cap = 16 * 2.0 / s  # at most 16 pixels per step: a fold of the mesh cannot throw a pixel across the face
+    for _ in range(steps):
+        smp = F.grid_sample(both, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
+        r = u + smp[:, :2] - base
+        a, c, b, d = 1 + smp[:, 2], smp[:, 3], smp[:, 4], 1 + smp[:, 5]  # J = [[a, b], [c, d]]
+        det = (a * d - b * c).clamp_min(0.05)
+        step = torch.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], 1) / det[:, None]
+        u = u - step.clamp(-cap, cap)
+    return u
