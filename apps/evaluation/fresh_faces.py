@@ -94,8 +94,8 @@ def fetch_photos(cache: Path) -> list[tuple[str, np.ndarray]]:
     from matplotlib import cbook
     from PIL import Image
 
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        out = [("grace_hopper", np.asarray(Image.open(f).convert("RGB")))]
+    hopper = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    out = [("grace_hopper", np.asarray(Image.open(hopper).convert("RGB")))]
     for req, members in SOURCES:
         path = sdist(cache, req)
         with tarfile.open(path) as tar:
@@ -150,7 +150,8 @@ class CentredFer(FerClassifier):
         faces = self.cascade.detectMultiScale(
             gray, scaleFactor=1.1, minNeighbors=5, flags=self.cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50)
         )
-        return on_face([tuple(int(v) for v in f) for f in faces], rect_to_xywh(self.dlib_face._last_box))
+        boxes = [(int(x), int(y), int(w), int(h)) for x, y, w, h in faces]
+        return on_face(boxes, rect_to_xywh(self.dlib_face._last_box))
 
 
 def on_face(boxes: Sequence[tuple[int, int, int, int]], face: Optional[tuple[int, int, int, int]]):
@@ -167,9 +168,12 @@ def on_face(boxes: Sequence[tuple[int, int, int, int]], face: Optional[tuple[int
 
 def default_intensity() -> float:
     """The intensity the pipeline gives a bare label (``happy``, no ``:x``)."""
+    from affectstudio.conditioning.emotion.embedding import EmotionEmbedding
     from affectstudio.conditioning.emotion.spec import parse_emotion_spec
 
-    return float(parse_emotion_spec("happy").intensity)
+    emb = parse_emotion_spec("happy")
+    assert isinstance(emb, EmotionEmbedding)  # a bare label is one state, not a curve
+    return float(emb.intensity)
 
 
 def counts(per_face: dict) -> dict:
@@ -251,7 +255,9 @@ def measure(
     pipe = TalkingPortraitPipeline.from_pretrained()
     pipe.set_progress_bar_config(disable=True)
     default = default_intensity()
-    intensities = {"default": None} if default == 1.0 else {"default": None, "1.0": 1.0}
+    intensities: dict[str, Optional[float]] = {"default": None}
+    if default != 1.0:
+        intensities["1.0"] = 1.0
     motions = {}  # the motion depends on speech and emotion only: sampled once per intensity (as quality_faces)
     for key, k in intensities.items():
         res = pipe(
