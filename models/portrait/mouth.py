@@ -112,33 +112,39 @@ def mouth_coords(state, q: torch.Tensor, roi_px: torch.Tensor) -> dict:
 
 
 def synth_mouth(state, m: dict, smile=None) -> torch.Tensor:
-    """Shaded cavity (darker toward the back), tongue hint, upper teeth band scaled with the opening; a smile
+    """The mouth interior where the photo has none to show, scaled with the opening: a cavity lit near the lips
+    (lip colour in shadow) and darkest at its back (a dark, reddish throat, never a flat black), an upper-teeth
+    band under the upper lip (the photo's own teeth colour, else a soft off-white, shaded toward the corners and
+    under the lip), and on a wide opening a reddish tongue at the bottom with a hint of the lower teeth. A smile
     ``(b,)`` (AU12 beyond the photo's) shows more of the upper teeth, as a real smile does."""
     gap = m["gap"].clamp_min(1e-3)
     du, dl, sig = m["du"], m["dl"], m["sig"]
     iod = state.iod
     dev = gap.device
-    depth = (torch.sin(math.pi * (du / gap).clamp(0, 1)) * (1 - sig.abs() ** 2).clamp_min(0)).clamp(0, 1)
+    soft = max(0.7, 0.015 * iod)
+    across = (1 - sig.abs() ** 2).clamp_min(0)  # 1 mid-mouth, 0 at the corners
     lip = state.lip_color.to(dev).view(1, 3, 1, 1)
-    edge = lip * 0.45
-    back = torch.tensor([0.05, 0.015, 0.015], device=dev).view(1, 3, 1, 1)
-    d = depth[:, None] ** 0.7
-    cavity = torch.lerp(edge, back, d)
-    # tongue: a dim, reddish bulge in the lower part of a wide opening
-    tongue_h = (0.35 * gap).clamp(max=0.22 * iod)
-    tongue = sigmoid((tongue_h - dl) / max(1.0, 0.02 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
-    tongue = tongue * ((gap - 0.15 * iod) / (0.2 * iod)).clamp(0, 1)
-    t_col = lip * 0.55 + 0.03
-    cavity = cavity.lerp(t_col, 0.7 * tongue[:, None])
-    # upper teeth: band under the upper lip, height grows with the opening, shaded toward the corners
-    show = 0.32 if smile is None else 0.32 + 0.4 * smile.view(-1, 1, 1).to(gap)
-    band = torch.minimum(show * gap, 0.15 * iod + 0.1 * iod * (show - 0.32) / 0.4)
-    teeth_a = sigmoid((band - du) / max(0.7, 0.015 * iod))
-    teeth_a = teeth_a * (1 - sig.abs() ** 2.5).clamp_min(0) * ((gap - 0.03 * iod) / (0.08 * iod)).clamp(0, 1)
-    shade = (0.55 + 0.45 * (1 - sig.abs() ** 2)) * (1 - 0.25 * (du / band.clamp_min(1e-3)).clamp(0, 1))
+    # cavity: lip colour in shadow at the lips, darker toward the back; a wide opening shows a deeper, darker back
+    wide = (gap / (0.3 * iod)).clamp(0, 1)[:, None]
+    depth = (torch.sin(math.pi * (du / gap).clamp(0, 1)) * across).clamp(0, 1)[:, None] ** 0.7
+    cavity = torch.lerp(lip * 0.55, lip * (0.3 - 0.1 * wide), depth * (0.7 + 0.3 * wide))
+    # tongue: reddish, filling the bottom of a wide opening, lit at its front edge
+    tongue_h = (0.4 * gap).clamp(max=0.2 * iod)
+    tongue = sigmoid((tongue_h - dl) / soft) * across.sqrt() * ((gap - 0.08 * iod) / (0.12 * iod)).clamp(0, 1)
+    lit = (1 - dl / tongue_h.clamp_min(1e-3)).clamp(0, 1)  # 1 at the lower lip, 0 at the tongue's back
+    red = torch.tensor([0.85, 0.5, 0.5], device=dev).view(1, 3, 1, 1)  # the tongue is redder than the lips
+    t_col = lip * red * (0.6 + 0.35 * lit[:, None])
+    cavity = cavity.lerp(t_col, 0.9 * tongue[:, None])
+    # upper teeth: a band under the upper lip, growing with the opening, shaded toward the corners and in the
+    # upper lip's shadow, a little darker at its lower edge; drawn at low contrast (never a white bar)
+    show = 0.4 if smile is None else 0.4 + 0.35 * smile.view(-1, 1, 1).to(gap)
+    band = torch.minimum(show * gap, 0.15 * iod + 0.1 * iod * (show - 0.4) / 0.35).clamp_min(1e-3)
+    teeth_a = sigmoid((band - du) / soft) * across.clamp_min(0) ** 0.6
+    teeth_a = teeth_a * ((gap - 0.03 * iod) / (0.08 * iod)).clamp(0, 1)
+    along = (du / band).clamp(0, 1)
+    shade = (0.7 + 0.3 * across) * (0.85 + 0.15 * (du / (0.25 * band)).clamp(0, 1)) * (1 - 0.15 * along)
     teeth = state.teeth_color.to(dev).view(1, 3, 1, 1) * shade[:, None]
-    # lower teeth: thin band just above the lower lip when the mouth is wide open
-    lband = (0.12 * gap).clamp(max=0.06 * iod)
-    lower_a = sigmoid((lband - dl) / max(0.7, 0.015 * iod)) * (1 - sig.abs() ** 2).clamp_min(0)
-    lower_a = lower_a * ((gap - 0.2 * iod) / (0.2 * iod)).clamp(0, 1) * 0.8
-    return cavity.lerp(teeth, teeth_a[:, None]).lerp(teeth * 0.8, lower_a[:, None])
+    # lower teeth: a faint, thin band just above the lower lip of a wide opening, in front of the tongue
+    lband = (0.12 * gap).clamp(max=0.05 * iod)
+    lower_a = sigmoid((lband - dl) / soft) * across * ((gap - 0.2 * iod) / (0.2 * iod)).clamp(0, 1) * 0.5
+    return cavity.lerp(teeth, teeth_a[:, None]).lerp(teeth * 0.75, lower_a[:, None])

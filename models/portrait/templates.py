@@ -203,7 +203,8 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     low_r = gauss(x, y, corner_r[0] - 0.03, corner_r[1] + 0.2, 0.14, 0.16)
     low_l = gauss(x, y, corner_l[0] + 0.03, corner_l[1] + 0.2, 0.14, 0.16)
     t[:, 0] = 0.045 * side
-    t[:, 1] = 0.24 * both + 0.075 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) + 0.06 * (low_r + low_l)
+    # at 1 the corners drop about 4 % of the face's height (0.09 of the eye distance), not a cartoon frown
+    t[:, 1] = 0.09 * both + 0.03 * below * lips * ((x - mx).abs() / half_w).clamp(max=1) + 0.03 * (low_r + low_l)
     # AU17 (mentalis): chin boss up, lower lip pushed up and out (pout), which bends the lip line further
     t = out["AU17"]
     chin_g = gauss(x, y, mx, p[CHIN, 1] - 0.15, 0.35, 0.25)
@@ -237,7 +238,7 @@ def brow_weight(p: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
         b_up, b_lo, lid_y = rows
         # under the brow: 0 at the lid (at most 0.12 under the brow), 1 a little under the brow's lower edge
         gap = (lid_y - b_lo).clamp(0.06, 0.14)
-        under = smoothstep(b_lo + gap - 0.015, b_lo + 0.3 * gap, y)
+        under = smoothstep(b_lo + gap - 0.015, b_lo + 0.5 * gap, y)
         # above it: linear to nothing at the oval's top (at least 0.2 above the brow)
         span = (b_up - top_y).clamp_min(0.2)
         over = ((y - (b_up - span)) / span).clamp(0, 1)

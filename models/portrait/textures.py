@@ -215,8 +215,13 @@ def sample_colors(img: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 
 def teeth_color(img: torch.Tensor, prof: torch.Tensor, mo, ax, hw) -> torch.Tensor:
     """Mean colour of bright, low-saturation pixels inside the reference mouth (inner-lip profile ``prof``
-    in the mouth frame ``mo, ax, hw``), else a natural default."""
-    default = torch.tensor([0.86, 0.82, 0.74])
+    in the mouth frame ``mo, ax, hw``), else a soft off-white as bright as the skin's light parts around the
+    mouth (teeth in a dim photo are dim too: no white bar in a dark face)."""
+    normal = torch.stack([-ax[1], ax[0]])
+    ring = [mo + s_ * ax + v * normal for s_ in torch.linspace(-1.6, 1.6, 9) * hw for v in (-1.4 * hw, 1.6 * hw)]
+    skin = F.grid_sample(img, (torch.stack(ring) / img.shape[-1] * 2 - 1).view(1, 1, -1, 2), align_corners=False)
+    light = float(torch.quantile(skin.view(3, -1).mean(0), 0.8))
+    default = torch.tensor([1.04, 1.0, 0.9]) * min(max(1.1 * light, 0.45), 0.8)
     gap = prof[2] - prof[1]
     if float(gap.max()) < 2.0:
         return default
@@ -227,7 +232,7 @@ def teeth_color(img: torch.Tensor, prof: torch.Tensor, mo, ax, hw) -> torch.Tens
         vl = interp(s_.view(1), prof[0], prof[2])
         for f in torch.linspace(0.15, 0.85, 5):
             v = vu + f * (vl - vu)
-            pts.append(mo + s_ * ax + v * torch.stack([-ax[1], ax[0]]))
+            pts.append(mo + s_ * ax + v * normal)
     cols = F.grid_sample(img, (torch.stack(pts) / img.shape[-1] * 2 - 1).view(1, 1, -1, 2), align_corners=False).view(
         3, -1
     )

@@ -191,7 +191,8 @@ def invert_field(field: torch.Tensor, base: torch.Tensor, steps: int, coarse: bo
     pixel centres ``x`` ``(2, s, s)`` (grid_sample units): the guess ``x - d(x)``, then ``steps`` Newton steps with
     the field's own Jacobian. A fixed-point step (``u = x - d(u)``) diverges where the skin stretches more than
     twofold (under a raised brow, between parted lips) and would leave the old brow or lid showing as a ghost; a
-    Newton step is exact on each affine piece of the warp. The field is smooth on the pixel scale: ``coarse``
+    Newton step is exact on each affine piece of the warp (where the skin compresses or folds, the fixed-point
+    step, which converges there, is kept). The field is smooth on the pixel scale: ``coarse``
     solves at half resolution (even ``s`` of 128 and up) and upsamples the map."""
     s = field.shape[-1]
     if coarse and s >= 128 and s % 2 == 0:
@@ -213,7 +214,9 @@ def newton_inverse(field: torch.Tensor, base: torch.Tensor, steps: int) -> torch
         smp = F.grid_sample(both, grid_of(u), mode="bilinear", padding_mode="border", align_corners=False)
         r = u + smp[:, :2] - base
         a, c, b, d = 1 + smp[:, 2], smp[:, 3], smp[:, 4], 1 + smp[:, 5]  # J = [[a, b], [c, d]]
-        det = (a * d - b * c).clamp_min(0.05)
-        step = torch.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], 1) / det[:, None]
-        u = u - step.clamp(-cap, cap)
+        det = a * d - b * c
+        newton = torch.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], 1) / det.clamp_min(0.3)[:, None]
+        # where the skin compresses or the mesh folds (a smile taken off at the corners) the fixed-point step
+        # converges and Newton's would not: it takes over there
+        u = u - torch.where((det > 0.3)[:, None], newton.clamp(-cap, cap), r)
     return u
