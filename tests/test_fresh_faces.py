@@ -47,5 +47,6 @@ def test_counts_and_table():
     assert c["happy"]["either"] == 2 and c["happy"]["fernet_read_as"]["None"] == 1
     rows = table(c)
     assert len(rows) == 4 and rows[2].startswith("| happy | 2/3 | 1/3 | 2/3 ✗ | 0.300 / 0.400 ✓")
-    assert "2/3 ✗ | 0.400 / 0.500 ✓" in rows[3]
+    assert "2/3 ✗ | 0.400 / 0.500 ✓ (2 faces: dlib lost the others)" in rows[3]
+    assert c["sad"]["identity_measured"] == 2 and "dlib lost" not in rows[2]
     assert "3/3 ✓" in table({"sad": {**c["sad"], "either": 3}})[2]
