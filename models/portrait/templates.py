@@ -115,7 +115,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     out["AU1"][:, 0] = -0.021 * torch.sign(x) * inner * above_eye
     out["AU2"][:, 1] = -0.17 * outer * above_eye
     # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
-    brows = smoothstep(-0.1, -0.24, y) * gexp(((y - brow_y) / 0.25) ** 2)
+    brows = above_eye  # the brow lowered as a whole: the skin under it bunches over the lid, the hairline stays
     glabella = gexp((x / 0.35) ** 2)
     out["AU4"][:, 1] = 0.17 * brows * (0.35 + 0.65 * glabella)
     out["AU4"][:, 0] = -0.05 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
