@@ -93,6 +93,34 @@ def test_composite_has_no_seam_where_a_naive_paste_has_one(astronaut):
     assert np.array_equal(out[keep], img[keep])
 
 
+def test_the_frames_fine_detail_returns_where_the_face_did_not_move(astronaut):
+    """A render that lost the skin's fine texture (blurred) gets the frame's back where its landmarks lie on the
+    frame's; where the face moved (the render's landmarks 0.3 iod away) the frame's detail is not copied in (it
+    would ghost the old mouth)."""
+    import cv2
+
+    from affectstudio.models.portrait.composite import interocular
+
+    img, lm = astronaut
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.5)
+    ident = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    mask, _, (x0, y0, x1, y1) = blend_mask(lm, lm, img.shape[:2], SETTINGS)
+    inside = mask > 0.9
+
+    def fine_energy(frame):
+        f = frame[y0:y1, x0:x1].astype(np.float32).mean(-1)
+        return float(np.abs(f - cv2.GaussianBlur(f, (0, 0), 2.0))[inside].mean())
+
+    off = CompositeSettings(detail_reach=0.0)
+    plain = composite_frame(img, blurred, ident, lm, lm, off)
+    sharp = composite_frame(img, blurred, ident, lm, lm, SETTINGS)
+    assert fine_energy(sharp) > 0.8 * fine_energy(img) and fine_energy(plain) < 0.5 * fine_energy(img)
+    moved = lm.copy()
+    moved[:, 1] += 0.3 * interocular(lm)  # the render's face sits elsewhere: nothing is still
+    far = composite_frame(img, blurred, ident, lm, moved, SETTINGS)
+    assert abs(fine_energy(far) - fine_energy(composite_frame(img, blurred, ident, lm, moved, off))) < 0.05
+
+
 def test_frames_without_the_face_pass_through(astronaut):
     img, lm = astronaut
     render = np.zeros_like(img)

@@ -8,7 +8,9 @@ frame's own head pose; :func:`similarity` of its stable points onto the frame's 
 that moves is replaced either way) with holes over the eyes — the frame keeps its own eyes and blinks — feathered
 over a fraction of the inter-ocular distance. :func:`match_colour` moves the render's low frequencies onto the
 frame's around the mask's edge (an offset field filled in from the ring by normalised convolution: lighting that
-changed since the reference frame, a colour cast, compression), so the edge leaves no seam.
+changed since the reference frame, a colour cast, compression), so the edge leaves no seam. :func:`transfer_detail`
+gives back the frame's own finest detail (skin, stubble, lashes), which the render loses to two resamplings,
+wherever the new expression left the face where it was (:func:`stillness`).
 
 Landmarks are ``(478, 2|3)`` pixel arrays in mediapipe's order (:mod:`.mesh`); frames are ``uint8 (h, w, 3)``.
 """
@@ -128,6 +130,8 @@ class CompositeSettings:
     colour_clip: float = 40.0  # largest offset, uint8 levels
     colour_tolerance: float = 18.0  # ring pixels that differ by more (mean over RGB, levels) count less and less
     roi_margin: float = 0.3  # the working box around the mask
+    detail_sigma: float = 0.04  # fine detail (skin, stubble, lashes) = the frame minus its blur at this sigma ...
+    detail_reach: float = 0.05  # ... taken from the frame where the face moved less than this (iod); 0: off
 
 
 def face_polygon(landmarks: np.ndarray, settings: CompositeSettings) -> np.ndarray:
@@ -234,6 +238,43 @@ def match_colour(render: np.ndarray, frame: np.ndarray, ring: np.ndarray, iod: f
     return render + field
 
 
+def stillness(
+    frame_landmarks: np.ndarray, render_landmarks: np.ndarray, box: tuple[int, int, int, int], iod: float, reach: float
+) -> np.ndarray:
+    """Per pixel of ``box``, how still the face is there, in [0, 1]: 1 where the render's landmarks (in frame pixels)
+    lie on the frame's, falling as ``exp(-(d / (reach iod))^2)`` with their distance ``d``, filled in between
+    landmarks by normalised convolution at quarter resolution; 0 far from every landmark."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    h, w = y1 - y0, x1 - x0
+    sh, sw = max(2, h // 4), max(2, w // 4)
+    d = np.linalg.norm(np.asarray(render_landmarks)[:, :2] - np.asarray(frame_landmarks)[:, :2], axis=1)
+    weight = np.exp(-((d / max(reach * iod, 1e-6)) ** 2)).astype(np.float32)
+    pts = (np.asarray(frame_landmarks)[:, :2] - (x0, y0)) * (sw / max(w, 1), sh / max(h, 1))
+    num, den = np.zeros((sh, sw), np.float32), np.zeros((sh, sw), np.float32)
+    ij = np.round(pts).astype(int)
+    ok = (ij[:, 0] >= 0) & (ij[:, 0] < sw) & (ij[:, 1] >= 0) & (ij[:, 1] < sh)
+    np.add.at(num, (ij[ok, 1], ij[ok, 0]), weight[ok])
+    np.add.at(den, (ij[ok, 1], ij[ok, 0]), 1.0)
+    sigma = max(1.0, 0.12 * iod / 4)
+    field = cv2.GaussianBlur(num, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(den, (0, 0), sigma), 1e-3)
+    reach_mask = np.clip(cv2.GaussianBlur(den, (0, 0), sigma) * 40.0, 0, 1)  # fades away from the landmarks
+    return cv2.resize(field * reach_mask, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def transfer_detail(face: np.ndarray, region: np.ndarray, still: np.ndarray, iod: float, sigma: float) -> np.ndarray:
+    """``face`` (the render, float32) with its finest detail swapped for the frame's ``region`` where the face is
+    ``still``: twice-resampled render pixels lose skin texture, stubble and lashes that the frame still has, in
+    place, wherever the new expression did not move the face."""
+    import cv2
+
+    s = max(0.6, sigma * iod)
+    fine_frame = region - cv2.GaussianBlur(region, (0, 0), s)
+    fine_face = face - cv2.GaussianBlur(face, (0, 0), s)
+    return face + still[..., None] * (fine_frame - fine_face)
+
+
 def composite_frame(
     frame: np.ndarray,
     crop: np.ndarray,
@@ -259,7 +300,11 @@ def composite_frame(
     m[:, 2] -= (x0, y0)
     warped = cv2.warpAffine(crop, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     region = frame[y0:y1, x0:x1].astype(np.float32)
-    face = match_colour(warped.astype(np.float32), region, ring, interocular(frame_landmarks), settings)
+    iod = interocular(frame_landmarks)
+    face = match_colour(warped.astype(np.float32), region, ring, iod, settings)
+    if settings.detail_reach > 0:
+        still = stillness(frame_landmarks, in_frame, (x0, y0, x1, y1), iod, settings.detail_reach)
+        face = transfer_detail(face, region, still, iod, settings.detail_sigma)
     a = (mask * float(weight))[..., None]
     out = frame.copy()
     out[y0:y1, x0:x1] = np.clip(region + a * (face - region) + 0.5, 0, 255).astype(np.uint8)
