@@ -97,9 +97,20 @@ def _source_analysis(source: np.ndarray, face, fer) -> tuple[dict, np.ndarray]:
 
 
 def measure(
-    source: np.ndarray, output: np.ndarray, new_wave, orig_wave, sr: int, emotion: str, face, fer, fps: float
+    source: np.ndarray,
+    output: np.ndarray,
+    new_wave,
+    orig_wave,
+    sr: int,
+    emotion: str,
+    face,
+    fer,
+    fps: float,
+    references: Sequence[int] = (),
 ) -> dict:
-    """The measures of one redub against its source (frames at ``fps``)."""
+    """The measures of one redub against its source (frames at ``fps``). Identity twice: to the same source frame
+    (which also differs by the expression the redub replaced, e.g. a laugh) and to the source's ``references``
+    (the frames the renderer started from, one per shot: the nearest at or before each frame)."""
     n = min(len(source), len(output))
     source = source[:n]
     a_src, src_probs = _source_analysis(source, face, fer)
@@ -119,6 +130,14 @@ def measure(
         for e, r in zip(a_out["embeddings"], a_src["embeddings"])
     ]
     res["identity_to_source_frame"] = identity_stats(np.asarray(dist), threshold=0.35)
+    refs = sorted(r for r in references if r < n and a_src["embeddings"][r] is not None)
+    if refs:
+        ref_of = [max([r for r in refs if r <= i] or refs[:1]) for i in range(n)]
+        to_ref = [
+            np.nan if e is None else float(np.linalg.norm(e - a_src["embeddings"][r]))
+            for e, r in zip(a_out["embeddings"], ref_of)
+        ]
+        res["identity_to_reference_frame"] = identity_stats(np.asarray(to_ref), threshold=0.35)
     seams = seam_ratios(source[:n], output[:n])
     res["seam_ratio"] = {"mean": float(np.nanmean(seams)), "p95": float(np.nanpercentile(seams, 95))}
     probs = np.stack([fer.probs(f, b)[0] for f, b in zip(output[:n], a_out["boxes"])])
@@ -225,7 +244,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 generator=torch.Generator().manual_seed(args.seed),
             )
             output, _ = read_video(out_path)
-            m = measure(source, output, res.waveform, orig, res.sample_rate, emotion, face, fer, fps)
+            m = measure(
+                source, output, res.waveform, orig, res.sample_rate, emotion, face, fer, fps, res.redraw.references
+            )
             t = res.redraw.timings
             m["speed"] = {
                 "frames": res.redraw.frames,
