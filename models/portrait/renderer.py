@@ -44,15 +44,7 @@ from .mesh import (
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
 from .textures import CLOSED, PHOTO, expression_layers, layer_weights, sample_colors, teeth_color, texture_stack
-from .warp import (
-    anchor_points,
-    base_grid,
-    grid_of,
-    interpolation_matrix,
-    invert_field,
-    lip_aware_triangles,
-    to_grid,
-)
+from .warp import anchor_points, base_grid, grid_of, interpolation_matrix, invert_field, lip_aware_triangles, to_grid
 
 MODES = ("crop", "paste_back")
 
