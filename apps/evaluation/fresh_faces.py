@@ -353,6 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--every", type=int, default=10, help="measure every n-th frame")
     parser.add_argument("--steps", type=int, default=10, help="motion sampling steps")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="motion sampling seed")
     parser.add_argument("--only", nargs="*", default=(), help=f"only these faces (of {', '.join(FRESH_FACES)})")
     parser.add_argument(
         "--previous",
@@ -364,7 +365,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.wav.is_file():
         parser.error(f"no such wav: {args.wav}")
-    report, tiles = measure(args.wav, args.seconds, args.every, args.steps, args.size, cache=args.cache, only=args.only)
+    report, tiles = measure(
+        args.wav, args.seconds, args.every, args.steps, args.size, args.seed, cache=args.cache, only=args.only
+    )
     if args.previous is not None:
         before = json.loads(args.previous.read_text())
         report["previous"] = {"settings": before["settings"]} | {
