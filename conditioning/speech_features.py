@@ -1,7 +1,7 @@
 """Audio features for speech: per-video-frame content tokens (:func:`audio_features`: 80 log-mel bins,
 log-energy, log-F0, voicing), :func:`frame_rms`, :func:`envelope`, :func:`speech_activity`,
-:func:`estimate_f0`, and augmentation (:func:`augment`: gain, additive noise at an SNR, synthetic reverb)
-for the data engines."""
+:func:`speech_loudness` (the articulation target of lip motion), :func:`estimate_f0`, and augmentation
+(:func:`augment`: gain, additive noise at an SNR, synthetic reverb) for the data engines."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ __all__ = [
     "frame_rms",
     "envelope",
     "speech_activity",
+    "speech_loudness",
     "estimate_f0",
     "add_noise",
     "add_reverb",
@@ -101,6 +102,32 @@ def speech_activity(wave: np.ndarray, sample_rate: int, fps: float = 25.0, floor
         a[1:-1] &= active[:-2] | active[2:]  # drop isolated frames
         active = a
     return active
+
+
+LOUDNESS_RANGE_DB = 30.0  # from the speech's loud level down to where the jaw rests
+LOUDNESS_WINDOW_S = 0.032  # the window of audio_features' log-energy column
+
+
+def speech_loudness(
+    wave: np.ndarray, sample_rate: int, fps: float = 25.0, range_db: float = LOUDNESS_RANGE_DB
+) -> np.ndarray:
+    """``(t,)`` float32 in [0, 1]: how loud each frame is within the speech's own range, 0 outside speech.
+
+    Each frame's level (RMS of a 32 ms window at its centre, in dB) is taken relative to the speech's loud level
+    (the 95th percentile over :func:`speech_activity` frames) and mapped linearly from ``-range_db`` dB (0) to
+    that level (1). A gain changes nothing and the noise floor plays no part; frames that are not speech are 0.
+    Vowel nuclei come out near 1, consonants lower, pauses 0 — the loudness a jaw follows in speech (mouth
+    opening and the acoustic envelope co-vary at the syllable rate: Chandrasekaran et al., PLoS Comput Biol
+    2009). ``t = ceil(duration * fps)``, as :func:`audio_features`.
+    """
+    if range_db <= 0:
+        raise InputError(f"range_db must be > 0, got {range_db}")
+    level = 20 * np.log10(frame_rms(wave, sample_rate, fps, win=LOUDNESS_WINDOW_S).astype(np.float64) + 1e-9)
+    active = speech_activity(wave, sample_rate, fps)
+    if not active.any():
+        return np.zeros(level.shape, dtype=np.float32)
+    top = np.percentile(level[active], 95)
+    return (np.clip((level - top) / range_db + 1.0, 0.0, 1.0) * active).astype(np.float32)
 
 
 def estimate_f0(

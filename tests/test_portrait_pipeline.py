@@ -173,6 +173,9 @@ def test_bad_inputs(tmp_path, face_image, speech):
         call(pipe, face_image, speech, size=300)
     with pytest.raises(InputError):
         pipe(image=face_image)  # neither audio nor text
+    for strength in (-0.1, 1.5):
+        with pytest.raises(InputError, match="lip_sync_strength"):
+            call(pipe, face_image, speech, lip_sync_strength=strength)
     assert not list(tmp_path.glob("*.mp4"))
 
 
@@ -180,6 +183,20 @@ def test_silent_audio_is_valid(face_image):
     pipe = tiny_pipeline()
     out = call(pipe, face_image, (np.zeros(SPEECH_SAMPLE_RATE, np.float32), SPEECH_SAMPLE_RATE), emotion=None)
     assert out.emotion.label == "neutral" and out.frames.shape[0] == 25
+
+
+def test_jaw_follows_the_speech_loudness(face_image, speech):
+    """``lip_sync_strength`` draws the sampled jaw toward the speech's loudness (0: the DiT's jaw untouched)."""
+    from affectstudio.conditioning.speech_features import speech_loudness
+
+    jaw = MOTION_CHANNELS.index("jaw_open")
+    pipe = tiny_pipeline()
+    free = call(pipe, face_image, speech, lip_sync_strength=0.0).motion
+    synced = call(pipe, face_image, speech).motion
+    loud = speech_loudness(*speech, fps=25.0)
+    assert np.corrcoef(synced[:, jaw], loud)[0, 1] > max(0.6, np.corrcoef(free[:, jaw], loud)[0, 1] + 0.2)
+    others = [i for i in range(len(MOTION_CHANNELS)) if i != jaw]
+    np.testing.assert_array_equal(synced[:, others], free[:, others])
 
 
 def test_built_with_default_arguments(face_image, speech):
