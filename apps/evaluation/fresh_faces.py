@@ -265,7 +265,7 @@ def measure(
             log(f"{name}: dlib finds no face, skipped")
             continue
         ref_emb = face.embedding(img, rect)
-        photo = classify(img[None], face, fer, net, ref_emb)
+        on_photo = classify(img[None], face, fer, net, ref_emb)
         try:
             chosen = choose_face(img, "center")
             state = pipe.renderer.prepare(img, chosen.face, size=size, codec=pipe.codec)
@@ -273,9 +273,9 @@ def measure(
             log(f"{name}: {err}, skipped")
             continue
         still = state.image.permute(1, 2, 0).mul(255).round().byte().numpy()
-        row_tiles = [caption(still, f"{photo['fer'][0]} / {photo['fernet'][0]}", True)]
+        row_tiles = [caption(still, f"{on_photo['fer'][0]} / {on_photo['fernet'][0]}", True)]
         for key, motion in motions.items():
-            row: dict = {"photo_labels": {c: photo[c][0] for c in CLASSIFIERS}, "animated": chosen.describe()}
+            row: dict = {"photo_labels": {c: on_photo[c][0] for c in CLASSIFIERS}, "animated": chosen.describe()}
             for e, mot in zip(EMOTIONS, motion):
                 frames = pipe.renderer.render(state, motion=mot)
                 face._last_box = None
@@ -298,7 +298,7 @@ def measure(
                 f"{e} {row[e]['fer']['majority']}/{row[e]['fernet']['majority']} id {row[e]['identity_mean']:.2f}"
                 for e in EMOTIONS
             )
-            log(f"{name} [{key}] photo {photo['fer'][0]}/{photo['fernet'][0]}: " + ", ".join(read))
+            log(f"{name} [{key}] photo {on_photo['fer'][0]}/{on_photo['fernet'][0]}: " + ", ".join(read))
         tiles.append((name, row_tiles))
     report = {
         "what": "fresh package faces (issue 15 item 4); see affectstudio/apps/evaluation/fresh_faces.py",
