@@ -229,6 +229,8 @@ def generate_motion(
         **sampling,
     )
     motion = pipe.assemble_motion(latents.float().cpu(), 0.0, 0.0, generator, "camera")[0]  # (n, D)
+    # the jaw drawn toward the speech's loudness, as the portrait pipeline does (its ``lip_sync_strength``)
+    motion = pipe.lip_sync(motion, wave, sr)
     return motion, emb
 
 
