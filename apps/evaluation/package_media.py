@@ -38,7 +38,9 @@ def sdist(requirement: str, cache: Path = DEFAULT_CACHE) -> Path:
         return [p for p in cache.glob("*.tar.gz") if p.name.lower().replace("-", "_").startswith(stem)]
 
     if not found():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(cache)]
+        # no build isolation: preparing an sdist's metadata may import what this environment has (facexlib: torch)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation"]
+        cmd += ["-q", "-d", str(cache)]
         subprocess.run([*cmd, requirement], check=True)
     hits = found()
     if not hits:
@@ -47,8 +49,8 @@ def sdist(requirement: str, cache: Path = DEFAULT_CACHE) -> Path:
 
 
 def member_file(requirement: str, member: str, cache: Path = DEFAULT_CACHE) -> Path:
-    """``member`` (a path inside the sdist) extracted to ``cache/files/``; returns its path."""
-    out = Path(cache) / "files" / Path(member).name
+    """``member`` (a path inside the sdist) extracted to ``cache/files/<name-version>/``; returns its path."""
+    out = Path(cache) / "files" / requirement.replace("==", "-") / Path(member).name
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(sdist(requirement, cache)) as tar:
