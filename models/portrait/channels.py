@@ -9,6 +9,8 @@ roll > 0 rotates the face clockwise on screen).
 
 from __future__ import annotations
 
+import torch
+
 EXPRESSION_CHANNELS = [
     "jaw_open",  # AU26/AU27: mandible rotation about the hinge
     "lip_round",  # AU18/AU22: rounding / protrusion (o, u, w)
@@ -43,6 +45,13 @@ IDLE_CHANNELS = ["blink", "gaze_x", "gaze_y"]
 # What the portrait DiT generates: everything but the idle channels.
 GENERATED_CHANNELS = [c for c in MOTION_CHANNELS if c not in IDLE_CHANNELS]
 
+# Channels that move the lips or the skin around them: held at the photo's own values where the photo's mouth is
+# covered (a hand, a microphone), so the occluder stays as it is in the photo.
+MOUTH_CHANNELS = [
+    "jaw_open", "lip_round", "lip_spread", "lip_press", "lips_part", "upper_lip_raise",
+    "AU12", "AU14L", "AU14R", "AU15", "AU17", "AU20", "AU23",
+]  # fmt: skip
+
 # Other names callers use (FACS numbers, viseme target keys) -> channel(s).
 CHANNEL_ALIASES = {
     "AU26": ["jaw_open"],
@@ -68,3 +77,12 @@ def channel_index(name: str) -> int:
 def channel_indices(names) -> list[int]:
     """Positions of several channels, in the order given."""
     return [MOTION_CHANNELS.index(n) for n in names]
+
+
+def hold_mouth(motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``motion (b, D)`` with the channels that move the lips (:data:`MOUTH_CHANNELS`) held at the
+    photo's own values ``reference (D,)``: brows, eyes and head still move."""
+    idx = torch.tensor(channel_indices(MOUTH_CHANNELS), device=motion.device)
+    out = motion.clone()
+    out[:, idx] = reference.to(motion)[idx]
+    return out

@@ -92,3 +92,19 @@ def landmarks_of(analysis) -> np.ndarray:
     if lm.shape != (NUM_LANDMARKS, 3):
         raise InputError(f"expected (478, 3) face-mesh landmarks (refine_landmarks=True), got {lm.shape}")
     return lm
+
+
+def check_face_size(landmarks: np.ndarray, min_px: float) -> float:
+    """The face's width in photo pixels (its oval along the eye line); an :class:`InputError` naming it when it is
+    under ``min_px`` (too few pixels to animate: upscaled, the mouth and eyes would be a blur)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    d = lm[263, :2] + lm[362, :2] - lm[33, :2] - lm[133, :2]  # right eye → left eye
+    axis = d / max(float(np.linalg.norm(d)), 1e-9)
+    along = lm[list(FACE_OVAL), :2] @ axis
+    width = float(along.max() - along.min())
+    if width < min_px:
+        raise InputError(
+            f"the face is {width:.0f} px across; at least {min_px:.0f} px is needed to animate it: "
+            "use a larger or closer photo of the face"
+        )
+    return width

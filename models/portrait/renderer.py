@@ -14,6 +14,7 @@ the whole photo at its own size and aspect with the animated face composited bac
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, fields
 from typing import Optional
@@ -28,11 +29,10 @@ from einops import rearrange
 from affectstudio.conditioning.face_align import face_square, padded_crop, paste_mask
 from affectstudio.errors import InputError
 
-from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index, channel_indices
+from .channels import MOTION_DIM, NUM_EXPRESSION, channel_index, channel_indices, hold_mouth
 from .codec import MotionCodec
 from .geometry import FaceFrame, rigid_2d
 from .mesh import (
-    FACE_OVAL,
     LIPS_LOWER_INNER,
     LIPS_LOWER_OUTER,
     LIPS_LOWER_SEMI_INNER,
@@ -40,13 +40,24 @@ from .mesh import (
     LIPS_UPPER_OUTER,
     LIPS_UPPER_SEMI_INNER,
     NUM_LANDMARKS,
+    check_face_size,
     landmarks_of,
 )
 from .mouth import lip_profile, mouth_coords, mouth_frame, synth_mouth
-from .textures import CLOSED, PHOTO, expression_layers, layer_weights, sample_colors, teeth_color, texture_stack
+from .textures import (
+    CLOSED,
+    PHOTO,
+    expression_layers,
+    layer_weights,
+    lip_visibility,
+    sample_colors,
+    teeth_color,
+    texture_stack,
+)
 from .warp import anchor_points, base_grid, grid_of, interpolation_matrix, invert_field, lip_aware_triangles, to_grid
 
 MODES = ("crop", "paste_back")
+NOTES_LOGGER = "affectstudio.notes"  # user-facing notes (conditioning.face_choice.NOTES_LOGGER), printed by the CLI
 
 
 @dataclass
@@ -80,6 +91,7 @@ class PortraitState:
     mode: str = "crop"  # "crop" or "paste_back"
     photo: Optional[torch.Tensor] = None  # (h, w, 3) uint8, the whole photo (paste_back)
     paste_mask: Optional[torch.Tensor] = None  # (1, 1, side, side) feathered blend mask (paste_back)
+    mouth_covered: bool = False  # the photo's lips are hidden (hand, microphone): lips held, no interior drawn
 
     def to(self, device) -> "PortraitState":
         kw = {}
@@ -139,6 +151,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_limit: float = 0.9,
         min_face_px: float = 40.0,
         newton_steps: int = 3,
+        min_lip_visibility: float = 0.5,
     ):
         super().__init__()
         self.codec = MotionCodec()  # default for standalone use; prepare(codec=...) takes the pipeline's
@@ -223,6 +236,11 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             + ref[LIPS_LOWER_INNER[2:-2] + LIPS_UPPER_INNER[3:-3], :2] * 0.5,
         )
         teeth = teeth_color(img, ref_prof, mo[0], ax[0], hw[0])
+        covered = lip_visibility(img, ref) < self.config.min_lip_visibility
+        if covered:
+            logging.getLogger(NOTES_LOGGER).info(
+                "the mouth is covered in the photo (a hand or an object over the lips): the lips are not animated"
+            )
         pts = ref[LIPS_UPPER_OUTER + LIPS_LOWER_OUTER, :2]
         rx0 = int(max(0, math.floor(float(pts[:, 0].min()) - 0.35 * iod)))
         rx1 = int(min(s, math.ceil(float(pts[:, 0].max()) + 0.35 * iod)))
@@ -261,6 +279,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             iod=iod,
             codec=codec,
             mode=mode,
+            mouth_covered=covered,
             **paste,
         )
         return state if device is None else state.to(device)
@@ -301,6 +320,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
     def target_landmarks(self, state: PortraitState, motion: torch.Tensor) -> torch.Tensor:
         """motion (b, D) -> target landmarks (b, 478, 3) in output pixels, with the reference's fit residual."""
         motion = self.couple_actions(motion, state.reference_motion)
+        if state.mouth_covered:
+            motion = hold_mouth(motion, state.reference_motion)
         return self._decode_px(state.codec, state.neutral_landmarks, state.templates, motion) + state.residual
 
     def couple_actions(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -394,6 +415,10 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         else:
             q = torch.as_tensor(landmarks, dtype=torch.float32, device=dev).reshape(-1, NUM_LANDMARKS, 3)
             motion = state.codec.fit(q, state.neutral_landmarks)
+            if state.mouth_covered:  # the lips held at the photo's: the landmarks' mouth motion taken out
+                q = self.target_landmarks(state, motion)
+        if state.mouth_covered:
+            motion = hold_mouth(motion, state.reference_motion)
         au12, au6, au4, au1 = (motion[:, channel_index(c)] for c in ("AU12", "AU6", "AU4", "AU1"))
         b, s = q.shape[0], state.size
         ref = state.reference_landmarks
@@ -441,6 +466,8 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         # a face cut by the crop's edge moves pixels in from past it: they are mirrored, never a smeared edge row
         frame = F.grid_sample(texture, grid_of(u), mode="bilinear", padding_mode="reflection", align_corners=False)
 
+        if state.mouth_covered:  # the occluder stays as the photo shows it: no lips or mouth interior drawn on it
+            return frame
         # 5. mouth interior: the photo's own pixels (teeth) and lips from the closed texture, rigid from the reference
         ry0, ry1, rx0, rx1 = state.mouth_roi
         mouth = mouth_coords(state, q[..., :2], base_grid(s, dev)[ry0:ry1, rx0:rx1])
@@ -467,22 +494,6 @@ def soft_limit(x: torch.Tensor, knee: float, limit: float) -> torch.Tensor:
     """``x`` unchanged up to ``knee``, then easing (tanh) toward ``limit`` and never past it."""
     span = max(limit - knee, 1e-6)
     return torch.where(x > knee, knee + span * torch.tanh((x - knee) / span), x)
-
-
-def check_face_size(landmarks: np.ndarray, min_px: float) -> float:
-    """The face's width in photo pixels (its oval along the eye line); an :class:`InputError` naming it when it is
-    under ``min_px`` (too few pixels to animate: upscaled, the mouth and eyes would be a blur)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    d = lm[263, :2] + lm[362, :2] - lm[33, :2] - lm[133, :2]  # right eye → left eye
-    axis = d / max(float(np.linalg.norm(d)), 1e-9)
-    along = lm[list(FACE_OVAL), :2] @ axis
-    width = float(along.max() - along.min())
-    if width < min_px:
-        raise InputError(
-            f"the face is {width:.0f} px across; at least {min_px:.0f} px is needed to animate it: "
-            "use a larger or closer photo of the face"
-        )
-    return width
 
 
 def sample_px(texture: torch.Tensor, px: torch.Tensor) -> torch.Tensor:

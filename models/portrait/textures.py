@@ -23,7 +23,13 @@ from .mesh import (
     INNER_CORNER_L,
     INNER_CORNER_R,
     LIPS_LOWER_INNER,
+    LIPS_LOWER_OUTER,
+    LIPS_LOWER_SEMI_INNER,
+    LIPS_LOWER_SEMI_OUTER,
     LIPS_UPPER_INNER,
+    LIPS_UPPER_OUTER,
+    LIPS_UPPER_SEMI_INNER,
+    LIPS_UPPER_SEMI_OUTER,
     MOUTH_CORNER_L,
     MOUTH_CORNER_R,
     NOSE_ALA_L,
@@ -240,3 +246,31 @@ def teeth_color(img: torch.Tensor, prof: torch.Tensor, mo, ax, hw) -> torch.Tens
     sat = cols.max(0).values - cols.min(0).values
     good = (lum > 0.45) & (sat < 0.25)
     return cols[:, good].mean(1) if int(good.sum()) >= 3 else default
+
+
+def lip_visibility(img: torch.Tensor, ref: torch.Tensor) -> float:
+    """How much of the photo's lips shows (0-1): the fraction of points on the lip body (between the outer and
+    inner lip contours) whose colour tells them from the skin around the mouth, on the worse half of the mouth.
+
+    Lips differ from the skin beside them in chromaticity (redder, less green) or are darker; a hand, a
+    microphone or a mask over the mouth does neither (a hand is skin: same chromaticity and light), so a covered
+    half reads near 0 while a visible one reads near 1 (a pale-lipped big smile ~0.6)."""
+    s = img.shape[-1]
+    q = ref[:, :2]
+    body = LIPS_UPPER_SEMI_OUTER[1:-1] + LIPS_UPPER_SEMI_INNER[1:-1] + LIPS_LOWER_SEMI_OUTER[1:-1]
+    body = body + LIPS_LOWER_SEMI_INNER[1:-1]
+    outer = q[LIPS_UPPER_OUTER + LIPS_LOWER_OUTER[1:-1]]
+    c = outer.mean(0)
+    skin = torch.cat([c + (outer - c) * k for k in (1.5, 1.8)])  # a ring of skin around the lips
+
+    def feats(pts: torch.Tensor) -> torch.Tensor:  # r, g chromaticity and log luminance
+        col = F.grid_sample(img[:1], (pts / s * 2 - 1).view(1, 1, -1, 2), align_corners=False).view(3, -1).t()
+        total = col.sum(1, keepdim=True).clamp_min(1e-3)
+        return torch.cat([col[:, :2] / total, torch.log(total / 3)], 1)
+
+    d = feats(q[body]) - feats(skin).median(0).values
+    lipish = ((d[:, :2].norm(dim=1) > 0.02) | (d[:, 2] < -0.15)).float()
+    left = (q[body, 0] - c[0]) < 0
+    if bool(left.all()) or not bool(left.any()):
+        return float(lipish.mean())
+    return min(float(lipish[left].mean()), float(lipish[~left].mean()))
