@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from affectstudio.models.portrait import PortraitRenderer
 from affectstudio.models.portrait.channels import MOUTH_CHANNELS, channel_index
@@ -85,8 +86,6 @@ def test_a_covered_mouth_is_held_and_noted(astronaut, caplog):
 
 
 def test_hold_mouth_keeps_the_photos_lip_channels():
-    import torch
-
     from affectstudio.models.portrait.channels import MOTION_DIM, hold_mouth
 
     ref = torch.linspace(0, 1, MOTION_DIM)
@@ -95,3 +94,26 @@ def test_hold_mouth_keeps_the_photos_lip_channels():
     for name in MOUTH_CHANNELS:
         assert torch.all(held[:, channel_index(name)] == ref[channel_index(name)])
     assert torch.all(held[:, channel_index("AU1")] == -1) and torch.all(held[:, channel_index("yaw")] == -1)
+
+
+def _thickness(lm):
+    """Upper (0 -> 13) and lower (14 -> 17) lip heights in pixels, (..., 2)."""
+    return np.stack([lm[..., 13, 1] - lm[..., 0, 1], lm[..., 17, 1] - lm[..., 14, 1]], -1)
+
+
+def test_the_reference_motion_keeps_the_photos_lips_and_openings_do_not_inflate_them(astronaut):
+    # the astronaut's open smile makes the codec's rest lips overlap: the overlap correction must not thin or
+    # thicken the photo's own lips at the reference motion, and openings must not swell them
+    img, lm = astronaut
+    renderer = PortraitRenderer()
+    state = renderer.prepare(img, lm, size=256)
+    photo = _thickness(state.reference_landmarks.numpy())
+    ref = state.reference_motion
+    at_ref = _thickness(renderer.target_landmarks(state, ref[None]).numpy()[0])
+    assert np.allclose(at_ref, photo, rtol=0.1), (at_ref, photo)
+    sweep = ref[None].repeat(6, 1)
+    sweep[:, :-3] = 0  # the pose kept, expression from neutral ...
+    sweep[:, state.codec.index("jaw_open")] = torch.linspace(0, 0.6, 6)  # ... to a wide opening
+    sweep[:, state.codec.index("lips_part")] = torch.linspace(0, 0.15, 6)
+    opened = _thickness(renderer.target_landmarks(state, sweep).numpy())
+    assert (opened <= 1.25 * photo + 0.5).all(), (opened, photo)

@@ -76,6 +76,7 @@ class PortraitState:
     neutral_landmarks: torch.Tensor  # (478, 3) in output pixels
     reference_motion: torch.Tensor  # (D,)
     residual: torch.Tensor  # (478, 3) the codec's fit residual of the photo, output pixels (see _fit_residual)
+    lip_overlap: torch.Tensor  # (478, 3) inner-lip overlap taken out of the residual at rest (see _fit_residual)
     templates: torch.Tensor  # (E, 478, 3) of the neutral (normalised frame)
     anchors: torch.Tensor  # (A, 2) anchor positions, output pixels
     anchor_pose_weight: torch.Tensor  # (A,) how much of the head's rigid motion each anchor follows
@@ -265,7 +266,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             reference_landmarks=ref,
             neutral_landmarks=neutral,
             reference_motion=ref_motion,
-            residual=self._fit_residual(codec, ref, neutral, templates, ref_motion),
+            **self._fit_residual(codec, ref, neutral, templates, ref_motion),
             templates=templates,
             anchors=anchors,
             anchor_pose_weight=weights,
@@ -300,29 +301,37 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         neutral: torch.Tensor,
         templates: torch.Tensor,
         ref_motion: torch.Tensor,
-    ) -> torch.Tensor:
-        """What the codec misses of the photo, ``ref - decode(ref_motion)`` (478, 3) pixels, added to every frame
-        so the reference motion renders the photo itself. Where it would push the inner lips into each other at
-        zero motion (the codec over-fitting an open smile), the overlap is taken out of it: closed lips at rest
-        part as soon as the jaw moves, instead of a dead zone that swallows small openings."""
+    ) -> dict:
+        """What the codec misses of the photo, ``residual = ref - decode(ref_motion)`` (478, 3) pixels, added to
+        every frame so the reference motion renders the photo itself. Where it would push the inner lips into
+        each other at zero motion (the codec over-fitting an open smile), ``lip_overlap`` takes the overlap out of
+        it, fully at a closed mouth and fading to none at the photo's own opening (:meth:`target_landmarks`):
+        closed lips at rest part as soon as the jaw moves, instead of a dead zone that swallows small openings,
+        and the photo's own mouth keeps its lips' thickness (no lips thinned, or thickened, at the reference)."""
         residual = ref - self._decode_px(codec, neutral, templates, ref_motion[None])[0]
         rest = neutral + residual  # zero motion
         up, lo = torch.tensor(LIPS_UPPER_INNER[1:-1]), torch.tensor(LIPS_LOWER_INNER[1:-1])
         half = ((rest[up, 1] - rest[lo, 1]) / 2).clamp_min(0)  # (9,) overlap / 2, pixels
+        overlap = torch.zeros_like(residual)
         for rows, sign in (
             ((LIPS_UPPER_INNER, LIPS_UPPER_SEMI_INNER), -1.0),
             ((LIPS_LOWER_INNER, LIPS_LOWER_SEMI_INNER), 1.0),
         ):
             for row in rows:
-                residual[torch.tensor(row[1:-1]), 1] += sign * half
-        return residual
+                overlap[torch.tensor(row[1:-1]), 1] += sign * half
+        return dict(residual=residual, lip_overlap=overlap)
 
     def target_landmarks(self, state: PortraitState, motion: torch.Tensor) -> torch.Tensor:
         """motion (b, D) -> target landmarks (b, 478, 3) in output pixels, with the reference's fit residual."""
         motion = self.couple_actions(motion, state.reference_motion)
         if state.mouth_covered:
             motion = hold_mouth(motion, state.reference_motion)
-        return self._decode_px(state.codec, state.neutral_landmarks, state.templates, motion) + state.residual
+        # the overlap correction fades from a closed mouth (1) to the photo's own opening (0)
+        opening = motion[:, channel_indices(["jaw_open", "lips_part"])].sum(1)
+        own = float(state.reference_motion[channel_indices(["jaw_open", "lips_part"])].sum())
+        fade = (1 - opening / own).clamp(0, 1) if own > 0.05 else torch.ones_like(opening)
+        px = self._decode_px(state.codec, state.neutral_landmarks, state.templates, motion) + state.residual
+        return px + fade.view(-1, 1, 1) * state.lip_overlap
 
     def couple_actions(self, motion: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Actions that come together in a prototype expression (FACS/EMFACS), added beyond the photo's own:
