@@ -46,11 +46,11 @@ from affectstudio.pipelines.base import AffectPipeline
 from affectstudio.video_io import write_video
 
 SIZES = (256, 512, 0)
-# Default share of the speech-loudness jaw target in jaw_open (measured: docs of lip_sync and assets/talking_portrait/
-# quality.json — end-to-end lip sync 0.47-0.55 → ≥ 0.7 on the bundled portrait, close-ups and other faces at 0.65,
-# with the closed mouth in silence unchanged)
-LIP_SYNC_STRENGTH = 0.65
-JAW = MOTION_CHANNELS.index("jaw_open")
+# How far the mouth is drawn toward the speech's loudness (lip_sync), chosen by measurement (the rendered frames'
+# dlib lip sync, assets/talking_portrait/quality.json and closeup_eval.json): at 0.8 every face, framing and
+# recording tried reached >= 0.7 (0.65: a 6 s close-up at 256 stayed at 0.66), the closed mouth in silence unchanged
+LIP_SYNC_STRENGTH = 0.8
+JAW, LIP_PRESS = MOTION_CHANNELS.index("jaw_open"), MOTION_CHANNELS.index("lip_press")
 PREPARED_PHOTOS = 4  # prepared photos kept per pipeline (a 512² one holds ~40 MB of layers)
 _PREPARED_LOCK = threading.Lock()
 
@@ -298,9 +298,10 @@ class TalkingPortraitPipeline(AffectPipeline):
             audio_guidance_scale / emotion_guidance_scale: separate classifier-free guidance scales; with
                 ``emotion_guidance_scale > 1`` the emotion is pushed away from ``negative_emotion`` (default:
                 its valence mirror).
-            lip_sync_strength: how far ``jaw_open`` is drawn from the DiT's own toward the speech's loudness
-                (:meth:`lip_sync`): 0 = the DiT's jaw alone, 1 = the loudness target alone (the DiT still sets
-                its amplitude). Default 0.65, chosen by the measured lip sync.
+            lip_sync_strength: how far the mouth is drawn from the DiT's motion toward the speech's loudness
+                (:meth:`lip_sync`: the jaw opens with it, the lip press releases on loud frames): 0 = the DiT's
+                mouth alone, 1 = the jaw follows the loudness alone (the DiT still sets how wide). Default 0.8,
+                chosen by the measured lip sync of rendered frames.
             pose_scale: head-motion amplitude (0 = still head). blink_rate: blinks per minute (0 = none).
             gaze: ``"natural"`` (fixations and small saccades) or ``"camera"`` (eyes held on the photo's gaze).
             face: ``"auto"`` (the largest face; near-equal ones: the most central), ``"largest"``, ``"center"``,
@@ -426,30 +427,34 @@ class TalkingPortraitPipeline(AffectPipeline):
         return motion
 
     def lip_sync(self, motion: torch.Tensor, wave: np.ndarray, sr: int, strength: float = LIP_SYNC_STRENGTH):
-        """Draw ``jaw_open`` of ``motion`` (``(t, D)`` or ``(b, t, D)`` at ``config.fps``, as :meth:`assemble_motion`
-        returns it) toward the speech: ``(1 - strength) * jaw + strength * amplitude * loudness``.
+        """Draw the mouth of ``motion`` (``(t, D)`` or ``(b, t, D)`` at ``config.fps``, as :meth:`assemble_motion`
+        returns it) toward the speech's loudness ``L``
+        (:func:`~affectstudio.conditioning.speech_features.speech_loudness`: 0 in pauses, near 1 on vowel nuclei,
+        whatever the recording's gain):
 
-        ``loudness`` is :func:`~affectstudio.conditioning.speech_features.speech_loudness` of ``wave`` (0 in pauses,
-        near 1 on vowel nuclei, whatever the recording's gain); ``amplitude`` is the clip's own jaw at its widest
-        (95th percentile over speech frames), so the emotion and the DiT keep deciding how wide the mouth opens
-        while the speech decides when. The sampled jaw alone follows the loudness only loosely (corr 0.77-0.88,
-        lip sync of the rendered frames 0.47-0.55 on real speech); the blend keeps its coarticulation and the
-        other mouth channels. Returns a new tensor; ``strength=0`` returns ``motion`` unchanged.
+        * ``jaw_open ← (1 - strength) · jaw + strength · amplitude · L``, ``amplitude`` the clip's own jaw at its
+          widest (95th percentile over speech frames): the emotion and the DiT keep deciding how wide the mouth
+          opens, the speech decides when;
+        * ``lip_press ← lip_press · (1 - strength · L)``: lips pressed together silence the voice (p, b, m are
+          quiet), so a loud frame releases the press in proportion; in pauses the DiT's closure stays.
+
+        The sampled jaw alone follows the loudness only loosely (corr 0.74-0.88) and its lip press closes the mouth
+        on loud frames; the blend keeps the DiT's coarticulation and every other channel. Returns a new tensor;
+        ``strength=0`` returns ``motion`` unchanged.
         """
         if strength <= 0:
             return motion
         loud = torch.from_numpy(speech_loudness(wave, sr, fps=self.config.fps))
         flat = motion[None] if motion.dim() == 2 else motion
         t = min(flat.shape[1], loud.numel())
-        speaking = loud[:t] > 0
+        loud = loud[:t]
+        speaking = loud > 0
         out = flat.clone()
         for clip in out:
             jaw = clip[:t, JAW]
-            if not speaking.any():
-                clip[:t, JAW] = (1 - strength) * jaw
-                continue
-            amplitude = torch.quantile(jaw[speaking], 0.95).clamp(min=0.0)
-            clip[:t, JAW] = (1 - strength) * jaw + strength * amplitude * loud[:t]
+            amplitude = torch.quantile(jaw[speaking], 0.95).clamp(min=0.0) if speaking.any() else jaw.new_zeros(())
+            clip[:t, JAW] = (1 - strength) * jaw + strength * amplitude * loud
+            clip[:t, LIP_PRESS] *= 1 - strength * loud
         return out[0] if motion.dim() == 2 else out
 
     def render(self, state, motion: torch.Tensor, output_path, wave, sr, keep: bool, chunk: int):

@@ -57,10 +57,10 @@ def lip_sync(motion, wave, strength):
     return TalkingPortraitPipeline.lip_sync(_Pipe(), motion, wave, SR, strength)  # type: ignore[arg-type]
 
 
-def test_lip_sync_blends_only_the_jaw_toward_the_speech():
+def test_lip_sync_opens_the_jaw_and_releases_the_press_with_the_speech():
     from affectstudio.models.portrait import MOTION_CHANNELS
 
-    jaw_i = MOTION_CHANNELS.index("jaw_open")
+    jaw_i, press_i = MOTION_CHANNELS.index("jaw_open"), MOTION_CHANNELS.index("lip_press")
     wave = syllables()
     loud = torch.from_numpy(speech_loudness(wave, SR))
     g = torch.Generator().manual_seed(0)
@@ -68,13 +68,16 @@ def test_lip_sync_blends_only_the_jaw_toward_the_speech():
     assert lip_sync(motion, wave, 0.0) is motion
     full = lip_sync(motion, wave, 1.0)
     half = lip_sync(motion, wave, 0.5)
-    others = [i for i in range(len(MOTION_CHANNELS)) if i != jaw_i]
+    others = [i for i in range(len(MOTION_CHANNELS)) if i not in (jaw_i, press_i)]
     assert torch.equal(full[..., others], motion[..., others])
     for b in range(2):
         amp = torch.quantile(motion[b, loud > 0, jaw_i], 0.95)
         torch.testing.assert_close(full[b, :, jaw_i], amp * loud)  # the clip's own amplitude, the speech's timing
     torch.testing.assert_close(half[..., jaw_i], 0.5 * (motion[..., jaw_i] + full[..., jaw_i]))
     assert (full[:, loud == 0, jaw_i] == 0).all()  # closed in the pause
+    # the press: kept where the speech is quiet, released in proportion to the loudness
+    torch.testing.assert_close(full[:, loud == 0, press_i], motion[:, loud == 0, press_i])
+    torch.testing.assert_close(half[..., press_i], motion[..., press_i] * (1 - 0.5 * loud))
     one = lip_sync(motion[0], wave, 1.0)  # (t, D) in, (t, D) out
     torch.testing.assert_close(one, full[0])
 
@@ -86,6 +89,8 @@ def test_lip_sync_on_silence_only_closes_the_jaw():
     motion = torch.full((25, len(MOTION_CHANNELS)), 0.2)
     out = lip_sync(motion, np.zeros(SR, np.float32), 0.65)
     torch.testing.assert_close(out[:, jaw_i], torch.full((25,), 0.2 * 0.35))
+    others = [i for i in range(len(MOTION_CHANNELS)) if i != jaw_i]
+    assert torch.equal(out[:, others], motion[:, others])
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -195,7 +195,7 @@ def test_jaw_follows_the_speech_loudness(face_image, speech):
     synced = call(pipe, face_image, speech).motion
     loud = speech_loudness(*speech, fps=25.0)
     assert np.corrcoef(synced[:, jaw], loud)[0, 1] > max(0.6, np.corrcoef(free[:, jaw], loud)[0, 1] + 0.2)
-    others = [i for i in range(len(MOTION_CHANNELS)) if i != jaw]
+    others = [i for i in range(len(MOTION_CHANNELS)) if MOTION_CHANNELS[i] not in ("jaw_open", "lip_press")]
     np.testing.assert_array_equal(synced[:, others], free[:, others])
 
 

@@ -89,6 +89,12 @@ class RenderSettings:
     steps: int = 10
     size: int = 256
     seed: int = 0
+    lip_sync_strength: Optional[float] = None  # None: the pipeline's default
+
+    def resolved_lip_sync_strength(self) -> float:
+        from affectstudio.pipelines.portrait import LIP_SYNC_STRENGTH
+
+        return LIP_SYNC_STRENGTH if self.lip_sync_strength is None else float(self.lip_sync_strength)
 
 
 def render(pipe, image, wave: np.ndarray, sr: int, emotion: str, settings: RenderSettings):
@@ -100,6 +106,7 @@ def render(pipe, image, wave: np.ndarray, sr: int, emotion: str, settings: Rende
         emotion=emotion,
         num_inference_steps=settings.steps,
         size=settings.size,
+        lip_sync_strength=settings.resolved_lip_sync_strength(),
         generator=torch.Generator("cpu").manual_seed(settings.seed),
     )
 
@@ -331,6 +338,7 @@ def evaluate(
             "steps": settings.steps,
             "size": settings.size,
             "seed": settings.seed,
+            "lip_sync_strength": settings.resolved_lip_sync_strength(),
             "lipsync_emotion": lipsync_emotion,
             "emotion_clip": f"first {emotion_seconds:g} s of {wavs[0].name}",
             "emotion_intensity": 1.0,
@@ -396,6 +404,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lip-sync-strength",
+        type=float,
+        default=None,
+        help="the pipeline's lip_sync_strength (default: its own default; 0: the sampled jaw alone)",
+    )
     parser.add_argument("--emotion-seconds", type=float, default=8.0)
     parser.add_argument("--lipsync-emotion", default="neutral")
     parser.add_argument(
@@ -416,7 +430,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = evaluate(
             args.wav,
             args.image,
-            RenderSettings(args.steps, args.size, args.seed),
+            RenderSettings(args.steps, args.size, args.seed, args.lip_sync_strength),
             args.emotion_seconds,
             args.lipsync_emotion,
             args.identity_every,
