@@ -254,7 +254,8 @@ def lip_visibility(img: torch.Tensor, ref: torch.Tensor) -> float:
 
     Lips differ from the skin beside them in chromaticity (redder, less green) or are darker; a hand, a
     microphone or a mask over the mouth does neither (a hand is skin: same chromaticity and light), so a covered
-    half reads near 0 while a visible one reads near 1 (a pale-lipped big smile ~0.6)."""
+    half reads near 0 while a visible one reads near 1 (a pale-lipped big smile ~0.6). A photo without colour
+    (greyscale skin) reads 1: the cue needs colour."""
     s = img.shape[-1]
     q = ref[:, :2]
     body = LIPS_UPPER_SEMI_OUTER[1:-1] + LIPS_UPPER_SEMI_INNER[1:-1] + LIPS_LOWER_SEMI_OUTER[1:-1]
@@ -268,7 +269,10 @@ def lip_visibility(img: torch.Tensor, ref: torch.Tensor) -> float:
         total = col.sum(1, keepdim=True).clamp_min(1e-3)
         return torch.cat([col[:, :2] / total, torch.log(total / 3)], 1)
 
-    d = feats(q[body]) - feats(skin).median(0).values
+    skin_f = feats(skin).median(0).values
+    if float((skin_f[:2] - 1 / 3).abs().max()) < 0.01:  # a greyscale photo: colour cannot tell lips from skin
+        return 1.0
+    d = feats(q[body]) - skin_f
     lipish = ((d[:, :2].norm(dim=1) > 0.02) | (d[:, 2] < -0.15)).float()
     left = (q[body, 0] - c[0]) < 0
     if bool(left.all()) or not bool(left.any()):
