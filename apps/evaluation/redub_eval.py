@@ -37,7 +37,9 @@ from . import package_media
 from .metrics import emotion_agreement, identity_stats, inner_lip_gap, lagged_pearson, rms_envelope
 
 NEW_TEXT = "Please close the window before the rain comes in, and bring the dog inside."
-SOURCE_TEXT = "We won the final in the last minute and the whole street was dancing."
+SOURCE_TEXT = (  # long enough (about 7 s) that the clip holds --text (about 4.7 s) with room around it
+    "We won the final in the last minute and the whole street was dancing. Nobody slept that night, not even the dog."
+)
 SHORT_TEXT = "Close the window, please."  # fits the 2.4 s phone clip
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 
