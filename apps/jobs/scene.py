@@ -143,7 +143,7 @@ def render_scene(
         )
         spoken = speech.save(work / "voice.wav")
         # 2. the face speaking it, steered by the same emotion
-        face = render_portrait(
+        face_clip = render_portrait(
             image=image,
             output=work / "face.mp4",
             audio=spoken,
@@ -156,7 +156,7 @@ def render_scene(
         )
         # 3. the score for that clip, steered by the same emotion, ducked where the clip speaks
         render_music(
-            video=face,
+            video=face_clip,
             output=work / "music.mp4",
             emotion=spec,
             style=style,
@@ -174,7 +174,7 @@ def render_scene(
         mix[: len(score)] += score * np.float32(10 ** (music_gain_db / 20))
         mix = with_headroom(mix)
         # 4. one mp4: the face clip's picture with the mixed sound
-        mux_audio(face, mix, sr, output)
+        mux_audio(face_clip, mix, sr, output)
         if wav is not None:
             write_wav(wav, mix, sr)
         if voice_wav is not None:
