@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
-import json
 import platform
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -35,7 +33,7 @@ import numpy as np
 from affectstudio.errors import AffectStudioError, DependencyError
 
 from .metrics import core_silence, inner_lip_gap, lagged_pearson, masked_mean, pearson, rms_envelope, silence_mask
-from .quality import _jsonable
+from .quality import write_report
 from .quality_models import _require_eval_packages, evaluator_versions
 
 COMBOS = ((256, "crop"), (512, "crop"), (256, "paste_back"), (512, "paste_back"))
@@ -227,15 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if bad:
             parser.error(f"unknown combo {bad[0]!r}; choose from {', '.join(allowed)}")
         combos = tuple(allowed[c] for c in args.combos)
-    try:
-        report = evaluate(args.cases, args.only, combos, args.seconds, args.steps)
-    except DependencyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
-    print("\n".join(summary_table(report)))
-    return 0
+    return write_report(
+        args.json, lambda: evaluate(args.cases, args.only, combos, args.seconds, args.steps), summary_table
+    )
 
 
 if __name__ == "__main__":

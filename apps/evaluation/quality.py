@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -393,6 +393,20 @@ def _jsonable(x):
     return x
 
 
+def write_report(path: Path, make: Callable[[], dict], table: Callable[[dict], list[str]]) -> int:
+    """An evaluation's ending, shared by its mains: ``make()`` the report, write it to ``path`` as JSON and print
+    ``table(report)``; a missing evaluator package is one ``error:`` line and exit code 2."""
+    try:
+        report = make()
+    except DependencyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    print("\n".join(table(report)))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m affectstudio.apps.evaluation.quality", description=__doc__.split("\n")[0]
@@ -426,23 +440,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from affectstudio.assets import asset_path
 
         args.image = asset_path("samples", "portrait.jpg")
-    try:
-        report = evaluate(
+    settings = RenderSettings(args.steps, args.size, args.seed, args.lip_sync_strength)
+    return write_report(
+        args.json,
+        lambda: evaluate(
             args.wav,
             args.image,
-            RenderSettings(args.steps, args.size, args.seed, args.lip_sync_strength),
+            settings,
             args.emotion_seconds,
             args.lipsync_emotion,
             args.identity_every,
             args.sheet,
-        )
-    except DependencyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
-    print("\n".join(summary_table(report)))
-    return 0
+        ),
+        summary_table,
+    )
 
 
 if __name__ == "__main__":
