@@ -111,13 +111,14 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     inner = gexp(((x.abs() - 0.18) / 0.16) ** 2)
     outer = gexp(((x.abs() - 0.62) / 0.18) ** 2)
     # AU1 lifts the inner brow heads (and draws them slightly together), AU2 the outer brow tails
+    # (a larger or wider AU2 folds the skin between brow and lid on faces with a short brow-lid gap, e.g. takeo)
     out["AU1"][:, 1] = -0.25 * inner * above_eye
     out["AU1"][:, 0] = -0.021 * torch.sign(x) * inner * above_eye
     out["AU2"][:, 1] = -0.17 * outer * above_eye
     # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
     brows = above_eye  # the brow lowered as a whole: the skin under it bunches over the lid, the hairline stays
     glabella = gexp((x / 0.35) ** 2)
-    out["AU4"][:, 1] = 0.17 * brows * (0.35 + 0.65 * glabella)
+    out["AU4"][:, 1] = 0.25 * brows * (0.35 + 0.65 * glabella)
     out["AU4"][:, 0] = -0.05 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
 
     # eyes: lid curves per eye
@@ -165,9 +166,9 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
         lid_lo[idx_up] = 0.0
         lid_lo = lid_lo * arch
         lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
-        out["AU5"][:, 1] += -0.11 * lid_up
+        out["AU5"][:, 1] += -0.19 * lid_up
         out["AU4"][:, 1] += 0.012 * lid_up  # the lowered brow pushes the lid fold down a little (eye shape kept)
-        out["AU7"][:, 1] += -0.045 * lid_lo + 0.015 * lid_up
+        out["AU7"][:, 1] += -0.10 * lid_lo + 0.015 * lid_up
         out["AU6"][:, 1] += -0.03 * lid_lo
         out["gaze_x"][iris, 0] = 0.10
         out["gaze_y"][iris, 1] = 0.06
