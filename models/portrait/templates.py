@@ -75,7 +75,9 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     t[:, 2] = 0.12 * below * r * in_face_x
     # the mandible swings the corners down and in: an opening mouth narrows (both lips)
     t[:, 0] = -0.05 * (x - mx) / half_w * mouth_g * below - 0.03 * (x - mx) / half_w * mouth_g * upper
-    t[:, 1] -= 0.015 * upper * lips
+    # the lips part beyond what the hinge gives them (the lower lip follows the jaw, the upper lifts a little):
+    # the inner gap grows without the chin moving further
+    t[:, 1] += 0.08 * below * lips - 0.035 * upper * lips
 
     t = out["lip_round"]
     t[:, 0] = -0.38 * (x - mx) * mouth_g
@@ -166,7 +168,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
         lid_lo[idx_up] = 0.0
         lid_lo = lid_lo * arch
         lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
-        out["AU5"][:, 1] += -0.19 * lid_up
+        out["AU5"][:, 1] += -0.15 * lid_up
         out["AU4"][:, 1] += 0.012 * lid_up  # the lowered brow pushes the lid fold down a little (eye shape kept)
         out["AU7"][:, 1] += -0.10 * lid_lo + 0.015 * lid_up
         out["AU6"][:, 1] += -0.03 * lid_lo
