@@ -20,7 +20,7 @@ gradient / source gradient there; 1 = no added edge); emotion — the FER-2013 c
 
 Usage::
 
-    python -m affectstudio.apps.evaluation.redub_eval --out redub_eval/ [--sheet docs/images/redub_sheet.png]
+    python -m affectstudio.apps.evaluation.redub_eval --out redub_eval/ [--sheet SHEET.png]   # every clip's sheet goes to OUT/<clip>_sheet.png
 """
 
 from __future__ import annotations
