@@ -20,7 +20,9 @@ gradient / source gradient there; 1 = no added edge); emotion — the FER-2013 c
 
 Usage::
 
-    python -m affectstudio.apps.evaluation.redub_eval --out redub_eval/ [--sheet SHEET.png]   # every clip's sheet goes to OUT/<clip>_sheet.png
+    python -m affectstudio.apps.evaluation.redub_eval --out redub_eval/ [--sheet SHEET.png]
+
+Every clip's contact sheet goes to ``OUT/<clip>_sheet.png``; ``--sheet`` also writes the rendered clip's.
 """
 
 from __future__ import annotations
