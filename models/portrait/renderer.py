@@ -152,7 +152,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         brow_limit: float = 0.9,
         min_face_px: float = 40.0,
         newton_steps: int = 3,
-        min_lip_visibility: float = 0.5,
+        min_lip_visibility: float = 0.1,  # a hand over the whole mouth: 0-0.06; pale lips in a compressed video: 0.12+
     ):
         super().__init__()
         self.codec = MotionCodec()  # default for standalone use; prepare(codec=...) takes the pipeline's
