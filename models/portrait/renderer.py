@@ -168,11 +168,14 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
         device: torch.device | str | None = None,
         mode: str = "crop",
         codec: MotionCodec | None = None,
+        check_cover: bool = True,
     ) -> PortraitState:
         """Frame the face, estimate the neutral, triangulate and precompute the warp.
 
         ``size``: side of the rendered face square (256, 512, or 0 = the square's own size in the photo).
         ``mode="crop"`` renders that square; ``"paste_back"`` composites it back into the whole photo.
+        ``check_cover``: hold the lips of a photo whose mouth is covered (off for a video's frame: pale,
+        compressed lips read as covered, and the video shows the speaker's own mouth).
         """
         if size not in (0, 256, 512) and size < 64:
             raise InputError(f"size must be 256, 512, or 0 (source crop), got {size}")
@@ -237,7 +240,7 @@ class PortraitRenderer(ModelMixin, ConfigMixin):
             + ref[LIPS_LOWER_INNER[2:-2] + LIPS_UPPER_INNER[3:-3], :2] * 0.5,
         )
         teeth = teeth_color(img, ref_prof, mo[0], ax[0], hw[0])
-        covered = lip_visibility(img, ref) < self.config.min_lip_visibility
+        covered = check_cover and lip_visibility(img, ref) < self.config.min_lip_visibility
         if covered:
             logging.getLogger(NOTES_LOGGER).info(
                 "the mouth is covered in the photo (a hand or an object over the lips): the lips are not animated"
