@@ -120,8 +120,8 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
     # AU4 (corrugator/procerus): brows down, most at the inner heads, and pulled together over the nose
     brows = above_eye  # the brow lowered as a whole: the skin under it bunches over the lid, the hairline stays
     glabella = gexp((x / 0.35) ** 2)
-    out["AU4"][:, 1] = 0.25 * brows * (0.35 + 0.65 * glabella)
-    out["AU4"][:, 0] = -0.05 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
+    out["AU4"][:, 1] = 0.20 * brows * (0.35 + 0.65 * glabella)
+    out["AU4"][:, 0] = -0.04 * torch.sign(x) * brows * gexp(((x.abs() - 0.2) / 0.25) ** 2)
 
     # eyes: lid curves per eye
     blink = out["blink"]
@@ -169,7 +169,7 @@ def expression_templates(neutral_norm: torch.Tensor) -> torch.Tensor:
         lid_lo = lid_lo * arch
         lid_lo[[up_idx[0], up_idx[-1]]] = 0.0
         out["AU5"][:, 1] += -0.15 * lid_up
-        out["AU4"][:, 1] += 0.012 * lid_up  # the lowered brow pushes the lid fold down a little (eye shape kept)
+        out["AU4"][:, 1] += 0.0096 * lid_up  # the lowered brow pushes the lid fold down a little (eye shape kept)
         out["AU7"][:, 1] += -0.10 * lid_lo + 0.015 * lid_up
         out["AU6"][:, 1] += -0.03 * lid_lo
         out["gaze_x"][iris, 0] = 0.10
