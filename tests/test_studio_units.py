@@ -121,6 +121,30 @@ def test_errors_name_files_not_temporary_paths(tmp_path):
     assert e.value.message == "--image file not found: holiday.jpg"
 
 
+def test_the_preview_is_upright_where_the_file_is_stored_sideways(tmp_path):
+    """A click on the preview is mapped to the face picker's boxes, which are in the upright photo's pixels."""
+    import numpy as np
+    from PIL import Image
+
+    from affectstudio.apps.studio.common import preview_photo
+    from affectstudio.conditioning.photo import load_photo
+
+    yy, xx = np.mgrid[0:120, 0:80]
+    upright = np.stack([yy * 2, xx * 3, 255 - yy * 2], -1).astype(np.uint8)  # smooth, and no two rotations alike
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    sideways = tmp_path / "phone.jpg"
+    Image.fromarray(np.rot90(upright, 1).copy()).save(sideways, quality=95, exif=exif.tobytes())
+    shown = preview_photo(sideways)
+    assert isinstance(shown, np.ndarray) and shown.shape == (120, 80, 3)
+    assert np.array_equal(shown, load_photo(sideways))
+    assert np.abs(shown.astype(float) - upright).mean() < 8  # the JPEG's loss only, not another rotation
+
+    plain = tmp_path / "plain.png"
+    Image.fromarray(upright).save(plain)
+    assert preview_photo(plain) == str(plain)  # served as it is
+
+
 def test_malformed_curves_get_the_parsers_message_everywhere_in_the_studio():
     from affectstudio.apps.studio.common import emotion_reading
     from affectstudio.apps.studio.emotion import load_curve

@@ -243,6 +243,9 @@ def input_error(e: InputError, *path_groups: Iterable) -> gr.Error:
 # ------------------------------------------------------------------------------------------------- uploads
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 def photo_input(label: str, elem_id: str, height: int = 240):
     """A photo upload that we check ourselves (Gradio's image preprocessing answers a bad file with a dump of
     its internals): a file box for the upload and a preview that shows the photo once it is read."""
@@ -255,11 +258,19 @@ def photo_input(label: str, elem_id: str, height: int = 240):
 
 
 def preview_photo(path):
-    """The uploaded photo as it will be used (EXIF orientation applied), or one readable error."""
+    """The uploaded photo as it will be used, or one readable error. A file stored sideways (EXIF orientation), in
+    CMYK or 16-bit is shown as the pipeline reads it (upright, 8-bit RGB), so a click on the preview lands on the
+    pixel the face picker's boxes use whatever the browser does with the tag; any other file is shown as it is."""
     if not path:
         return None
     check_photo(path)
-    return str(path)
+    from PIL import Image
+
+    from affectstudio.conditioning.photo import load_photo
+
+    with Image.open(path) as im:
+        as_is = im.getexif().get(EXIF_ORIENTATION, 1) == 1 and im.mode in ("RGB", "RGBA", "L", "LA", "P")
+    return str(path) if as_is else load_photo(path)
 
 
 def check_photo(path) -> Path:
