@@ -243,9 +243,6 @@ def input_error(e: InputError, *path_groups: Iterable) -> gr.Error:
 # ------------------------------------------------------------------------------------------------- uploads
 
 
-EXIF_ORIENTATION = 0x0112
-
-
 def photo_input(label: str, elem_id: str, height: int = 240):
     """A photo upload that we check ourselves (Gradio's image preprocessing answers a bad file with a dump of
     its internals): a file box for the upload and a preview that shows the photo once it is read."""
@@ -264,12 +261,12 @@ def preview_photo(path):
     if not path:
         return None
     check_photo(path)
-    from PIL import Image
+    from PIL import ExifTags, Image
 
     from affectstudio.conditioning.photo import load_photo
 
-    with Image.open(path) as im:
-        as_is = im.getexif().get(EXIF_ORIENTATION, 1) == 1 and im.mode in ("RGB", "RGBA", "L", "LA", "P")
+    with Image.open(path) as im:  # the header only: check_photo decoded it
+        as_is = im.getexif().get(ExifTags.Base.Orientation, 1) == 1 and im.mode in ("RGB", "RGBA", "L", "LA", "P")
     return str(path) if as_is else load_photo(path)
 
 
